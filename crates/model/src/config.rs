@@ -1,0 +1,238 @@
+//! The validated config: what `compile()` proved, in types the gateway uses directly.
+//!
+//! A [`Config`] has no constructor other than [`crate::compile`]; code downstream never
+//! re-checks what compile proved (addresses parse, names resolve, durations are in range).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+
+use crate::raw::Document;
+pub use crate::raw::{Balance, OnFailure};
+use crate::version::VersionId;
+
+/// A validated gateway config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) version: VersionId,
+    pub(crate) document: Document,
+    pub listeners: Vec<ListenerConfig>,
+    pub admin: Option<SocketAddr>,
+    pub resolver: ResolverConfig,
+    pub auth_providers: Vec<AuthProviderConfig>,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub limits: LimitsConfig,
+    /// Findings that do not block the config (an unused upstream, a probe timeout above its interval).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The version id: SHA-256 of the canonical form of the document.
+    pub fn version(&self) -> &VersionId {
+        &self.version
+    }
+
+    /// The document this config was compiled from.
+    pub fn document(&self) -> &Document {
+        &self.document
+    }
+
+    /// Overrides listener and admin addresses (the `--listen NAME=ADDR` and `--admin ADDR`
+    /// flags), so several gateways can share one machine. The version id is unchanged: it names
+    /// the document, and the overrides are a property of the process.
+    pub fn override_addresses(
+        &mut self,
+        listen: &[(String, SocketAddr)],
+        admin: Option<SocketAddr>,
+    ) -> Result<(), String> {
+        for (name, addr) in listen {
+            let listener = self
+                .listeners
+                .iter_mut()
+                .find(|l| &l.name == name)
+                .ok_or_else(|| format!("--listen {name}={addr}: no listener named {name:?}"))?;
+            listener.address = *addr;
+        }
+        if admin.is_some() {
+            self.admin = admin;
+        }
+        Ok(())
+    }
+
+    /// The upstream with this name; compile proved every route's upstream exists.
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConfig {
+    /// `None`: the system's resolv.conf.
+    pub nameservers: Option<Vec<SocketAddr>>,
+    pub timeout: Duration,
+    pub attempts: u32,
+    pub cache_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub serve_stale: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthProviderConfig {
+    Introspection(IntrospectionConfig),
+    Jwt(JwtConfig),
+    ApiKey(ApiKeyConfig),
+}
+
+impl AuthProviderConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            AuthProviderConfig::Introspection(p) => &p.name,
+            AuthProviderConfig::Jwt(p) => &p.name,
+            AuthProviderConfig::ApiKey(p) => &p.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntrospectionConfig {
+    pub name: String,
+    pub endpoint: Uri,
+    pub timeout: Duration,
+    pub cache_ttl: Duration,
+    pub on_failure: OnFailure,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtConfig {
+    pub name: String,
+    pub jwks_url: Uri,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub algorithms: Vec<String>,
+    pub refresh: Duration,
+    pub timeout: Duration,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyConfig {
+    pub name: String,
+    pub header: HeaderName,
+    pub keys_sha256: Vec<[u8; 32]>,
+}
+
+/// A host in an endpoint or URL: an IP address or a DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// An upstream endpoint, `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub host: Host,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+    pub balance: Balance,
+    pub connect_timeout: Duration,
+    pub health_check: Option<HealthCheckConfig>,
+    pub outlier: OutlierConfig,
+    pub slow_start: Duration,
+    pub max_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheckConfig {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_after: u32,
+    pub unhealthy_after: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierConfig {
+    pub consecutive_5xx: u32,
+    pub ejection: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Exact(String),
+    /// `*.example.com`: holds ".example.com".
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    pub host: Option<HostMatch>,
+    pub path: PathMatch,
+    pub methods: Option<Vec<Method>>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub upstream: String,
+    pub auth: Option<String>,
+    pub timeout: Duration,
+    pub retries: RetryConfig,
+    pub max_concurrency: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    pub attempts: u32,
+    pub budget_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    pub max_connections: u32,
+    pub max_inflight: u32,
+    pub max_header_bytes: u32,
+    pub max_body_bytes: u64,
+}

@@ -1,0 +1,92 @@
+//! Version ids: the SHA-256 of a document's canonical form, so equal content is the same version everywhere.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::raw::Document;
+
+/// Lowercase hex SHA-256 of the canonical JSON form of a document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VersionId(String);
+
+impl VersionId {
+    pub fn of(document: &Document) -> VersionId {
+        VersionId(hex::encode(Sha256::digest(
+            canonical_json(document).as_bytes(),
+        )))
+    }
+
+    /// Parses a full 64-character hex id.
+    pub fn parse(text: &str) -> Result<VersionId, String> {
+        if text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(VersionId(text.to_owned()))
+        } else {
+            Err(format!(
+                "{text:?} is not a version id (64 lowercase hex characters)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 characters, for people.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The canonical form: compact JSON, object keys sorted, absent options omitted, durations in
+/// one spelling. Independent of how the document was written (YAML or JSON, key order, spacing).
+pub fn canonical_json(document: &Document) -> String {
+    // Serialising plain data to a Value cannot fail: all map keys are strings.
+    let value = serde_json::to_value(document).unwrap_or(serde_json::Value::Null);
+    let mut out = String::new();
+    write_sorted(&value, &mut out);
+    out
+}
+
+fn write_sorted(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_sorted(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_sorted(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}

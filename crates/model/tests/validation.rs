@@ -1,0 +1,268 @@
+//! Validation as a table: each broken document and the exact errors it must produce.
+
+use rampart_model::{LoadError, compile, diff, load, parse_document};
+
+const BASE: &str = r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: r, upstream: users }]
+"#;
+
+fn errors_of(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => vec![],
+        Err(LoadError::Invalid(e)) => e.0.iter().map(ToString::to_string).collect(),
+        Err(LoadError::Parse(e)) => vec![format!("parse: {e}")],
+    }
+}
+
+#[test]
+fn base_is_valid() {
+    assert_eq!(errors_of(BASE), Vec::<String>::new());
+}
+
+#[test]
+fn broken_configs_get_exact_errors() {
+    let table: &[(&str, &[&str])] = &[
+        (
+            r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: a, upstream: users }, { name: b, match: { path_prefix: /x }, upstream: users },
+         { name: c, match: { path_prefix: /y }, upstream: users }, { name: d, match: { path_prefix: /z }, upstream: userz }]
+"#,
+            &[r#"routes[3].upstream: no upstream named "userz" (did you mean "users"?)"#],
+        ),
+        (
+            "listeners: []\nupstreams: []\nroutes: []\n",
+            &["listeners: at least one listener is required"],
+        ),
+        (
+            r#"
+listeners: [{ name: public, address: "localhost:8080" }, { name: public, address: "127.0.0.1:80" }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: r, upstream: users }]
+"#,
+            &[
+                r#"listeners[1].name: duplicate name "public" (also listeners[0])"#,
+                r#"listeners[0].address: invalid socket address "localhost:8080": expected IP:PORT, e.g. "127.0.0.1:8080" or "[::1]:8080""#,
+            ],
+        ),
+        (
+            r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000", "bad host:80", "h.internal:0", "::1:80", "127.0.0.1:9000"], connect_timeout: 10 }]
+routes: [{ name: r, upstream: users, timeout: 0s }]
+"#,
+            &[
+                r#"upstreams[0].endpoints[1]: invalid endpoint "bad host:80": "bad host" is not an IP address or DNS name"#,
+                r#"upstreams[0].endpoints[2]: invalid endpoint "h.internal:0": port "0" is not a number from 1 to 65535"#,
+                r#"upstreams[0].endpoints[3]: invalid endpoint "::1:80": write IPv6 addresses in brackets, e.g. "[::1]:8000""#,
+                r#"upstreams[0].endpoints[4]: duplicate endpoint "127.0.0.1:9000""#,
+                r#"upstreams[0].connect_timeout: invalid duration "10": missing unit after 10 (units: ms, s, m, h)"#,
+                r#"routes[0].timeout: must be greater than zero"#,
+            ],
+        ),
+        (
+            r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+auth_providers:
+  - { name: main, type: introspection, endpoint: "ftp://auth/introspect" }
+  - { name: j, type: jwt, jwks_url: "http://auth.internal/jwks", algorithms: [none] }
+  - { name: k, type: api_key, header: "x api key", keys_sha256: ["abc"] }
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: r, upstream: users, auth: mian }]
+"#,
+            &[
+                r#"auth_providers[0].endpoint: invalid URL "ftp://auth/introspect": scheme must be http or https"#,
+                r#"auth_providers[1].algorithms[0]: unsupported algorithm "none" (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"#,
+                r#"auth_providers[2].header: "x api key" is not a valid header name"#,
+                r#"auth_providers[2].keys_sha256[0]: not a SHA-256 hash: expected 64 hex characters"#,
+                r#"routes[0].auth: no auth provider named "mian" (did you mean "main"?)"#,
+            ],
+        ),
+        (
+            r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"], health_check: { path: healthz, unhealthy_after: 0 } }]
+routes:
+  - { name: r, match: { path_prefix: /a, path_exact: /b, methods: [get, "GE T"] }, upstream: users, retries: { attempts: 11, budget_percent: 101 } }
+  - { name: s, match: { path_prefix: v1, host: "api.example.com:443" }, upstream: users }
+  - { name: t, match: { path_prefix: v1, host: "api.example.com:443" }, upstream: users }
+limits: { max_header_bytes: 100 }
+"#,
+            &[
+                r#"upstreams[0].health_check.path: "healthz" must start with '/'"#,
+                r#"upstreams[0].health_check.unhealthy_after: 0 is out of range (1 to 100)"#,
+                r#"routes[0].match: path_prefix and path_exact are exclusive; use one"#,
+                r#"routes[0].match.methods[0]: write methods in upper case: "GET""#,
+                r#"routes[0].match.methods[1]: "GE T" is not an HTTP method"#,
+                r#"routes[0].retries.attempts: 11 is out of range (0 to 10)"#,
+                r#"routes[0].retries.budget_percent: 101 is out of range (0 to 100)"#,
+                r#"routes[1].match.host: "api.example.com:443" is not a host name (without port) or "*.domain" wildcard"#,
+                r#"routes[1].match.path_prefix: "v1" must start with '/'"#,
+                r#"routes[2].match: same match as routes[1] ("s"); this route could never be chosen"#,
+                r#"routes[2].match.host: "api.example.com:443" is not a host name (without port) or "*.domain" wildcard"#,
+                r#"routes[2].match.path_prefix: "v1" must start with '/'"#,
+                r#"limits.max_header_bytes: 100 is out of range (8192 to 16777216)"#,
+            ],
+        ),
+        (
+            r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+admin: { address: "127.0.0.1:8080" }
+resolver: { nameservers: ["10.0.0.1", "dns:53"], attempts: 0, timeout: 5x }
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: r, upstream: users }]
+"#,
+            &[
+                r#"admin.address: 127.0.0.1:8080 is also the address of listener "public""#,
+                r#"resolver.nameservers[1]: invalid socket address "dns:53": expected IP:PORT, e.g. "127.0.0.1:8080" or "[::1]:8080""#,
+                r#"resolver.timeout: invalid duration "5x": unknown unit "x" (units: ms, s, m, h)"#,
+                r#"resolver.attempts: 0 is out of range (1 to 10)"#,
+            ],
+        ),
+    ];
+    for (doc, expected) in table {
+        let got = errors_of(doc);
+        assert_eq!(
+            got,
+            expected.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "document:\n{doc}"
+        );
+    }
+}
+
+#[test]
+fn unknown_fields_and_bad_types_are_parse_errors_with_location() {
+    let cases = [
+        (
+            BASE.replace("routes: [{ name: r,", "routes: [{ name: r, timout: 2s,"),
+            "timout",
+        ),
+        (
+            BASE.replace("upstreams: [{", "upstreams: [{ max_concurrency: lots,"),
+            "line",
+        ),
+        (
+            format!("{BASE}\nauth_providers: [{{ name: x, type: ldap }}]\n"),
+            "ldap",
+        ),
+        ("{\"listeners\": [}".to_string(), "line 1 column"),
+    ];
+    for (doc, needle) in cases {
+        match load(&doc) {
+            Err(LoadError::Parse(msg)) => {
+                assert!(msg.contains(needle), "{msg:?} should mention {needle:?}")
+            }
+            other => panic!("expected a parse error mentioning {needle:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_example_config_validates() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("examples dir") {
+        let path = entry.expect("entry").path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "json")
+        ) {
+            let text = std::fs::read_to_string(&path).expect("read example");
+            if let Err(e) = load(&text) {
+                panic!("{}: {e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "expected example configs in {dir}");
+}
+
+#[test]
+fn version_id_is_independent_of_spelling() {
+    let yaml = load(BASE).expect("yaml");
+    let json = load(
+        r#"{"routes":[{"upstream":"users","name":"r"}],
+            "upstreams":[{"endpoints":["127.0.0.1:9000"],"name":"users"}],
+            "listeners":[{"address":"127.0.0.1:8080","name":"public"}]}"#,
+    )
+    .expect("json");
+    assert_eq!(yaml.version(), json.version());
+    let a =
+        load(&BASE.replace("upstream: users }", "upstream: users, timeout: 1500ms }")).expect("a");
+    let b =
+        load(&BASE.replace("upstream: users }", "upstream: users, timeout: 1s500ms }")).expect("b");
+    assert_eq!(
+        a.version(),
+        b.version(),
+        "equal durations are the same version"
+    );
+    assert_ne!(
+        yaml.version(),
+        a.version(),
+        "a changed timeout is a new version"
+    );
+}
+
+#[test]
+fn diff_matches_named_items() {
+    let old = parse_document(BASE).expect("old");
+    let new = parse_document(
+        &BASE
+            .replace(
+                "routes: [{ name: r, upstream: users }]",
+                "routes: [{ name: s, upstream: users }, { name: r, upstream: users, timeout: 2s }]",
+            )
+            .replace(
+                "[\"127.0.0.1:9000\"]",
+                "[\"127.0.0.1:9000\", \"127.0.0.1:9001\"]",
+            ),
+    )
+    .expect("new");
+    let lines: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        vec![
+            r#"+ routes[r].timeout: "2s""#.to_string(),
+            r#"+ routes[s]: {"name":"s","upstream":"users"}"#.to_string(),
+            r#"~ upstreams[users].endpoints: ["127.0.0.1:9000"] -> ["127.0.0.1:9000","127.0.0.1:9001"]"#.to_string(),
+        ]
+    );
+    assert!(diff(&old, &old).is_empty());
+}
+
+#[test]
+fn override_addresses_keeps_version() {
+    let mut config = compile(parse_document(BASE).expect("doc")).expect("config");
+    let version = config.version().clone();
+    let addr = "127.0.0.1:18080".parse().expect("addr");
+    config
+        .override_addresses(&[("public".into(), addr)], None)
+        .expect("override");
+    assert_eq!(config.listeners[0].address, addr);
+    assert_eq!(config.version(), &version);
+    let err = config
+        .override_addresses(&[("private".into(), addr)], None)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        r#"--listen private=127.0.0.1:18080: no listener named "private""#
+    );
+}
+
+#[test]
+fn schema_describes_the_document() {
+    let schema = rampart_model::json_schema();
+    let text = schema.to_string();
+    for needle in [
+        "listeners",
+        "auth_providers",
+        "introspection",
+        "round_robin",
+        "ms|s|m|h",
+    ] {
+        assert!(text.contains(needle), "schema lacks {needle}");
+    }
+}
