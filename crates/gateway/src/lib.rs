@@ -1,1 +1,26 @@
-//! placeholder
+//! rampart's data plane: an HTTP/1.1 and HTTP/2 reverse proxy for APIs.
+//!
+//! Owns: listeners (TLS, h2c), routing, upstream pools and balancing, health checking,
+//! admission control, DNS with deadlines, the admin listener and metrics, config reload.
+//! Must not: depend on the control plane, or wait on anything external without a deadline.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod admission;
+pub mod body;
+mod clock;
+pub mod error;
+pub mod forward;
+pub mod gateway;
+pub mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod resolve;
+pub mod retry;
+pub mod router;
+pub mod snapshot;
+pub mod standalone;
+pub mod tls;
+pub mod upstream;
+
+pub use gateway::{ApplyError, Gateway, Options};

@@ -1,0 +1,115 @@
+//! Proxy errors and the one place they become HTTP responses.
+//!
+//! Each error says where it came from (the phase) and maps to a status: 404 no route,
+//! 413 body too large, 502 upstream connect or protocol failure, 503 shed or no endpoint,
+//! 504 upstream timeout. The body is a small JSON document; internals never leak to clients.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{ResponseBody, full};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("{scope} concurrency limit reached")]
+    Shed { scope: &'static str },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    #[error("upstream {upstream} has no endpoints")]
+    NoEndpoint { upstream: String },
+    #[error("could not connect to upstream {upstream} ({endpoint}): {reason}")]
+    Connect {
+        upstream: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("upstream {upstream} did not answer within {after:?}")]
+    Timeout { upstream: String, after: Duration },
+    #[error("upstream {upstream} ({endpoint}) failed: {reason}")]
+    Upstream {
+        upstream: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::Shed { .. } | ProxyError::NoEndpoint { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Where the request failed.
+    pub fn phase(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute => "routing",
+            ProxyError::Shed { .. } => "admission",
+            ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => "request",
+            ProxyError::NoEndpoint { .. } => "upstream_selection",
+            ProxyError::Connect { .. } => "upstream_connect",
+            ProxyError::Timeout { .. } => "upstream_timeout",
+            ProxyError::Upstream { .. } => "upstream_response",
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute => "no_route",
+            ProxyError::Shed { .. } => "overloaded",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::NoEndpoint { .. } => "no_endpoint",
+            ProxyError::Connect { .. } => "upstream_connect_failed",
+            ProxyError::Timeout { .. } => "upstream_timeout",
+            ProxyError::Upstream { .. } => "upstream_failed",
+        }
+    }
+
+    /// True when the request never reached the upstream application, so any method may be retried.
+    pub fn before_upstream(&self) -> bool {
+        matches!(self, ProxyError::Connect { .. })
+    }
+
+    pub fn into_response(
+        self,
+        route: Option<&str>,
+        request_id: &HeaderValue,
+    ) -> Response<ResponseBody> {
+        let body = serde_json::json!({
+            "error": self.code(),
+            "phase": self.phase(),
+            "message": self.to_string(),
+            "route": route,
+            "request_id": request_id.to_str().unwrap_or_default(),
+        });
+        let mut resp = Response::new(full(body.to_string()));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if matches!(
+            self,
+            ProxyError::Shed { .. } | ProxyError::NoEndpoint { .. }
+        ) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        h.insert("x-request-id", request_id.clone());
+        resp
+    }
+}

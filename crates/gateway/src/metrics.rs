@@ -1,0 +1,267 @@
+//! Prometheus metrics of one gateway, served on the admin listener.
+//!
+//! Per-route handles are looked up once when a config snapshot is built, so the request path
+//! touches only atomics and one uncontended histogram lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// All metrics of one gateway; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram>,
+    inflight: Gauge,
+    shed: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    retry_budget_exhausted: Family<Labels, Counter>,
+    endpoint_healthy: Family<Labels, Gauge>,
+    endpoint_ejections: Family<Labels, Counter>,
+    dns: Family<Labels, Counter>,
+    auth: Family<Labels, Counter>,
+    config_info: Family<Labels, Gauge>,
+    reloads: Family<Labels, Counter>,
+    connections: Gauge,
+    connections_total: Counter,
+}
+
+/// Status classes as label values, indexed by `status / 100 - 1`.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Handles for one route.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    by_class: [Counter; 5],
+    latency: Histogram,
+    pub retries: Counter,
+    pub retry_budget_exhausted: Counter,
+}
+
+impl RouteMetrics {
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let latency_family = Family::<Labels, Histogram>::new_with_constructor(
+            (|| Histogram::new(LATENCY_BUCKETS)) as fn() -> Histogram,
+        );
+        let mut inner = Inner {
+            registry: Registry::with_prefix("rampart"),
+            requests: Family::default(),
+            latency: latency_family,
+            inflight: Gauge::default(),
+            shed: Family::default(),
+            retries: Family::default(),
+            retry_budget_exhausted: Family::default(),
+            endpoint_healthy: Family::default(),
+            endpoint_ejections: Family::default(),
+            dns: Family::default(),
+            auth: Family::default(),
+            config_info: Family::default(),
+            reloads: Family::default(),
+            connections: Gauge::default(),
+            connections_total: Counter::default(),
+        };
+        let r = &mut inner.registry;
+        r.register(
+            "requests",
+            "Requests answered, by route and status class",
+            inner.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Time to response headers, by route",
+            inner.latency.clone(),
+        );
+        r.register(
+            "inflight_requests",
+            "Requests being served",
+            inner.inflight.clone(),
+        );
+        r.register(
+            "shed",
+            "Requests or connections refused by admission control, by scope",
+            inner.shed.clone(),
+        );
+        r.register("retries", "Retries sent, by route", inner.retries.clone());
+        r.register(
+            "retry_budget_exhausted",
+            "Retries not sent because the budget was spent",
+            inner.retry_budget_exhausted.clone(),
+        );
+        r.register(
+            "upstream_endpoint_healthy",
+            "1 if the endpoint takes traffic",
+            inner.endpoint_healthy.clone(),
+        );
+        r.register(
+            "upstream_endpoint_ejections",
+            "Passive ejections after consecutive failures",
+            inner.endpoint_ejections.clone(),
+        );
+        r.register("dns_lookups", "DNS lookups by outcome", inner.dns.clone());
+        r.register(
+            "auth_decisions",
+            "Authentication outcomes by provider and result",
+            inner.auth.clone(),
+        );
+        r.register(
+            "config_info",
+            "The config version being served",
+            inner.config_info.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "Config applies by result",
+            inner.reloads.clone(),
+        );
+        r.register(
+            "connections_active",
+            "Open client connections",
+            inner.connections.clone(),
+        );
+        r.register(
+            "connections_accepted",
+            "Client connections accepted",
+            inner.connections_total.clone(),
+        );
+        Metrics {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        let l = |class: &str| vec![("route", route.to_owned()), ("class", class.to_owned())];
+        RouteMetrics {
+            by_class: CLASSES.map(|c| self.inner.requests.get_or_create(&l(c)).clone()),
+            latency: self
+                .inner
+                .latency
+                .get_or_create(&vec![("route", route.to_owned())])
+                .clone(),
+            retries: self
+                .inner
+                .retries
+                .get_or_create(&vec![("route", route.to_owned())])
+                .clone(),
+            retry_budget_exhausted: self
+                .inner
+                .retry_budget_exhausted
+                .get_or_create(&vec![("route", route.to_owned())])
+                .clone(),
+        }
+    }
+
+    pub fn inflight(&self) -> &Gauge {
+        &self.inner.inflight
+    }
+
+    pub fn shed(&self, scope: &str) {
+        self.inner
+            .shed
+            .get_or_create(&vec![("scope", scope.to_owned())])
+            .inc();
+    }
+
+    pub fn endpoint_healthy(
+        &self,
+        upstream: &str,
+        endpoint: &str,
+    ) -> Gauge<i64, std::sync::atomic::AtomicI64> {
+        self.inner
+            .endpoint_healthy
+            .get_or_create(&vec![
+                ("upstream", upstream.to_owned()),
+                ("endpoint", endpoint.to_owned()),
+            ])
+            .clone()
+    }
+
+    pub fn ejection(&self, upstream: &str, endpoint: &str) {
+        self.inner
+            .endpoint_ejections
+            .get_or_create(&vec![
+                ("upstream", upstream.to_owned()),
+                ("endpoint", endpoint.to_owned()),
+            ])
+            .inc();
+    }
+
+    pub fn dns(&self, outcome: &str) {
+        self.inner
+            .dns
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    pub fn auth(&self, provider: &str, result: &str) {
+        self.inner
+            .auth
+            .get_or_create(&vec![
+                ("provider", provider.to_owned()),
+                ("result", result.to_owned()),
+            ])
+            .inc();
+    }
+
+    pub fn config_applied(&self, version: &str) {
+        self.inner.config_info.clear();
+        self.inner
+            .config_info
+            .get_or_create(&vec![("version", version.to_owned())])
+            .set(1);
+        self.reload("applied");
+    }
+
+    pub fn reload(&self, result: &str) {
+        self.inner
+            .reloads
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    pub fn connections(&self) -> &Gauge {
+        &self.inner.connections
+    }
+
+    pub fn connection_accepted(&self) {
+        self.inner.connections_total.inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.inner.registry);
+        out
+    }
+}

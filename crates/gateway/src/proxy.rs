@@ -1,0 +1,287 @@
+//! The request path: admit, route, forward with retries under one deadline, answer.
+
+use std::error::Error as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Either};
+use hyper::body::Incoming;
+
+use crate::admission::Permit;
+use crate::body::{Limited, ResponseBody, Tracked, empty};
+use crate::error::ProxyError;
+use crate::forward::{X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
+use crate::gateway::Shared;
+use crate::router::request_host;
+use crate::snapshot::RouteState;
+use crate::upstream::endpoint::InflightGuard;
+
+/// Facts about the client connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    pub proto: &'static str,
+}
+
+/// Everything a request holds until its response body is done.
+struct Held {
+    _global: Permit,
+    _route: Permit,
+    _upstream: Permit,
+    _endpoint: InflightGuard,
+    _inflight: InflightGauge,
+}
+
+struct InflightGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for InflightGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub async fn handle(
+    shared: &Shared,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let start = Instant::now();
+    let id = request_id(req.headers());
+    let Some(snapshot) = shared.snapshot.load_full() else {
+        return ProxyError::NoEndpoint {
+            upstream: "(no config yet)".into(),
+        }
+        .into_response(None, &id);
+    };
+    let host = request_host(req.uri(), req.headers()).map(str::to_owned);
+    let route = snapshot
+        .router
+        .find(
+            req.method(),
+            host.as_deref(),
+            req.uri().path(),
+            req.headers(),
+        )
+        .cloned();
+    let Some(route) = route else {
+        let resp = ProxyError::NoRoute.into_response(None, &id);
+        snapshot
+            .unmatched
+            .observe(resp.status().as_u16(), start.elapsed());
+        return resp;
+    };
+    let max_body = snapshot.config.limits.max_body_bytes;
+    let resp = match forward(shared, &route, conn, req, &id, host.as_deref(), max_body).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            if let ProxyError::Shed { scope } = &e {
+                shared.metrics.shed(scope);
+            } else {
+                tracing::debug!(route = %route.config.name, error = %e, "request failed");
+            }
+            e.into_response(Some(&route.config.name), &id)
+        }
+    };
+    route
+        .metrics
+        .observe(resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Retries on 5xx except those that say retrying cannot help.
+fn retryable_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        && status != StatusCode::NOT_IMPLEMENTED
+        && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
+}
+
+async fn forward(
+    shared: &Shared,
+    route: &Arc<RouteState>,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    id: &HeaderValue,
+    host: Option<&str>,
+    max_body: u64,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let global = shared
+        .global
+        .try_acquire()
+        .ok_or(ProxyError::Shed { scope: "global" })?;
+    let route_permit = route
+        .limit
+        .try_acquire()
+        .ok_or(ProxyError::Shed { scope: "route" })?;
+    let up = &route.upstream;
+    let up_permit = up
+        .limit
+        .try_acquire()
+        .ok_or(ProxyError::Shed { scope: "upstream" })?;
+    let gauge = shared.metrics.inflight().clone();
+    gauge.inc();
+    let inflight = InflightGauge(gauge);
+    route.budget.deposit();
+
+    let (mut parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > max_body
+    {
+        return Err(ProxyError::BodyTooLarge { limit: max_body });
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    add_forwarding(&mut parts.headers, conn.remote.ip(), conn.proto, host);
+    parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let retries = route.config.retries.attempts;
+    let retryable = retries > 0 && idempotent(&parts.method) && body.is_end_stream();
+    let mut body = Some(Limited::new(body, max_body).boxed());
+    let deadline = route.config.timeout;
+
+    let mut last_endpoint: Option<usize> = None;
+    let attempts = async {
+        let mut attempt = 0;
+        loop {
+            let index = up
+                .pick(last_endpoint)
+                .ok_or_else(|| ProxyError::NoEndpoint {
+                    upstream: up.config.name.clone(),
+                })?;
+            last_endpoint = Some(index);
+            let endpoint = up.endpoints[index].clone();
+            let guard = endpoint.start_request();
+            let uri = up
+                .uri(index, &path_and_query)
+                .map_err(|e| ProxyError::BadRequest(format!("request target: {e}")))?;
+            let mut request = Request::new(if retryable {
+                empty()
+            } else {
+                body.take().unwrap_or_else(empty)
+            });
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = uri;
+            *request.version_mut() = Version::HTTP_11;
+            *request.headers_mut() = if retryable {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            let outcome = up.client.request(request).await;
+            let more = retryable && attempt < retries;
+            match outcome {
+                Ok(resp) => {
+                    let failed = resp.status().is_server_error();
+                    up.record(index, !failed);
+                    if failed && more && retryable_status(resp.status()) {
+                        if route.budget.withdraw() {
+                            route.metrics.retries.inc();
+                            attempt += 1;
+                            continue;
+                        }
+                        route.metrics.retry_budget_exhausted.inc();
+                    }
+                    return Ok((resp, guard));
+                }
+                Err(e) => {
+                    up.record(index, false);
+                    let err = client_error(&up.config.name, &endpoint.label, &e);
+                    if more {
+                        if route.budget.withdraw() {
+                            route.metrics.retries.inc();
+                            attempt += 1;
+                            continue;
+                        }
+                        route.metrics.retry_budget_exhausted.inc();
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    };
+    let (resp, endpoint_guard) = match tokio::time::timeout(deadline, attempts).await {
+        Ok(result) => result?,
+        Err(_) => {
+            if let Some(index) = last_endpoint {
+                up.record(index, false);
+            }
+            return Err(ProxyError::Timeout {
+                upstream: up.config.name.clone(),
+                after: deadline,
+            });
+        }
+    };
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    rparts
+        .headers
+        .entry(X_REQUEST_ID.clone())
+        .or_insert_with(|| id.clone());
+    let held = Held {
+        _global: global,
+        _route: route_permit,
+        _upstream: up_permit,
+        _endpoint: endpoint_guard,
+        _inflight: inflight,
+    };
+    Ok(Response::from_parts(
+        rparts,
+        Either::Left(Tracked::new(rbody, Box::new(held))),
+    ))
+}
+
+/// Classifies a client error: connect failures (DNS, refused, connect timeout) versus failures
+/// after the request was sent.
+fn client_error(
+    upstream: &str,
+    endpoint: &str,
+    e: &hyper_util::client::legacy::Error,
+) -> ProxyError {
+    let mut reason = String::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        if !reason.is_empty() {
+            reason.push_str(": ");
+        }
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    if reason.is_empty() {
+        reason = e.to_string();
+    }
+    if e.is_connect() {
+        ProxyError::Connect {
+            upstream: upstream.into(),
+            endpoint: endpoint.into(),
+            reason,
+        }
+    } else {
+        ProxyError::Upstream {
+            upstream: upstream.into(),
+            endpoint: endpoint.into(),
+            reason,
+        }
+    }
+}

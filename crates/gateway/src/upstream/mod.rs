@@ -1,0 +1,170 @@
+//! Upstream pools: endpoints, the pooled HTTP client that reaches them, balancing,
+//! active health checks and passive outlier ejection.
+
+pub mod balance;
+pub mod endpoint;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Weak};
+
+use http::{Request, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rampart_model::UpstreamConfig;
+
+use crate::admission::Limit;
+use crate::body::{ProxyBody, empty};
+use crate::clock::now_ms;
+use crate::metrics::Metrics;
+use crate::resolve::Resolver;
+pub use endpoint::Endpoint;
+
+/// Connections kept idle per endpoint.
+const MAX_IDLE_PER_ENDPOINT: usize = 1024;
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub type HttpClient = Client<HttpConnector<Resolver>, ProxyBody>;
+
+pub struct Upstream {
+    pub config: UpstreamConfig,
+    pub endpoints: Vec<Arc<Endpoint>>,
+    pub client: HttpClient,
+    /// Per-upstream concurrency limit (`max_concurrency`; unlimited when absent).
+    pub limit: Arc<Limit>,
+    rr: AtomicUsize,
+    metrics: Metrics,
+}
+
+impl Upstream {
+    /// Builds a pool. `previous` is the pool of the same name in the config being replaced:
+    /// endpoints it had keep their health verdicts; endpoints it lacked ramp up under slow start.
+    pub fn new(
+        config: &UpstreamConfig,
+        resolver: &Resolver,
+        metrics: &Metrics,
+        previous: Option<&Upstream>,
+    ) -> Result<Arc<Upstream>, String> {
+        let mut connector = HttpConnector::new_with_resolver(resolver.clone());
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(MAX_IDLE_PER_ENDPOINT)
+            .build(connector);
+        let mut endpoints = Vec::with_capacity(config.endpoints.len());
+        for addr in &config.endpoints {
+            let gauge = metrics.endpoint_healthy(&config.name, &addr.to_string());
+            let ep = Endpoint::new(addr.clone(), gauge)?;
+            match previous.and_then(|p| p.endpoints.iter().find(|e| e.addr == *addr)) {
+                Some(old) => ep.inherit(old),
+                None if previous.is_some() => ep.start_ramp(),
+                None => {}
+            }
+            endpoints.push(Arc::new(ep));
+        }
+        let upstream = Arc::new(Upstream {
+            config: config.clone(),
+            endpoints,
+            client,
+            limit: Limit::new(config.max_concurrency.unwrap_or(u32::MAX)),
+            rr: AtomicUsize::new(0),
+            metrics: metrics.clone(),
+        });
+        if config.health_check.is_some() {
+            tokio::spawn(health_check_loop(Arc::downgrade(&upstream)));
+        }
+        Ok(upstream)
+    }
+
+    pub fn pick(&self, avoid: Option<usize>) -> Option<usize> {
+        balance::pick(
+            &self.endpoints,
+            self.config.balance,
+            &self.rr,
+            self.config.slow_start,
+            now_ms(),
+            avoid,
+        )
+    }
+
+    /// Records a request's outcome for passive outlier detection.
+    pub fn record(&self, index: usize, success: bool) {
+        let ep = &self.endpoints[index];
+        if ep.record(
+            success,
+            self.config.outlier.consecutive_5xx,
+            self.config.outlier.ejection,
+        ) {
+            tracing::warn!(upstream = %self.config.name, endpoint = %ep.label, ejection = ?self.config.outlier.ejection, "endpoint ejected after consecutive failures");
+            self.metrics.ejection(&self.config.name, &ep.label);
+        }
+    }
+
+    /// The URI of `path_and_query` on endpoint `index`.
+    pub fn uri(&self, index: usize, path_and_query: &str) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme("http")
+            .authority(self.endpoints[index].authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+}
+
+/// Probes every endpoint each interval while the pool exists; stops when it is dropped.
+async fn health_check_loop(pool: Weak<Upstream>) {
+    // A consecutive streak per endpoint: positive successes, negative failures.
+    let mut streaks: Vec<i64> = Vec::new();
+    loop {
+        let Some(up) = pool.upgrade() else { return };
+        let Some(hc) = up.config.health_check.clone() else {
+            return;
+        };
+        streaks.resize(up.endpoints.len(), 0);
+        let probes = up
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, _)| probe(&up, i, &hc.path, hc.timeout));
+        let results = futures_util::future::join_all(probes).await;
+        for (i, ok) in results.into_iter().enumerate() {
+            let s = &mut streaks[i];
+            *s = match (ok, *s) {
+                (true, s) if s > 0 => s + 1,
+                (true, _) => 1,
+                (false, s) if s < 0 => s - 1,
+                (false, _) => -1,
+            };
+            let ep = &up.endpoints[i];
+            if ep.is_healthy() && *s <= -i64::from(hc.unhealthy_after) {
+                tracing::warn!(upstream = %up.config.name, endpoint = %ep.label, "endpoint failed health checks; out of rotation");
+                ep.set_healthy(false);
+            } else if !ep.is_healthy() && *s >= i64::from(hc.healthy_after) {
+                tracing::info!(upstream = %up.config.name, endpoint = %ep.label, "endpoint passed health checks; back in rotation");
+                ep.set_healthy(true);
+            }
+        }
+        let interval = hc.interval;
+        drop(up);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn probe(up: &Upstream, index: usize, path: &str, timeout: std::time::Duration) -> bool {
+    let Ok(uri) = up.uri(index, path) else {
+        return false;
+    };
+    let Ok(req) = Request::get(uri)
+        .header(http::header::USER_AGENT, "rampart-health-check")
+        .body(empty())
+    else {
+        return false;
+    };
+    match tokio::time::timeout(timeout, up.client.request(req)).await {
+        Ok(Ok(resp)) => resp.status().is_success(),
+        _ => false,
+    }
+}
