@@ -159,6 +159,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+// The config subcommands are synchronous: no runtime thread to block.
+#[allow(clippy::disallowed_methods)]
 fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))
 }

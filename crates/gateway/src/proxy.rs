@@ -262,6 +262,11 @@ fn client_error(
     let mut reason = String::new();
     let mut source = e.source();
     while let Some(s) = source {
+        if let Some(too_large) = s.downcast_ref::<crate::body::BodyTooLarge>() {
+            return ProxyError::BodyTooLarge {
+                limit: too_large.limit,
+            };
+        }
         if !reason.is_empty() {
             reason.push_str(": ");
         }

@@ -55,6 +55,7 @@ pub fn compile(document: Document) -> Result<Config, CompileErrors> {
         .as_ref()
         .and_then(|a| cx.socket_addr("admin.address", &a.address));
     if let (Some(admin), Some(listeners)) = (admin, listeners.as_ref())
+        && admin.port() != 0
         && let Some(l) = listeners.iter().find(|l| l.address == admin)
     {
         cx.error(
@@ -302,7 +303,10 @@ fn listeners(cx: &mut Cx, raw: &[raw::Listener]) -> Option<Vec<ListenerConfig>> 
         let Some(address) = cx.socket_addr(&format!("listeners[{i}].address"), &l.address) else {
             continue;
         };
-        if let Some(first) = by_addr.insert(address, i) {
+        // Port 0 asks the OS for any free port: never a collision.
+        if address.port() != 0
+            && let Some(first) = by_addr.insert(address, i)
+        {
             cx.error(
                 format!("listeners[{i}].address"),
                 format!("{address} is also the address of listeners[{first}]"),

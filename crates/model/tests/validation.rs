@@ -161,6 +161,7 @@ fn unknown_fields_and_bad_types_are_parse_errors_with_location() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // a synchronous test, no runtime
 fn every_example_config_validates() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     let mut seen = 0;

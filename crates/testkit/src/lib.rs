@@ -8,3 +8,5 @@ pub mod echo;
 pub mod serve;
 
 pub use echo::{EchoControl, EchoServer};
+pub mod client;
+pub mod load;

@@ -1,0 +1,69 @@
+//! Helpers shared by the gateway's integration tests: real gateways on loopback.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use rampart_gateway::{Gateway, Options};
+
+/// Compiles a YAML document; panics with every error if it is invalid (a test bug).
+pub fn config(yaml: &str) -> rampart_model::Config {
+    match rampart_model::load(yaml) {
+        Ok(c) => c,
+        Err(e) => panic!("test config invalid: {e}\n{yaml}"),
+    }
+}
+
+/// Starts a gateway; listeners and admin should use port 0.
+pub async fn start(yaml: &str) -> Gateway {
+    let options = Options {
+        drain: Duration::from_secs(5),
+        ..Options::default()
+    };
+    match Gateway::start(config(yaml), options).await {
+        Ok(g) => g,
+        Err(e) => panic!("gateway did not start: {e}"),
+    }
+}
+
+pub async fn base_url(gw: &Gateway) -> String {
+    format!(
+        "http://{}",
+        gw.listener_addr("public").await.expect("listener public")
+    )
+}
+
+pub fn admin_url(gw: &Gateway) -> String {
+    format!("http://{}", gw.admin_addr().expect("admin"))
+}
+
+/// A config with one public listener, an admin listener and one upstream with the given endpoints.
+pub fn simple(endpoints: &[std::net::SocketAddr], extra_upstream: &str, route: &str) -> String {
+    let eps: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:0" }}]
+admin: {{ address: "127.0.0.1:0" }}
+upstreams:
+  - name: backend
+    endpoints: [{}]
+{extra_upstream}
+routes:
+  - name: main
+    upstream: backend
+{route}
+"#,
+        eps.join(", ")
+    )
+}
+
+/// Polls `f` every 20 ms until it returns true or `within` passes.
+pub async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
