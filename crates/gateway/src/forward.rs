@@ -56,11 +56,17 @@ pub fn add_forwarding(
     proto: &'static str,
     host: Option<&str>,
 ) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
-        _ => client.to_string(),
-    };
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    use std::fmt::Write as _;
+    // One buffer, reused for each header: this runs on every request.
+    let mut buf = String::with_capacity(96);
+    if let Some(prev) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
+        && !prev.trim().is_empty()
+    {
+        buf.push_str(prev);
+        buf.push_str(", ");
+    }
+    let _ = write!(buf, "{client}");
+    if let Ok(v) = HeaderValue::try_from(buf.as_str()) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
@@ -70,19 +76,21 @@ pub fn add_forwarding(
     {
         headers.insert(X_FORWARDED_HOST.clone(), v);
     }
-    let node = match client {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("\"[{ip}]\""),
-    };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = host {
-        element.push_str(&format!(";host=\"{host}\""));
+    buf.clear();
+    if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok())
+        && !prev.trim().is_empty()
+    {
+        buf.push_str(prev);
+        buf.push_str(", ");
     }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
-        _ => element,
+    let _ = match client {
+        IpAddr::V4(ip) => write!(buf, "for={ip};proto={proto}"),
+        IpAddr::V6(ip) => write!(buf, "for=\"[{ip}]\";proto={proto}"),
     };
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
+    if let Some(host) = host {
+        let _ = write!(buf, ";host=\"{host}\"");
+    }
+    if let Ok(v) = HeaderValue::try_from(buf.as_str()) {
         headers.insert(header::FORWARDED, v);
     }
 }

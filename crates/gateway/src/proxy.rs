@@ -154,8 +154,8 @@ async fn forward(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let retries = route.config.retries.attempts;
     let retryable = retries > 0 && idempotent(&parts.method) && body.is_end_stream();
     let mut body = Some(Limited::new(body, max_body).boxed());
@@ -174,7 +174,7 @@ async fn forward(
             let endpoint = up.endpoints[index].clone();
             let guard = endpoint.start_request();
             let uri = up
-                .uri(index, &path_and_query)
+                .uri(index, path_and_query.clone())
                 .map_err(|e| ProxyError::BadRequest(format!("request target: {e}")))?;
             let mut request = Request::new(if retryable {
                 empty()

@@ -7,6 +7,7 @@ pub mod endpoint;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
 
+use http::uri::PathAndQuery;
 use http::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -105,12 +106,12 @@ impl Upstream {
     }
 
     /// The URI of `path_and_query` on endpoint `index`.
-    pub fn uri(&self, index: usize, path_and_query: &str) -> Result<Uri, http::Error> {
-        Uri::builder()
-            .scheme("http")
-            .authority(self.endpoints[index].authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+    pub fn uri(&self, index: usize, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = Some(self.endpoints[index].authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Ok(Uri::from_parts(parts)?)
     }
 }
 
@@ -154,6 +155,9 @@ async fn health_check_loop(pool: Weak<Upstream>) {
 }
 
 async fn probe(up: &Upstream, index: usize, path: &str, timeout: std::time::Duration) -> bool {
+    let Ok(path) = PathAndQuery::try_from(path) else {
+        return false;
+    };
     let Ok(uri) = up.uri(index, path) else {
         return false;
     };

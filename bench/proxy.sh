@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Proxy benchmark: rampart against nginx, same backend, same load, same machine, one run.
+#
+#   bash bench/proxy.sh            # full run (about 4 minutes after the release build)
+#   DURATION=5 ROUNDS=1 bash bench/proxy.sh   # quick look
+#
+# Core 0: the proxy under test (rampart or nginx, one at a time).
+# Core 1: the echo backend and the load generator (wrk for HTTP/1.1, h2load for h2c).
+# Each proxy is measured ROUNDS times, alternating, and the median round is reported.
+# Results go to bench/out/ (raw outputs) and bench/out/summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-64}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+OUT=bench/out
+mkdir -p "$OUT"
+rm -f "$OUT"/*.txt "$OUT"/*.log "$OUT"/*.tsv
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk || ! need h2load; then
+  echo "== installing nginx, wrk, h2load (Debian packages)"
+  apt-get update -qq && apt-get install -y -qq nginx-light wrk nghttp2-client >/dev/null
+fi
+[ "$(nproc)" -ge 2 ] || { echo "needs at least 2 cores"; exit 1; }
+
+echo "== building rampart (release)"
+cargo build --release -q
+BIN=target/release/rampart
+ulimit -n 65536 || true
+
+BACKEND=127.0.0.1:19000
+RAMPART=127.0.0.1:18080
+NGINX=127.0.0.1:18081
+NGINX_H2=127.0.0.1:18082
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; }
+trap cleanup EXIT
+
+echo "== starting echo backend on core 1"
+taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" --name bench >"$OUT/backend.log" 2>&1 &
+PIDS+=($!)
+
+cat >"$OUT/rampart.yaml" <<YAML
+listeners: [{ name: public, address: "$RAMPART" }]
+admin: { address: "127.0.0.1:19901" }
+upstreams:
+  - { name: echo, endpoints: ["$BACKEND"], balance: p2c }
+routes:
+  - { name: echo, upstream: echo, timeout: 10s }
+limits: { max_connections: 30000, max_inflight: 30000 }
+YAML
+echo "== starting rampart on core 0"
+RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$OUT/rampart.yaml" >"$OUT/rampart.log" 2>&1 &
+RAMPART_PID=$!
+PIDS+=($RAMPART_PID)
+
+cat >"$OUT/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $PWD/$OUT/nginx.pid;
+error_log $PWD/$OUT/nginx-error.log warn;
+events { worker_connections 30000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream echo { server $BACKEND; keepalive 256; }
+  server {
+    listen $NGINX;
+    listen $NGINX_H2 http2;
+    http2_max_requests 1000000;
+    location / {
+      proxy_pass http://echo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+echo "== starting nginx (1 worker) on core 0"
+taskset -c 0 nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT" 2>>"$OUT/nginx-error.log"
+sleep 1
+NGINX_WORKER=$(pgrep -P "$(cat "$OUT/nginx.pid")" | head -1)
+
+for url in "http://$BACKEND/fixed" "http://$RAMPART/fixed" "http://$NGINX/fixed"; do
+  curl -sf -o /dev/null "$url" || { echo "not answering: $url"; exit 1; }
+done
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+echo "== idle memory"
+echo "rampart_idle_kb $(rss_kb $RAMPART_PID)" >"$OUT/memory.txt"
+echo "nginx_idle_kb $(rss_kb "$NGINX_WORKER")" >>"$OUT/memory.txt"
+
+wrk_run() { # name url
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$2" >"$OUT/h1-$1-$3.txt"
+}
+h2_run() { # name url round
+  taskset -c 1 h2load -c 16 -m 16 -D "$DURATION" --log-file="$OUT/h2-$1-$3.tsv" "$2" >"$OUT/h2-$1-$3.txt"
+}
+
+echo "== HTTP/1.1: wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds"
+wrk_run backend "http://$BACKEND/fixed" 0
+for r in $(seq 1 "$ROUNDS"); do
+  printf '   round %s/%s: rampart' "$r" "$ROUNDS"; wrk_run rampart "http://$RAMPART/fixed" "$r"
+  printf ', nginx\n'; wrk_run nginx "http://$NGINX/fixed" "$r"
+done
+echo "== HTTP/2 (h2c): h2load -c16 -m16 -D$DURATION, $ROUNDS rounds"
+h2_run backend "http://$BACKEND/fixed" 0
+for r in $(seq 1 "$ROUNDS"); do
+  printf '   round %s/%s: rampart' "$r" "$ROUNDS"; h2_run rampart "http://$RAMPART/fixed" "$r"
+  printf ', nginx\n'; h2_run nginx "http://$NGINX_H2/fixed" "$r"
+done
+
+echo "== memory with $IDLE_CONNS idle keep-alive connections"
+for target in rampart nginx; do
+  if [ $target = rampart ]; then addr=$RAMPART; pid=$RAMPART_PID; else addr=$NGINX; pid=$NGINX_WORKER; fi
+  python3 bench/idle_conns.py "$addr" "$IDLE_CONNS" "$OUT/idle-$target.ready" &
+  holder=$!
+  for _ in $(seq 1 120); do [ -f "$OUT/idle-$target.ready" ] && break; sleep 1; done
+  sleep 1
+  echo "${target}_10k_idle_kb $(rss_kb "$pid")" >>"$OUT/memory.txt"
+  echo "${target}_10k_opened $(cat "$OUT/idle-$target.ready" 2>/dev/null || echo 0)" >>"$OUT/memory.txt"
+  kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
+  rm -f "$OUT/idle-$target.ready"
+  sleep 2
+done
+
+python3 bench/summarize.py "$OUT" "$ROUNDS" | tee "$OUT/summary.md"

@@ -1,0 +1,63 @@
+"""Reads bench/out and prints the comparison as Markdown (medians over rounds)."""
+import glob
+import re
+import statistics
+import sys
+
+out, rounds = sys.argv[1], int(sys.argv[2])
+
+
+def wrk(path):
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+
+    def lat(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rps, lat(50), lat(99), int(errors.group(1)) if errors else 0
+
+
+def h2(path, tsv):
+    text = open(path).read()
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text).group(1))
+    lats = sorted(int(line.split("\t")[2]) / 1000 for line in open(tsv) if line.strip())
+    bad = sum(1 for line in open(tsv) if line.strip() and not line.split("\t")[1].startswith("2"))
+    pick = lambda p: lats[min(len(lats) - 1, int(round((len(lats) - 1) * p)))]
+    return rps, pick(0.5), pick(0.99), bad
+
+
+def median_round(results):
+    return sorted(results, key=lambda r: r[0])[len(results) // 2]
+
+
+rows = []
+for proto in ("h1", "h2"):
+    parse = (lambda n, r: wrk(f"{out}/h1-{n}-{r}.txt")) if proto == "h1" else (
+        lambda n, r: h2(f"{out}/h2-{n}-{r}.txt", f"{out}/h2-{n}-{r}.tsv"))
+    backend = parse("backend", 0)
+    ram = median_round([parse("rampart", r) for r in range(1, rounds + 1)])
+    ngx = median_round([parse("nginx", r) for r in range(1, rounds + 1)])
+    rows.append((proto, backend, ram, ngx))
+
+print("| protocol | target | req/s | p50 ms | p99 ms | non-2xx |")
+print("|---|---|---:|---:|---:|---:|")
+for proto, backend, ram, ngx in rows:
+    name = "HTTP/1.1" if proto == "h1" else "HTTP/2 (h2c)"
+    for label, r in (("backend alone", backend), ("rampart", ram), ("nginx", ngx)):
+        print(f"| {name} | {label} | {r[0]:,.0f} | {r[1]:.3f} | {r[2]:.3f} | {r[3]} |")
+print()
+print("| protocol | rampart/nginx throughput | rampart/nginx p99 | backend/max(proxy) |")
+print("|---|---:|---:|---:|")
+for proto, backend, ram, ngx in rows:
+    name = "HTTP/1.1" if proto == "h1" else "HTTP/2 (h2c)"
+    print(f"| {name} | {ram[0] / ngx[0]:.2f} | {ram[2] / ngx[2]:.2f} | {backend[0] / max(ram[0], ngx[0]):.2f} |")
+print()
+mem = dict(line.split() for line in open(f"{out}/memory.txt"))
+print("| memory (RSS) | rampart | nginx (worker) |")
+print("|---|---:|---:|")
+print(f"| idle | {int(mem['rampart_idle_kb']) / 1024:.1f} MiB | {int(mem['nginx_idle_kb']) / 1024:.1f} MiB |")
+print(f"| {mem['rampart_10k_opened']} / {mem['nginx_10k_opened']} idle keep-alive connections | "
+      f"{int(mem['rampart_10k_idle_kb']) / 1024:.1f} MiB | {int(mem['nginx_10k_idle_kb']) / 1024:.1f} MiB |")
