@@ -28,7 +28,7 @@ fi
 echo "== building rampart (release)"
 cargo build --release -q
 BIN=target/release/rampart
-ulimit -n 65536 || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 BACKEND=127.0.0.1:19000
 RAMPART=127.0.0.1:18080

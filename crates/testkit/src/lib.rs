@@ -10,3 +10,5 @@ pub mod serve;
 pub use echo::{EchoControl, EchoServer};
 pub mod client;
 pub mod load;
+pub mod auth;
+pub mod dns;
