@@ -15,7 +15,8 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use tokio::net::TcpListener;
+
+use crate::serve::{Running, serve_with};
 
 /// How the server answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +53,14 @@ struct State {
 pub struct AuthServer {
     pub addr: SocketAddr,
     state: Arc<State>,
-    _stop: tokio::sync::watch::Sender<bool>,
+    _running: Running,
 }
 
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -65,7 +69,8 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 fn new_key(n: u64) -> Result<SigningKey, String> {
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
     let encoding = EncodingKey::from_ec_der(&pair.serialize_der());
     let raw = pair.public_key_raw();
     // Uncompressed point: 0x04 || x (32) || y (32).
@@ -96,39 +101,22 @@ impl AuthServer {
             jwks_fetches: AtomicU64::new(0),
             key_counter: AtomicU64::new(1),
         });
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
-                        let st = st.clone();
-                        let mut stop_rx = stop_rx.clone();
-                        tokio::spawn(async move {
-                            if *lock(&st.mode) == Mode::Close {
-                                drop(stream);
-                                return;
-                            }
-                            let service = hyper::service::service_fn(move |req| {
-                                let st = st.clone();
-                                async move { Ok::<_, std::convert::Infallible>(handle(&st, req).await) }
-                            });
-                            let conn = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                            tokio::select! {
-                                _ = conn => {}
-                                _ = stop_rx.changed() => {}
-                            }
-                        });
-                    }
-                    _ = stop_rx.changed() => return,
-                }
-            }
-        });
-        Ok(AuthServer { addr, state, _stop: stop })
+        let (admit_state, handler_state) = (state.clone(), state.clone());
+        let running = serve_with(
+            addr,
+            move || *lock(&admit_state.mode) != Mode::Close,
+            move |req| {
+                let st = handler_state.clone();
+                async move { handle(&st, req).await }
+            },
+        )
+        .await?;
+        let addr = running.addr;
+        Ok(AuthServer {
+            addr,
+            state,
+            _running: running,
+        })
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -184,7 +172,10 @@ impl AuthServer {
 
     /// The kid of the newest key.
     pub fn current_kid(&self) -> String {
-        lock(&self.state.keys).last().map(|k| k.kid.clone()).unwrap_or_default()
+        lock(&self.state.keys)
+            .last()
+            .map(|k| k.kid.clone())
+            .unwrap_or_default()
     }
 
     /// Adds a new signing key; with `retire_old`, the JWKS then lists only the new one.
@@ -208,7 +199,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -219,7 +213,10 @@ async fn behave(mode: Mode) -> Option<Response<Full<Bytes>>> {
             tokio::time::sleep(d).await;
             None
         }
-        Mode::Error => Some(json(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"error": "injected"}))),
+        Mode::Error => Some(json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": "injected"}),
+        )),
         Mode::Hang => {
             std::future::pending::<()>().await;
             None
@@ -232,7 +229,12 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/introspect" => {
             st.introspections.fetch_add(1, Ordering::Relaxed);
             let mode = *lock(&st.mode);
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             if let Some(r) = behave(mode).await {
                 return r;
             }
@@ -245,7 +247,9 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 .unwrap_or_default();
             let claims = lock(&st.tokens).get(&token).cloned();
             match claims {
-                Some(c) if c["exp"].as_i64().is_some_and(|exp| exp > now_secs()) => json(StatusCode::OK, c),
+                Some(c) if c["exp"].as_i64().is_some_and(|exp| exp > now_secs()) => {
+                    json(StatusCode::OK, c)
+                }
                 _ => json(StatusCode::OK, serde_json::json!({ "active": false })),
             }
         }
@@ -255,9 +259,13 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
             if let Some(r) = behave(mode).await {
                 return r;
             }
-            let keys: Vec<serde_json::Value> = lock(&st.keys).iter().map(|k| k.jwk.clone()).collect();
+            let keys: Vec<serde_json::Value> =
+                lock(&st.keys).iter().map(|k| k.jwk.clone()).collect();
             json(StatusCode::OK, serde_json::json!({ "keys": keys }))
         }
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found"})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not found"}),
+        ),
     }
 }

@@ -34,7 +34,11 @@ impl BlackHoleDns {
                 }
             }
         });
-        Ok(BlackHoleDns { addr, queries, _stop: stop })
+        Ok(BlackHoleDns {
+            addr,
+            queries,
+            _stop: stop,
+        })
     }
 
     /// Queries received so far (UDP datagrams and TCP connections).
@@ -53,8 +57,10 @@ impl StaticDns {
     pub async fn start(table: &[(&str, Ipv4Addr)]) -> std::io::Result<StaticDns> {
         let udp = UdpSocket::bind("127.0.0.1:0").await?;
         let addr = udp.local_addr()?;
-        let table: HashMap<String, Ipv4Addr> =
-            table.iter().map(|(n, ip)| (n.trim_end_matches('.').to_ascii_lowercase(), *ip)).collect();
+        let table: HashMap<String, Ipv4Addr> = table
+            .iter()
+            .map(|(n, ip)| (n.trim_end_matches('.').to_ascii_lowercase(), *ip))
+            .collect();
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let mut buf = [0u8; 1500];

@@ -8,7 +8,7 @@ pub mod echo;
 pub mod serve;
 
 pub use echo::{EchoControl, EchoServer};
-pub mod client;
-pub mod load;
 pub mod auth;
+pub mod client;
 pub mod dns;
+pub mod load;

@@ -33,6 +33,23 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_with(addr, || true, handler).await
+}
+
+/// Like [`serve`], but each accepted connection is first shown to `admit`; when it returns
+/// false the connection is closed at once (a server that drops connections).
+pub async fn serve_with<A, H, F, B>(
+    addr: SocketAddr,
+    admit: A,
+    handler: H,
+) -> std::io::Result<Running>
+where
+    A: Fn() -> bool + Send + Sync + 'static,
+    H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stop_rx) = watch::channel(false);
@@ -42,6 +59,10 @@ where
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    if !admit() {
+                        drop(stream);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     let handler = handler.clone();
                     let mut stop_rx = stop_rx.clone();
