@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::auth::AuthError;
 use crate::body::{ResponseBody, full};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum ProxyError {
     },
     #[error("invalid request: {0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Auth(#[from] AuthError),
 }
 
 impl ProxyError {
@@ -49,6 +52,11 @@ impl ProxyError {
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ProxyError::Auth(AuthError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ProxyError::Auth(AuthError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -62,6 +70,7 @@ impl ProxyError {
             ProxyError::Connect { .. } => "upstream_connect",
             ProxyError::Timeout { .. } => "upstream_timeout",
             ProxyError::Upstream { .. } => "upstream_response",
+            ProxyError::Auth(_) => "auth",
         }
     }
 
@@ -76,6 +85,25 @@ impl ProxyError {
             ProxyError::Connect { .. } => "upstream_connect_failed",
             ProxyError::Timeout { .. } => "upstream_timeout",
             ProxyError::Upstream { .. } => "upstream_failed",
+            ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) => "unauthorized",
+            ProxyError::Auth(AuthError::Forbidden(_)) => "forbidden",
+            ProxyError::Auth(AuthError::Unavailable(_)) => "auth_unavailable",
+        }
+    }
+
+    /// What the client is told: enough to act on, nothing about internal addresses.
+    pub fn public_message(&self) -> String {
+        match self {
+            ProxyError::Connect { upstream, .. } => {
+                format!("could not connect to upstream {upstream}")
+            }
+            ProxyError::Upstream { upstream, .. } => {
+                format!("upstream {upstream} failed before answering")
+            }
+            ProxyError::Auth(AuthError::Unavailable(_)) => {
+                "authentication is unavailable; try again later".into()
+            }
+            other => other.to_string(),
         }
     }
 
@@ -92,7 +120,7 @@ impl ProxyError {
         let body = serde_json::json!({
             "error": self.code(),
             "phase": self.phase(),
-            "message": self.to_string(),
+            "message": self.public_message(),
             "route": route,
             "request_id": request_id.to_str().unwrap_or_default(),
         });
@@ -105,9 +133,17 @@ impl ProxyError {
         );
         if matches!(
             self,
-            ProxyError::Shed { .. } | ProxyError::NoEndpoint { .. }
+            ProxyError::Shed { .. }
+                | ProxyError::NoEndpoint { .. }
+                | ProxyError::Auth(AuthError::Unavailable(_))
         ) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) = &self {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
         }
         h.insert("x-request-id", request_id.clone());
         resp

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod auth;
 pub mod body;
 mod clock;
 pub mod error;

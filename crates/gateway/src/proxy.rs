@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 
 use crate::admission::Permit;
+use crate::auth;
 use crate::body::{Limited, ResponseBody, Tracked, empty};
 use crate::error::ProxyError;
 use crate::forward::{X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
@@ -81,6 +82,7 @@ pub async fn handle(
             if let ProxyError::Shed { scope } = &e {
                 shared.metrics.shed(scope);
             } else {
+                // Full detail (addresses, causes) goes to the log; the client gets the public message.
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
             }
             e.into_response(Some(&route.config.name), &id)
@@ -143,6 +145,13 @@ async fn forward(
         return Err(ProxyError::BodyTooLarge { limit: max_body });
     }
     strip_hop_by_hop(&mut parts.headers);
+    auth::strip_identity(&mut parts.headers);
+    if let Some(provider) = &route.auth {
+        let identity = provider
+            .authenticate(&parts.headers, &route.config.scopes)
+            .await?;
+        auth::add_identity(&mut parts.headers, &identity);
+    }
     if !parts.headers.contains_key(header::HOST)
         && let Some(authority) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(authority.as_str())

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rampart_model::{Config, RouteConfig};
 
 use crate::admission::Limit;
+use crate::auth::Provider;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::resolve::Resolver;
 use crate::retry::RetryBudget;
@@ -19,6 +20,7 @@ use crate::upstream::Upstream;
 
 pub struct RouteState {
     pub config: RouteConfig,
+    pub auth: Option<Arc<Provider>>,
     pub upstream: Arc<Upstream>,
     pub limit: Arc<Limit>,
     pub budget: Arc<RetryBudget>,
@@ -30,6 +32,7 @@ pub struct Snapshot {
     pub router: Router<RouteState>,
     pub routes: HashMap<String, Arc<RouteState>>,
     pub upstreams: HashMap<String, Arc<Upstream>>,
+    pub providers: HashMap<String, Arc<Provider>>,
     pub resolver: Resolver,
     /// Metrics for requests that matched no route.
     pub unmatched: RouteMetrics,
@@ -55,6 +58,16 @@ impl Snapshot {
             };
             upstreams.insert(u.name.clone(), pool);
         }
+        let mut providers = HashMap::new();
+        for p in &config.auth_providers {
+            let old = previous.and_then(|prev| prev.providers.get(p.name()));
+            let provider = match old {
+                // Same settings and resolver: keep its caches and key set.
+                Some(old) if same_resolver && old.config == *p => old.clone(),
+                _ => Provider::new(p, &resolver, metrics)?,
+            };
+            providers.insert(p.name().to_owned(), provider);
+        }
         let mut routes = HashMap::new();
         let mut table = Vec::new();
         for r in &config.routes {
@@ -74,8 +87,18 @@ impl Snapshot {
                     Arc::new(RetryBudget::new(r.retries.budget_percent)),
                 ),
             };
+            let auth = match &r.auth {
+                Some(name) => Some(
+                    providers
+                        .get(name)
+                        .cloned()
+                        .ok_or_else(|| format!("route {}: no auth provider {name}", r.name))?,
+                ),
+                None => None,
+            };
             let state = Arc::new(RouteState {
                 config: r.clone(),
+                auth,
                 upstream,
                 limit,
                 budget,
@@ -88,6 +111,7 @@ impl Snapshot {
             router: Router::new(table),
             routes,
             upstreams,
+            providers,
             resolver,
             unmatched: metrics.route("no_route"),
             config,

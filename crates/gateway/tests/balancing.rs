@@ -65,6 +65,7 @@ async fn p2c_prefers_the_less_loaded_endpoint() {
             max_requests: 400,
             max_duration: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
+            headers: vec![],
         },
     )
     .await;

@@ -44,6 +44,7 @@ async fn reload_under_steady_load_loses_no_request() {
             max_requests: 20_000,
             max_duration: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
+            headers: vec![],
         };
         run(&client::http1(), &plan).await
     });

@@ -624,6 +624,9 @@ fn routes(cx: &mut Cx, doc: &Document) -> Option<Vec<RouteConfig>> {
                 ),
             );
         }
+        if r.scopes.is_some() && r.auth.is_none() {
+            cx.error(at("scopes"), "scopes need an auth provider (set `auth`)");
+        }
         let m = &r.matches;
         if let Some((_, first)) = seen_matches.iter().find(|(other, _)| *other == m) {
             cx.error(
@@ -708,6 +711,7 @@ fn routes(cx: &mut Cx, doc: &Document) -> Option<Vec<RouteConfig>> {
             headers,
             upstream: r.upstream.clone(),
             auth: r.auth.clone(),
+            scopes: r.scopes.clone().unwrap_or_default(),
             timeout: cx.duration(&at("timeout"), r.timeout.as_ref(), ROUTE_TIMEOUT, false),
             retries,
             max_concurrency: r

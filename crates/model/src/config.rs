@@ -218,6 +218,7 @@ pub struct RouteConfig {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub upstream: String,
     pub auth: Option<String>,
+    pub scopes: Vec<String>,
     pub timeout: Duration,
     pub retries: RetryConfig,
     pub max_concurrency: Option<u32>,

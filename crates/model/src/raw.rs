@@ -277,6 +277,9 @@ pub struct Route {
     /// Auth provider; omit for a public route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
+    /// Scopes the authenticated identity must all have; 403 otherwise. Needs `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// Deadline for the whole request, retries included, until response headers arrive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<DurationStr>,

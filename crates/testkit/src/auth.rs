@@ -224,7 +224,14 @@ async fn behave(mode: Mode) -> Option<Response<Full<Bytes>>> {
     }
 }
 
-async fn handle(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(st: &State, req: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    if *lock(&st.mode) == Mode::Close {
+        return None;
+    }
+    Some(answer(st, req).await)
+}
+
+async fn answer(st: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/introspect" => {
             st.introspections.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,32 @@ pub struct LoadPlan {
     pub max_duration: Duration,
     /// Deadline of one request.
     pub request_timeout: Duration,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl LoadPlan {
+    /// A plan with no extra headers.
+    pub fn new(
+        uri: Uri,
+        concurrency: usize,
+        max_requests: u64,
+        max_duration: Duration,
+    ) -> LoadPlan {
+        LoadPlan {
+            uri,
+            concurrency,
+            max_requests,
+            max_duration,
+            request_timeout: Duration::from_secs(10),
+            headers: vec![],
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> LoadPlan {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -74,7 +100,11 @@ pub async fn run(client: &Client, plan: &LoadPlan) -> LoadReport {
             while start.elapsed() < plan.max_duration
                 && counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < plan.max_requests
             {
-                let Ok(req) = Request::get(plan.uri.clone()).body(Full::new(Bytes::new())) else {
+                let mut req = Request::get(plan.uri.clone());
+                for (k, v) in &plan.headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                let Ok(req) = req.body(Full::new(Bytes::new())) else {
                     break;
                 };
                 let t = Instant::now();

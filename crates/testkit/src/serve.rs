@@ -1,6 +1,5 @@
 //! A tiny HTTP/1.1 + h2c server loop shared by the testkit servers.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,11 +32,21 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(addr, || true, handler).await
+    let handler = Arc::new(handler);
+    serve_with(
+        addr,
+        || true,
+        move |req| {
+            let answer = handler(req);
+            async move { Some(answer.await) }
+        },
+    )
+    .await
 }
 
 /// Like [`serve`], but each accepted connection is first shown to `admit`; when it returns
-/// false the connection is closed at once (a server that drops connections).
+/// false the connection is closed at once. A handler answering `None` closes the connection
+/// without a response. Together they make a server that drops connections.
 pub async fn serve_with<A, H, F, B>(
     addr: SocketAddr,
     admit: A,
@@ -46,7 +55,7 @@ pub async fn serve_with<A, H, F, B>(
 where
     A: Fn() -> bool + Send + Sync + 'static,
     H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
+    F: Future<Output = Option<Response<B>>> + Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -69,7 +78,11 @@ where
                     tokio::spawn(async move {
                         let service = service_fn(move |req| {
                             let handler = handler.clone();
-                            async move { Ok::<_, Infallible>(handler(req).await) }
+                            async move {
+                                handler(req)
+                                    .await
+                                    .ok_or_else(|| std::io::Error::other("closing the connection"))
+                            }
                         });
                         let builder = auto::Builder::new(TokioExecutor::new());
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
