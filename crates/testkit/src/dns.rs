@@ -48,8 +48,11 @@ impl BlackHoleDns {
 }
 
 /// Answers A queries for the names in its table (case-insensitive), NXDOMAIN otherwise. UDP only.
+/// Can be silenced at run time (it then behaves like [`BlackHoleDns`]).
 pub struct StaticDns {
     pub addr: SocketAddr,
+    silent: Arc<std::sync::atomic::AtomicBool>,
+    queries: Arc<AtomicU64>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -62,12 +65,19 @@ impl StaticDns {
             .map(|(n, ip)| (n.trim_end_matches('.').to_ascii_lowercase(), *ip))
             .collect();
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let queries = Arc::new(AtomicU64::new(0));
+        let (s, q) = (silent.clone(), queries.clone());
         tokio::spawn(async move {
             let mut buf = [0u8; 1500];
             loop {
                 tokio::select! {
                     r = udp.recv_from(&mut buf) => {
                         let Ok((n, peer)) = r else { continue };
+                        q.fetch_add(1, Ordering::Relaxed);
+                        if s.load(Ordering::Relaxed) {
+                            continue;
+                        }
                         if let Some(answer) = answer(&buf[..n], &table) {
                             let _ = udp.send_to(&answer, peer).await;
                         }
@@ -76,7 +86,21 @@ impl StaticDns {
                 }
             }
         });
-        Ok(StaticDns { addr, _stop: stop })
+        Ok(StaticDns {
+            addr,
+            silent,
+            queries,
+            _stop: stop,
+        })
+    }
+
+    /// Stops (or resumes) answering.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::Relaxed);
+    }
+
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
     }
 }
 

@@ -73,3 +73,98 @@ pub fn pick(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use prometheus_client::metrics::gauge::Gauge;
+    use rampart_model::{Balance, parse_endpoint};
+
+    use super::pick;
+    use crate::clock::now_ms;
+    use crate::upstream::endpoint::Endpoint;
+
+    fn endpoints() -> Vec<Arc<Endpoint>> {
+        ["127.0.0.1:1", "127.0.0.1:2"]
+            .iter()
+            .map(|e| {
+                Arc::new(
+                    Endpoint::new(parse_endpoint(e).expect("endpoint"), Gauge::default())
+                        .expect("ep"),
+                )
+            })
+            .collect()
+    }
+
+    /// Share of picks that go to endpoint 1, `elapsed_ms` after it became healthy again.
+    fn share(balance: Balance, elapsed_ms: u64) -> f64 {
+        let eps = endpoints();
+        eps[1].set_healthy(false);
+        eps[1].set_healthy(true);
+        let now = now_ms() + elapsed_ms;
+        let rr = AtomicUsize::new(0);
+        let n = 20_000;
+        let hits = (0..n)
+            .filter(|_| {
+                // Endpoint 0 carries a varying load, as it would under traffic.
+                let _load: Vec<_> = (0..fastrand::usize(0..8))
+                    .map(|_| eps[0].start_request())
+                    .collect();
+                pick(&eps, balance, &rr, Duration::from_secs(10), now, None) == Some(1)
+            })
+            .count();
+        hits as f64 / f64::from(n)
+    }
+
+    #[test]
+    fn slow_start_ramps_a_returning_endpoint_up() {
+        for balance in [Balance::RoundRobin, Balance::P2c] {
+            let early = share(balance, 1_000);
+            let middle = share(balance, 5_000);
+            let done = share(balance, 20_000);
+            assert!(
+                early < middle && middle < done,
+                "{balance:?}: {early} {middle} {done}"
+            );
+            assert!(
+                early < 0.2,
+                "{balance:?}: 10% into the ramp it took {early}"
+            );
+            assert!(
+                done > 0.45,
+                "{balance:?}: after the ramp it took only {done}"
+            );
+        }
+    }
+
+    #[test]
+    fn unavailable_endpoints_are_skipped_unless_all_are() {
+        let eps = endpoints();
+        let rr = AtomicUsize::new(0);
+        eps[0].set_healthy(false);
+        for _ in 0..100 {
+            assert_eq!(
+                pick(&eps, Balance::P2c, &rr, Duration::ZERO, now_ms(), None),
+                Some(1)
+            );
+        }
+        // All unhealthy: panic mode spreads over all of them rather than refusing.
+        eps[1].set_healthy(false);
+        let picked: std::collections::HashSet<_> = (0..100)
+            .filter_map(|_| {
+                pick(
+                    &eps,
+                    Balance::RoundRobin,
+                    &rr,
+                    Duration::ZERO,
+                    now_ms(),
+                    None,
+                )
+            })
+            .collect();
+        assert_eq!(picked.len(), 2);
+    }
+}

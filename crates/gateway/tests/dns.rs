@@ -1,0 +1,128 @@
+//! DNS: lookups with a hard deadline, positive and negative caching, serve-stale, and upstream
+//! endpoints given by name.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use rampart_gateway::metrics::Metrics;
+use rampart_gateway::resolve::{ResolveError, Resolver};
+use rampart_model::ResolverConfig;
+use rampart_testkit::EchoServer;
+use rampart_testkit::client;
+use rampart_testkit::dns::{BlackHoleDns, StaticDns};
+
+use common::*;
+
+fn config(
+    ns: std::net::SocketAddr,
+    cache_ttl: u64,
+    negative_ttl: u64,
+    serve_stale: u64,
+) -> ResolverConfig {
+    ResolverConfig {
+        nameservers: Some(vec![ns]),
+        timeout: Duration::from_millis(100),
+        attempts: 2,
+        cache_ttl: Duration::from_millis(cache_ttl),
+        negative_ttl: Duration::from_millis(negative_ttl),
+        serve_stale: Duration::from_millis(serve_stale),
+    }
+}
+
+#[tokio::test]
+async fn black_hole_lookups_end_at_the_deadline_and_are_negatively_cached() {
+    let dns = BlackHoleDns::start().await.expect("dns");
+    let r = Resolver::new(&config(dns.addr, 1000, 500, 0), Metrics::new()).expect("resolver");
+    let t = Instant::now();
+    let err = r.lookup("api.blackhole.test").await.expect_err("no answer");
+    let took = t.elapsed();
+    assert!(
+        matches!(
+            err,
+            ResolveError::Timeout { .. } | ResolveError::Failed { .. }
+        ),
+        "{err}"
+    );
+    assert!(
+        took <= r.deadline() + Duration::from_millis(30),
+        "took {took:?}, deadline {:?}",
+        r.deadline()
+    );
+    assert!(dns.queries() >= 1);
+    // Within negative_ttl the failure is answered from cache, at once.
+    let t = Instant::now();
+    let err = r
+        .lookup("api.blackhole.test")
+        .await
+        .expect_err("cached failure");
+    assert!(matches!(err, ResolveError::Negative { .. }), "{err}");
+    assert!(t.elapsed() < Duration::from_millis(10));
+    // After it, the name is tried again.
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    let before = dns.queries();
+    let _ = r.lookup("api.blackhole.test").await;
+    assert!(dns.queries() > before, "negative entry did not expire");
+}
+
+#[tokio::test]
+async fn answers_are_cached_and_served_stale_when_dns_goes_silent() {
+    let dns = StaticDns::start(&[("users.internal", Ipv4Addr::new(127, 0, 0, 7))])
+        .await
+        .expect("dns");
+    let r = Resolver::new(&config(dns.addr, 200, 1000, 60_000), Metrics::new()).expect("resolver");
+    let want = vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7))];
+    assert_eq!(r.lookup("users.internal").await.expect("resolved"), want);
+    let q = dns.queries();
+    assert_eq!(r.lookup("users.internal").await.expect("cached"), want);
+    assert_eq!(dns.queries(), q, "a fresh answer must come from cache");
+    // The DNS server goes silent; after cache_ttl the stale answer is served, within the deadline.
+    dns.set_silent(true);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let t = Instant::now();
+    assert_eq!(r.lookup("users.internal").await.expect("stale"), want);
+    assert!(t.elapsed() <= r.deadline() + Duration::from_millis(30));
+    assert!(dns.queries() > q, "a refresh was attempted");
+    // An unknown name is NXDOMAIN, cached negatively.
+    dns.set_silent(false);
+    assert!(r.lookup("nobody.internal").await.is_err());
+    assert!(matches!(
+        r.lookup("nobody.internal").await,
+        Err(ResolveError::Negative { .. })
+    ));
+}
+
+#[tokio::test]
+async fn upstream_endpoints_by_name() {
+    let backend = EchoServer::start("named").await.expect("backend");
+    let dns = StaticDns::start(&[("backend.internal", Ipv4Addr::LOCALHOST)])
+        .await
+        .expect("dns");
+    let yaml = format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:0" }}]
+admin: {{ address: "127.0.0.1:0" }}
+resolver: {{ nameservers: ["{}"], timeout: 200ms, attempts: 1 }}
+upstreams: [{{ name: named, endpoints: ["backend.internal:{}"] }}]
+routes: [{{ name: main, upstream: named }}]
+"#,
+        dns.addr,
+        backend.addr.port()
+    );
+    let gw = start(&yaml).await;
+    let a = client::get(&client::http1(), &format!("{}/x", base_url(&gw).await))
+        .await
+        .expect("answer");
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("x-backend"), Some("named"));
+    let m = client::get(&client::http1(), &format!("{}/metrics", admin_url(&gw)))
+        .await
+        .expect("metrics")
+        .text();
+    assert!(
+        m.contains("rampart_dns_lookups_total{outcome=\"resolved\"} 1"),
+        "{m}"
+    );
+}
