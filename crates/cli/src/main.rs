@@ -80,6 +80,22 @@ enum TestkitCommand {
         #[arg(long, default_value = "echo")]
         name: String,
     },
+    /// An auth server (introspection and JWKS); prints an opaque token and a JWT valid for a day.
+    Auth {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// `iss` of the printed JWT.
+        #[arg(long, default_value = "https://auth.example.com")]
+        issuer: String,
+        /// `aud` of the printed JWT.
+        #[arg(long, default_value = "api")]
+        audience: String,
+    },
+    /// A DNS server that receives queries and never answers.
+    BlackholeDns {
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -146,21 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { command } => config(command),
-        Command::Testkit {
-            command: TestkitCommand::Echo { listen, name },
-        } => {
-            runtime()?.block_on(async {
-                let server = rampart_testkit::EchoServer::start_on(listen, &name)
-                    .await
-                    .with_context(|| format!("starting echo backend on {listen}"))?;
-                println!("echo backend {name:?} listening on http://{}", server.addr);
-                tokio::signal::ctrl_c()
-                    .await
-                    .context("waiting for Ctrl-C")?;
-                Ok::<_, anyhow::Error>(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Testkit { command } => testkit(command),
     }
 }
 
@@ -237,4 +239,44 @@ fn config(command: ConfigCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn testkit(command: TestkitCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        // Each server runs until Ctrl-C; dropping it stops it.
+        let _server: Box<dyn std::any::Any> = match command {
+            TestkitCommand::Echo { listen, name } => {
+                let server = rampart_testkit::EchoServer::start_on(listen, &name)
+                    .await
+                    .with_context(|| format!("starting echo backend on {listen}"))?;
+                println!("echo backend {name:?} listening on http://{}", server.addr);
+                Box::new(server)
+            }
+            TestkitCommand::Auth { listen, issuer, audience } => {
+                let server = rampart_testkit::auth::AuthServer::start_on(listen)
+                    .await
+                    .with_context(|| format!("starting auth server on {listen}"))?;
+                let day = std::time::Duration::from_secs(86_400);
+                let claims = serde_json::json!({
+                    "sub": "testkit-user", "scope": "read write", "iss": issuer, "aud": audience,
+                    "exp": rampart_testkit::auth::now_secs() + 86_400,
+                });
+                println!("auth server listening on http://{}", server.addr);
+                println!("introspection=http://{}/introspect", server.addr);
+                println!("jwks=http://{}/.well-known/jwks.json", server.addr);
+                println!("opaque={}", server.mint_opaque("testkit-user", "read write", day));
+                println!("jwt={}", server.mint_jwt(&claims));
+                Box::new(server)
+            }
+            TestkitCommand::BlackholeDns { listen } => {
+                let dns = rampart_testkit::dns::BlackHoleDns::start_on(listen)
+                    .await
+                    .with_context(|| format!("starting black-hole DNS on {listen}"))?;
+                println!("black-hole DNS listening on {} (udp and tcp); it never answers", dns.addr);
+                Box::new(dns)
+            }
+        };
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
 }

@@ -17,7 +17,11 @@ pub struct BlackHoleDns {
 
 impl BlackHoleDns {
     pub async fn start() -> std::io::Result<BlackHoleDns> {
-        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<BlackHoleDns> {
+        let udp = UdpSocket::bind(addr).await?;
         let addr = udp.local_addr()?;
         let tcp = TcpListener::bind(addr).await?;
         let queries = Arc::new(AtomicU64::new(0));
