@@ -252,7 +252,11 @@ fn testkit(command: TestkitCommand) -> Result<ExitCode> {
                 println!("echo backend {name:?} listening on http://{}", server.addr);
                 Box::new(server)
             }
-            TestkitCommand::Auth { listen, issuer, audience } => {
+            TestkitCommand::Auth {
+                listen,
+                issuer,
+                audience,
+            } => {
                 let server = rampart_testkit::auth::AuthServer::start_on(listen)
                     .await
                     .with_context(|| format!("starting auth server on {listen}"))?;
@@ -264,7 +268,10 @@ fn testkit(command: TestkitCommand) -> Result<ExitCode> {
                 println!("auth server listening on http://{}", server.addr);
                 println!("introspection=http://{}/introspect", server.addr);
                 println!("jwks=http://{}/.well-known/jwks.json", server.addr);
-                println!("opaque={}", server.mint_opaque("testkit-user", "read write", day));
+                println!(
+                    "opaque={}",
+                    server.mint_opaque("testkit-user", "read write", day)
+                );
                 println!("jwt={}", server.mint_jwt(&claims));
                 Box::new(server)
             }
@@ -272,11 +279,16 @@ fn testkit(command: TestkitCommand) -> Result<ExitCode> {
                 let dns = rampart_testkit::dns::BlackHoleDns::start_on(listen)
                     .await
                     .with_context(|| format!("starting black-hole DNS on {listen}"))?;
-                println!("black-hole DNS listening on {} (udp and tcp); it never answers", dns.addr);
+                println!(
+                    "black-hole DNS listening on {} (udp and tcp); it never answers",
+                    dns.addr
+                );
                 Box::new(dns)
             }
         };
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
 }

@@ -46,6 +46,17 @@ struct Inner {
 /// Status classes as label values, indexed by `status / 100 - 1`.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// Outcome counters of one auth provider.
+#[derive(Clone)]
+pub struct AuthOutcomes {
+    pub ok: Counter,
+    pub unverified: Counter,
+    pub missing: Counter,
+    pub invalid: Counter,
+    pub forbidden: Counter,
+    pub unavailable: Counter,
+}
+
 /// Handles for one route.
 #[derive(Clone)]
 pub struct RouteMetrics {
@@ -223,14 +234,25 @@ impl Metrics {
             .inc();
     }
 
-    pub fn auth(&self, provider: &str, result: &str) {
-        self.inner
-            .auth
-            .get_or_create(&vec![
-                ("provider", provider.to_owned()),
-                ("result", result.to_owned()),
-            ])
-            .inc();
+    /// Counters for one auth provider's outcomes, looked up once.
+    pub fn auth_outcomes(&self, provider: &str) -> AuthOutcomes {
+        let c = |result: &str| {
+            self.inner
+                .auth
+                .get_or_create(&vec![
+                    ("provider", provider.to_owned()),
+                    ("result", result.to_owned()),
+                ])
+                .clone()
+        };
+        AuthOutcomes {
+            ok: c("ok"),
+            unverified: c("unverified"),
+            missing: c("missing"),
+            invalid: c("invalid"),
+            forbidden: c("forbidden"),
+            unavailable: c("unavailable"),
+        }
     }
 
     pub fn config_applied(&self, version: &str) {

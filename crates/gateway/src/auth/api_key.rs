@@ -24,7 +24,7 @@ impl ApiKeys {
         }
     }
 
-    pub fn check(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<Arc<Identity>, AuthError> {
         let key = headers
             .get(&self.header)
             .ok_or_else(|| AuthError::Missing(format!("no {} header", self.header)))?;
@@ -35,13 +35,13 @@ impl ApiKeys {
             found |= h.ct_eq(&digest);
         }
         if bool::from(found) {
-            Ok(Identity {
-                provider: self.name.clone(),
-                subject: Some(format!("apikey:{}", hex_prefix(&digest))),
-                scopes: vec![],
-                client_id: None,
-                verified: true,
-            })
+            Ok(Identity::new(
+                self.name.clone(),
+                Some(format!("apikey:{}", hex_prefix(&digest))),
+                vec![],
+                None,
+                true,
+            ))
         } else {
             Err(AuthError::Invalid("unknown API key".into()))
         }

@@ -24,7 +24,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 pub struct Introspector {
     config: IntrospectionConfig,
     client: AuthClient,
-    cache: DecisionCache<Result<Identity, AuthError>>,
+    cache: DecisionCache<Result<Arc<Identity>, AuthError>>,
     name: Arc<str>,
 }
 
@@ -55,14 +55,14 @@ impl Introspector {
         })
     }
 
-    pub async fn check(&self, token: &str) -> Result<Identity, AuthError> {
+    pub async fn check(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         self.cache
             .get_or_fetch(key_of(token), || self.introspect(token))
             .await
     }
 
     /// One call to the introspection endpoint, bounded by the provider's timeout.
-    async fn introspect(&self, token: &str) -> (Result<Identity, AuthError>, Option<Instant>) {
+    async fn introspect(&self, token: &str) -> (Result<Arc<Identity>, AuthError>, Option<Instant>) {
         let timeout = self.config.timeout;
         let answer = match tokio::time::timeout(timeout, self.call(token)).await {
             Err(_) => {
@@ -99,16 +99,16 @@ impl Introspector {
             Some(exp) => ttl.min(Duration::from_secs((exp - unix_now) as u64)),
             None => ttl,
         };
-        let identity = Identity {
-            provider: self.name.clone(),
-            subject: answer.sub,
-            scopes: answer
+        let identity = Identity::new(
+            self.name.clone(),
+            answer.sub,
+            answer
                 .scope
                 .map(|s| s.split_whitespace().map(str::to_owned).collect())
                 .unwrap_or_default(),
-            client_id: answer.client_id,
-            verified: true,
-        };
+            answer.client_id,
+            true,
+        );
         (Ok(identity), Some(now + ttl))
     }
 

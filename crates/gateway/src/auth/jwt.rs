@@ -43,7 +43,7 @@ pub struct JwtVerifier {
     fetching: tokio::sync::Mutex<Option<Instant>>,
     algorithms: Vec<Algorithm>,
     /// Token hash -> (identity, key-set generation that verified it).
-    cache: DecisionCache<(Identity, u64)>,
+    cache: DecisionCache<(Arc<Identity>, u64)>,
     name: Arc<str>,
 }
 
@@ -118,7 +118,7 @@ impl JwtVerifier {
             .map_err(|e| format!("JWKS at {}: unreadable: {e}", self.config.jwks_url))
     }
 
-    pub async fn check(&self, token: &str) -> Result<Identity, AuthError> {
+    pub async fn check(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         let key = key_of(token);
         let current = self.keys.load_full();
         if let (Some((id, generation)), Some(keys)) = (self.cache.get(&key), current.as_ref())
@@ -179,20 +179,20 @@ impl JwtVerifier {
                 .collect(),
             _ => vec![],
         };
-        let identity = Identity {
-            provider: self.name.clone(),
-            subject: claims
+        let identity = Identity::new(
+            self.name.clone(),
+            claims
                 .get("sub")
                 .and_then(|v| v.as_str())
                 .map(str::to_owned),
             scopes,
-            client_id: claims
+            claims
                 .get("client_id")
                 .or_else(|| claims.get("azp"))
                 .and_then(|v| v.as_str())
                 .map(str::to_owned),
-            verified: true,
-        };
+            true,
+        );
         let exp = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

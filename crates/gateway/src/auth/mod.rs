@@ -17,12 +17,13 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rampart_model::{AuthProviderConfig, OnFailure};
 
-use crate::metrics::Metrics;
+use crate::metrics::{AuthOutcomes, Metrics};
 use crate::resolve::Resolver;
 
 pub use cache::DecisionCache;
 
-/// Who a request is, as established by a provider.
+/// Who a request is, as established by a provider. Shared (`Arc`) between cache and requests;
+/// the headers that carry it upstream are built once, when the identity is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub provider: Arc<str>,
@@ -31,6 +32,43 @@ pub struct Identity {
     pub client_id: Option<String>,
     /// False when the provider could not be reached and `on_failure: allow` let the request in.
     pub verified: bool,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Identity {
+    pub fn new(
+        provider: Arc<str>,
+        subject: Option<String>,
+        scopes: Vec<String>,
+        client_id: Option<String>,
+        verified: bool,
+    ) -> Arc<Identity> {
+        let mut headers = Vec::with_capacity(5);
+        let mut add = |name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                headers.push((name.clone(), v));
+            }
+        };
+        add(&X_AUTH_PROVIDER, &provider);
+        add(&X_AUTH_VERIFIED, if verified { "true" } else { "false" });
+        if let Some(s) = &subject {
+            add(&X_AUTH_SUBJECT, s);
+        }
+        if !scopes.is_empty() {
+            add(&X_AUTH_SCOPES, &scopes.join(" "));
+        }
+        if let Some(c) = &client_id {
+            add(&X_AUTH_CLIENT_ID, c);
+        }
+        Arc::new(Identity {
+            provider,
+            subject,
+            scopes,
+            client_id,
+            verified,
+            headers,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,17 +83,6 @@ pub enum AuthError {
     Unavailable(String),
 }
 
-impl AuthError {
-    pub fn result_label(&self) -> &'static str {
-        match self {
-            AuthError::Missing(_) => "missing",
-            AuthError::Invalid(_) => "invalid",
-            AuthError::Forbidden(_) => "forbidden",
-            AuthError::Unavailable(_) => "unavailable",
-        }
-    }
-}
-
 enum Kind {
     Introspection(Box<introspection::Introspector>),
     Jwt(Arc<jwt::JwtVerifier>),
@@ -67,7 +94,7 @@ pub struct Provider {
     name: Arc<str>,
     kind: Kind,
     on_failure: OnFailure,
-    metrics: Metrics,
+    outcomes: AuthOutcomes,
 }
 
 impl Provider {
@@ -100,7 +127,7 @@ impl Provider {
             name,
             kind,
             on_failure,
-            metrics: metrics.clone(),
+            outcomes: metrics.auth_outcomes(config.name()),
         }))
     }
 
@@ -113,7 +140,7 @@ impl Provider {
         &self,
         headers: &HeaderMap,
         scopes: &[String],
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Arc<Identity>, AuthError> {
         let result = match &self.kind {
             Kind::Introspection(i) => match bearer(headers) {
                 Ok(token) => i.check(token).await,
@@ -128,13 +155,7 @@ impl Provider {
         let result = match result {
             Err(AuthError::Unavailable(reason)) if self.on_failure == OnFailure::Allow => {
                 tracing::warn!(provider = %self.name, %reason, "auth unavailable; letting request in unverified (on_failure: allow)");
-                Ok(Identity {
-                    provider: self.name.clone(),
-                    subject: None,
-                    scopes: vec![],
-                    client_id: None,
-                    verified: false,
-                })
+                Ok(Identity::new(self.name.clone(), None, vec![], None, false))
             }
             other => other,
         };
@@ -147,14 +168,15 @@ impl Provider {
                 None => Ok(id),
             }
         });
-        self.metrics.auth(
-            &self.name,
-            match &result {
-                Ok(id) if id.verified => "ok",
-                Ok(_) => "unverified",
-                Err(e) => e.result_label(),
-            },
-        );
+        let outcomes = &self.outcomes;
+        match &result {
+            Ok(id) if id.verified => outcomes.ok.inc(),
+            Ok(_) => outcomes.unverified.inc(),
+            Err(AuthError::Missing(_)) => outcomes.missing.inc(),
+            Err(AuthError::Invalid(_)) => outcomes.invalid.inc(),
+            Err(AuthError::Forbidden(_)) => outcomes.forbidden.inc(),
+            Err(AuthError::Unavailable(_)) => outcomes.unavailable.inc(),
+        };
         result
     }
 }
@@ -201,20 +223,7 @@ pub fn strip_identity(headers: &mut HeaderMap) {
 
 /// Passes an identity upstream.
 pub fn add_identity(headers: &mut HeaderMap, id: &Identity) {
-    let mut set = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::try_from(value) {
-            headers.insert(name.clone(), v);
-        }
-    };
-    set(&X_AUTH_PROVIDER, &id.provider);
-    set(&X_AUTH_VERIFIED, if id.verified { "true" } else { "false" });
-    if let Some(s) = &id.subject {
-        set(&X_AUTH_SUBJECT, s);
-    }
-    if !id.scopes.is_empty() {
-        set(&X_AUTH_SCOPES, &id.scopes.join(" "));
-    }
-    if let Some(c) = &id.client_id {
-        set(&X_AUTH_CLIENT_ID, c);
+    for (name, value) in &id.headers {
+        headers.insert(name.clone(), value.clone());
     }
 }
