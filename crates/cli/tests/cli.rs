@@ -1,0 +1,185 @@
+//! The `rampart` binary: config commands' output and exit codes, and the gateway's signals.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn rampart() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rampart"))
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn validate_prints_every_error_and_fails() {
+    let dir = temp_dir("validate");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "listeners: [{ name: public, address: \"127.0.0.1:80\" }]\nupstreams: []\nroutes: [{ name: r, upstream: users, timeout: 10 }]\n",
+    )
+    .expect("write");
+    let out = rampart()
+        .args(["config", "validate"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 errors in config"), "{err}");
+    assert!(
+        err.contains(r#"routes[0].upstream: no upstream named "users""#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"routes[0].timeout: invalid duration "10": missing unit after 10"#),
+        "{err}"
+    );
+
+    let out = rampart()
+        .args(["config", "validate", "--output", "json"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["errors"][0]["path"], "routes[0].upstream");
+
+    let good = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gateway.yaml");
+    let out = rampart()
+        .args(["config", "validate", good])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, version "));
+
+    let out = rampart().args(["config", "schema"]).output().expect("run");
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
+    assert!(schema["properties"]["routes"].is_object());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// GET over a plain socket (this test has no async runtime).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn version(admin: u16) -> Option<String> {
+    let text = http_get(admin, "/config")?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    let doc: serde_json::Value = serde_json::from_str(body).ok()?;
+    doc["version"].as_str().map(str::to_owned)
+}
+
+#[allow(clippy::disallowed_methods)] // a synchronous test driving a child process
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // a synchronous test driving a child process
+fn sighup_reloads_and_sigterm_drains() {
+    let dir = temp_dir("signals");
+    let path = dir.join("gateway.yaml");
+    let (listen, admin) = (free_port(), free_port());
+    let doc = |timeout: &str| {
+        format!(
+            "listeners: [{{ name: public, address: \"127.0.0.1:{listen}\" }}]\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nupstreams: [{{ name: u, endpoints: [\"127.0.0.1:9\"] }}]\nroutes: [{{ name: r, upstream: u, timeout: {timeout} }}]\n"
+        )
+    };
+    std::fs::write(&path, doc("5000ms")).expect("write");
+    let mut child = rampart()
+        .args(["gateway", "--config"])
+        .arg(&path)
+        .args(["--drain", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for("the gateway to be ready", Duration::from_secs(10), || {
+        http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+    });
+    let v1 = version(admin).expect("version");
+
+    // Change the content without changing size or mtime: only SIGHUP can make the gateway see it.
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::write(&path, doc("6000ms")).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(modified))
+        .expect("restore mtime");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        version(admin).as_deref(),
+        Some(v1.as_str()),
+        "the watcher should not have noticed"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    wait_for("the SIGHUP reload", Duration::from_secs(5), || {
+        version(admin).is_some_and(|v| v != v1)
+    });
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "gateway did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
