@@ -14,7 +14,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// A response body on its way to the client: streamed from upstream, or made here.
-pub type ResponseBody = http_body_util::Either<Tracked<hyper::body::Incoming>, Full<Bytes>>;
+pub type ResponseBody =
+    http_body_util::Either<Tracked<crate::upstream::conn::DrivenBody>, Full<Bytes>>;
 
 pub fn empty() -> ProxyBody {
     Empty::<Bytes>::new()

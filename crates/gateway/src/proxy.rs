@@ -19,6 +19,7 @@ use crate::forward::{X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop}
 use crate::gateway::Shared;
 use crate::router::request_host;
 use crate::snapshot::RouteState;
+use crate::upstream::conn::SendError;
 use crate::upstream::endpoint::InflightGuard;
 
 /// Facts about the client connection a request arrived on.
@@ -198,7 +199,7 @@ async fn forward(
             } else {
                 std::mem::take(&mut parts.headers)
             };
-            let outcome = up.client.request(request).await;
+            let outcome = up.send(index, request).await;
             let more = retryable && attempt < retries;
             match outcome {
                 Ok(resp) => {
@@ -263,39 +264,32 @@ async fn forward(
 
 /// Classifies a client error: connect failures (DNS, refused, connect timeout) versus failures
 /// after the request was sent.
-fn client_error(
-    upstream: &str,
-    endpoint: &str,
-    e: &hyper_util::client::legacy::Error,
-) -> ProxyError {
-    let mut reason = String::new();
-    let mut source = e.source();
+fn client_error(upstream: &str, endpoint: &str, e: &SendError) -> ProxyError {
+    let http = match e {
+        SendError::Connect(reason) => {
+            return ProxyError::Connect {
+                upstream: upstream.into(),
+                endpoint: endpoint.into(),
+                reason: reason.clone(),
+            };
+        }
+        SendError::Http(h) => h,
+    };
+    let mut reason = http.to_string();
+    let mut source = http.source();
     while let Some(s) = source {
         if let Some(too_large) = s.downcast_ref::<crate::body::BodyTooLarge>() {
             return ProxyError::BodyTooLarge {
                 limit: too_large.limit,
             };
         }
-        if !reason.is_empty() {
-            reason.push_str(": ");
-        }
+        reason.push_str(": ");
         reason.push_str(&s.to_string());
         source = s.source();
     }
-    if reason.is_empty() {
-        reason = e.to_string();
-    }
-    if e.is_connect() {
-        ProxyError::Connect {
-            upstream: upstream.into(),
-            endpoint: endpoint.into(),
-            reason,
-        }
-    } else {
-        ProxyError::Upstream {
-            upstream: upstream.into(),
-            endpoint: endpoint.into(),
-            reason,
-        }
+    ProxyError::Upstream {
+        upstream: upstream.into(),
+        endpoint: endpoint.into(),
+        reason,
     }
 }

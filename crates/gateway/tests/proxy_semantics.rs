@@ -364,3 +364,33 @@ async fn streamed_body_over_the_limit_is_cut() {
         "a body over the limit must not be delivered"
     );
 }
+
+#[tokio::test]
+async fn connections_closed_by_the_upstream_are_not_reused() {
+    let first = EchoServer::start("first").await.expect("backend");
+    let addr = first.addr;
+    let gw = start(&simple(&[addr], "", "")).await;
+    let base = base_url(&gw).await;
+    let c = client::http1();
+    for _ in 0..5 {
+        assert_eq!(
+            client::get(&c, &format!("{base}/x"))
+                .await
+                .expect("answer")
+                .status,
+            StatusCode::OK
+        );
+    }
+    // The upstream restarts: every pooled keep-alive connection to it is now closed.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = EchoServer::start_on(addr, "second")
+        .await
+        .expect("restart on the same port");
+    for _ in 0..5 {
+        let a = client::get(&c, &format!("{base}/x")).await.expect("answer");
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        assert_eq!(a.header("x-backend"), Some("second"));
+    }
+    assert_eq!(second.control.hits(), 5);
+}

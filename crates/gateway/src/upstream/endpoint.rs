@@ -27,6 +27,8 @@ pub struct Endpoint {
     ejected_until_ms: AtomicU64,
     consecutive_failures: AtomicU32,
     healthy_gauge: Gauge,
+    /// Idle keep-alive connections to this endpoint.
+    pub idle: Arc<super::conn::IdleList>,
 }
 
 impl Endpoint {
@@ -46,6 +48,7 @@ impl Endpoint {
             ejected_until_ms: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             healthy_gauge,
+            idle: Arc::default(),
         })
     }
 

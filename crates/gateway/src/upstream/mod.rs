@@ -1,7 +1,8 @@
-//! Upstream pools: endpoints, the pooled HTTP client that reaches them, balancing,
+//! Upstream pools: endpoints, their keep-alive connections (`conn`), balancing,
 //! active health checks and passive outlier ejection.
 
 pub mod balance;
+pub mod conn;
 pub mod endpoint;
 
 use std::sync::atomic::AtomicUsize;
@@ -9,9 +10,6 @@ use std::sync::{Arc, Weak};
 
 use http::uri::PathAndQuery;
 use http::{Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rampart_model::UpstreamConfig;
 
 use crate::admission::Limit;
@@ -21,20 +19,14 @@ use crate::metrics::Metrics;
 use crate::resolve::Resolver;
 pub use endpoint::Endpoint;
 
-/// Connections kept idle per endpoint.
-const MAX_IDLE_PER_ENDPOINT: usize = 1024;
-const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-pub type HttpClient = Client<HttpConnector<Resolver>, ProxyBody>;
-
 pub struct Upstream {
     pub config: UpstreamConfig,
     pub endpoints: Vec<Arc<Endpoint>>,
-    pub client: HttpClient,
     /// Per-upstream concurrency limit (`max_concurrency`; unlimited when absent).
     pub limit: Arc<Limit>,
     rr: AtomicUsize,
     metrics: Metrics,
+    resolver: Resolver,
 }
 
 impl Upstream {
@@ -46,22 +38,16 @@ impl Upstream {
         metrics: &Metrics,
         previous: Option<&Upstream>,
     ) -> Result<Arc<Upstream>, String> {
-        let mut connector = HttpConnector::new_with_resolver(resolver.clone());
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(MAX_IDLE_PER_ENDPOINT)
-            .build(connector);
         let mut endpoints = Vec::with_capacity(config.endpoints.len());
         for addr in &config.endpoints {
             let gauge = metrics.endpoint_healthy(&config.name, &addr.to_string());
-            let ep = Endpoint::new(addr.clone(), gauge)?;
+            let mut ep = Endpoint::new(addr.clone(), gauge)?;
             match previous.and_then(|p| p.endpoints.iter().find(|e| e.addr == *addr)) {
-                Some(old) => ep.inherit(old),
+                Some(old) => {
+                    ep.inherit(old);
+                    // Warm connections survive a reload.
+                    ep.idle = old.idle.clone();
+                }
                 None if previous.is_some() => ep.start_ramp(),
                 None => {}
             }
@@ -70,10 +56,10 @@ impl Upstream {
         let upstream = Arc::new(Upstream {
             config: config.clone(),
             endpoints,
-            client,
             limit: Limit::new(config.max_concurrency.unwrap_or(u32::MAX)),
             rr: AtomicUsize::new(0),
             metrics: metrics.clone(),
+            resolver: resolver.clone(),
         });
         if config.health_check.is_some() {
             tokio::spawn(health_check_loop(Arc::downgrade(&upstream)));
@@ -90,6 +76,28 @@ impl Upstream {
             now_ms(),
             avoid,
         )
+    }
+
+    /// Sends a request to endpoint `index` on one of its pooled connections.
+    pub async fn send(
+        &self,
+        index: usize,
+        req: Request<ProxyBody>,
+    ) -> Result<http::Response<conn::DrivenBody>, conn::SendError> {
+        let ep = &self.endpoints[index];
+        let host = match &ep.addr.host {
+            rampart_model::Host::Ip(ip) => ip.to_string(),
+            rampart_model::Host::Name(n) => n.clone(),
+        };
+        conn::send(
+            &ep.idle,
+            &self.resolver,
+            &host,
+            ep.addr.port,
+            self.config.connect_timeout,
+            req,
+        )
+        .await
     }
 
     /// Records a request's outcome for passive outlier detection.
@@ -167,7 +175,7 @@ async fn probe(up: &Upstream, index: usize, path: &str, timeout: std::time::Dura
     else {
         return false;
     };
-    match tokio::time::timeout(timeout, up.client.request(req)).await {
+    match tokio::time::timeout(timeout, up.send(index, req)).await {
         Ok(Ok(resp)) => resp.status().is_success(),
         _ => false,
     }
