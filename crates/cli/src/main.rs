@@ -25,11 +25,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the data plane from a config file (reloads on SIGHUP and on file change).
+    /// Run the data plane: from a config file (reloads on SIGHUP and on file change), or as an
+    /// agent of a control plane (`--control URL --env NAME --state-dir DIR`).
     Gateway {
         /// The config document (YAML or JSON).
+        #[arg(long, conflicts_with = "control", required_unless_present = "control")]
+        config: Option<PathBuf>,
+        /// The control plane to take configs from.
+        #[arg(long, requires_all = ["env", "state_dir"])]
+        control: Option<String>,
+        /// The environment this gateway belongs to (with --control).
         #[arg(long)]
-        config: PathBuf,
+        env: Option<String>,
+        /// Where the last-known-good config is kept (with --control).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// This instance's id (with --control; default: hostname-pid).
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, default_value = "local")]
+        zone: String,
+        /// API token (or RAMPART_TOKEN).
+        #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Override a listener's address: NAME=ADDR (repeatable).
         #[arg(long = "listen", value_parser = parse_listen)]
         listen: Vec<(String, SocketAddr)>,
@@ -40,10 +58,47 @@ enum Command {
         #[arg(long, default_value = "30s")]
         drain: String,
     },
-    /// Work with config documents.
+    /// Run the control plane.
+    Control {
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        listen: SocketAddr,
+        /// Data directory (SQLite database, tokens).
+        #[arg(long)]
+        data: PathBuf,
+        /// Environments in pipeline order.
+        #[arg(long, value_delimiter = ',', default_value = "testing,production")]
+        environments: Vec<String>,
+    },
+    /// Work with config documents (locally, or versions on the control plane).
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Make a version desired in an environment (the pipeline decides if it may).
+    Deploy {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        version: String,
+        /// Skip the pipeline order, with a reason (approver token; recorded).
+        #[arg(long)]
+        break_glass: Option<String>,
+    },
+    /// Roll an environment back to its last-known-good (or --to VERSION), at once.
+    Rollback {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        env: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Environments, their versions and instances.
+    Fleet {
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Test servers (echo backend) for trying rampart out and for benchmarks.
     Testkit {
@@ -62,6 +117,19 @@ enum ConfigCommand {
     },
     /// Print the JSON Schema of the config document.
     Schema,
+    /// Store a document as a new version on the control plane.
+    Push {
+        file: PathBuf,
+        #[arg(long, short, default_value = "")]
+        message: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Versions on the control plane, newest first.
+    History {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Show what changes between two documents.
     Diff {
         old: PathBuf,
@@ -98,6 +166,25 @@ enum TestkitCommand {
     },
 }
 
+/// Where the control plane is, and how to talk to it.
+#[derive(clap::Args, Clone)]
+struct Remote {
+    /// Control plane URL (or RAMPART_CONTROL).
+    #[arg(long, env = "RAMPART_CONTROL", default_value = "http://127.0.0.1:7000")]
+    control: String,
+    /// API token (or RAMPART_TOKEN).
+    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+impl Remote {
+    fn client(&self) -> rampart_api::ApiClient {
+        rampart_api::ApiClient::new(&self.control, self.token.clone())
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Output {
     Text,
@@ -131,6 +218,65 @@ fn main() -> ExitCode {
     }
 }
 
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into())
+}
+
+fn short(v: &Option<String>) -> String {
+    v.as_deref()
+        .map(|v| v[..v.len().min(12)].to_owned())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<ExitCode> {
+    if remote.output == Output::Json {
+        println!("{:#}", serde_json::to_value(e)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}  desired {}  last-known-good {}  ({} instances)",
+        e.name,
+        short(&e.desired),
+        short(&e.last_known_good),
+        e.instances.len()
+    );
+    for i in &e.instances {
+        let result = match &i.last_result {
+            Some(rampart_api::ApplyResult::Applied { .. }) => "applied".to_owned(),
+            Some(rampart_api::ApplyResult::Rejected { error, .. }) => format!("rejected: {error}"),
+            Some(rampart_api::ApplyResult::Reverted { reason, .. }) => {
+                format!("reverted: {reason}")
+            }
+            None => "-".into(),
+        };
+        println!(
+            "  {:<24} {:<8} applied {}  {}  seen {} ms ago",
+            i.id,
+            i.zone,
+            short(&i.applied),
+            result,
+            i.last_seen_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -142,6 +288,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Gateway {
             config,
+            control,
+            env,
+            state_dir,
+            instance,
+            zone,
+            token,
             listen,
             admin,
             drain,
@@ -154,11 +306,90 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 admin,
                 drain,
             };
-            runtime()?.block_on(rampart_gateway::standalone::run(
-                config,
-                options,
-                std::future::pending(),
-            ))?;
+            match (config, control, env, state_dir) {
+                (Some(config), _, _, _) => {
+                    runtime()?.block_on(rampart_gateway::standalone::run(
+                        config,
+                        options,
+                        shutdown_signal(),
+                    ))?;
+                }
+                (None, Some(control), Some(environment), Some(state_dir)) => {
+                    let instance = instance
+                        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+                    let opts = rampart_gateway::agent::AgentOptions {
+                        control,
+                        token,
+                        environment,
+                        instance,
+                        zone,
+                        state_dir,
+                        gateway: options,
+                    };
+                    runtime()?.block_on(rampart_gateway::agent::run(opts, shutdown_signal()))?;
+                }
+                _ => anyhow::bail!(
+                    "give --config FILE, or --control URL with --env NAME and --state-dir DIR"
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Control {
+            listen,
+            data,
+            environments,
+        } => {
+            runtime()?.block_on(async {
+                tokio::fs::create_dir_all(&data)
+                    .await
+                    .with_context(|| format!("creating {}", data.display()))?;
+                let control = rampart_control::ControlPlane::open(&data, &environments)
+                    .await
+                    .with_context(|| format!("opening the store in {}", data.display()))?;
+                let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
+                    .await
+                    .with_context(|| format!("reading tokens in {}", data.display()))?;
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                eprintln!(
+                    "control plane on http://{listen}; tokens in {}",
+                    data.join("tokens.json").display()
+                );
+                rampart_control::serve(
+                    listener,
+                    std::sync::Arc::new(control),
+                    tokens,
+                    shutdown_signal(),
+                )
+                .await
+                .context("serving the API")
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            remote,
+            env,
+            version,
+            break_glass,
+        } => {
+            let status =
+                runtime()?.block_on(remote.client().deploy(&env, &version, break_glass))?;
+            print_env(&remote, &status)
+        }
+        Command::Rollback { remote, env, to } => {
+            let status = runtime()?.block_on(remote.client().rollback(&env, to))?;
+            print_env(&remote, &status)
+        }
+        Command::Fleet { remote } => {
+            let envs = runtime()?.block_on(remote.client().environments())?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&envs)?);
+            } else {
+                for e in &envs {
+                    print_env(&remote, e)?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { command } => config(command),
@@ -215,6 +446,45 @@ fn config(command: ConfigCommand) -> Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        ConfigCommand::Push {
+            file,
+            message,
+            remote,
+        } => {
+            let text = read(&file)?;
+            let pushed = runtime()?.block_on(remote.client().push(&text, &message))?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&pushed)?);
+            } else {
+                for w in &pushed.warnings {
+                    println!("warning: {w}");
+                }
+                let verb = if pushed.created {
+                    "created"
+                } else {
+                    "already stored as"
+                };
+                println!("{verb} version {}", pushed.version.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::History { remote } => {
+            let versions = runtime()?.block_on(remote.client().versions())?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&versions)?);
+            } else {
+                for v in &versions {
+                    println!(
+                        "{}  {}  {:<12} {}",
+                        &v.id[..12],
+                        v.created_at,
+                        v.author,
+                        v.message
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Schema => {
             println!("{:#}", rampart_model::json_schema());

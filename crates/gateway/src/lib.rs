@@ -2,11 +2,13 @@
 //!
 //! Owns: listeners (TLS, h2c), routing, upstream pools and balancing, health checking,
 //! admission control, DNS with deadlines, the admin listener and metrics, config reload.
-//! Must not: depend on the control plane, or wait on anything external without a deadline.
+//! Must not: depend on the control plane (only on its wire types, `rampart-api`), or wait on
+//! anything external without a deadline.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod admission;
+pub mod agent;
 pub mod auth;
 pub mod body;
 mod clock;
@@ -14,6 +16,7 @@ pub mod error;
 pub mod forward;
 pub mod gateway;
 pub mod listener;
+pub mod lkg;
 pub mod metrics;
 pub mod proxy;
 pub mod resolve;

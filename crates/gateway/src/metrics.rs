@@ -4,6 +4,7 @@
 //! touches only atomics and one uncontended histogram lock.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -41,6 +42,25 @@ struct Inner {
     reloads: Family<Labels, Counter>,
     connections: Gauge,
     connections_total: Counter,
+    /// Totals across routes, read by the agent's reports.
+    totals: Arc<Totals>,
+}
+
+/// Running totals an agent turns into per-report deltas.
+#[derive(Default, Debug)]
+pub struct Totals {
+    pub requests: [AtomicU64; 5],
+    pub shed: AtomicU64,
+    pub auth_failures: AtomicU64,
+}
+
+/// A reading of the totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TotalsReading {
+    pub requests: [u64; 5],
+    pub shed: u64,
+    pub auth_failures: u64,
+    pub inflight: u64,
 }
 
 /// Status classes as label values, indexed by `status / 100 - 1`.
@@ -49,6 +69,7 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Outcome counters of one auth provider.
 #[derive(Clone)]
 pub struct AuthOutcomes {
+    pub totals: Arc<Totals>,
     pub ok: Counter,
     pub unverified: Counter,
     pub missing: Counter,
@@ -61,6 +82,7 @@ pub struct AuthOutcomes {
 #[derive(Clone)]
 pub struct RouteMetrics {
     by_class: [Counter; 5],
+    totals: Arc<Totals>,
     latency: Histogram,
     pub retries: Counter,
     pub retry_budget_exhausted: Counter,
@@ -70,6 +92,7 @@ impl RouteMetrics {
     pub fn observe(&self, status: u16, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
+        self.totals.requests[class].fetch_add(1, Ordering::Relaxed);
         self.latency.observe(elapsed.as_secs_f64());
     }
 }
@@ -101,6 +124,7 @@ impl Metrics {
             reloads: Family::default(),
             connections: Gauge::default(),
             connections_total: Counter::default(),
+            totals: Arc::default(),
         };
         let r = &mut inner.registry;
         r.register(
@@ -173,6 +197,7 @@ impl Metrics {
     pub fn route(&self, route: &str) -> RouteMetrics {
         let l = |class: &str| vec![("route", route.to_owned()), ("class", class.to_owned())];
         RouteMetrics {
+            totals: self.inner.totals.clone(),
             by_class: CLASSES.map(|c| self.inner.requests.get_or_create(&l(c)).clone()),
             latency: self
                 .inner
@@ -196,7 +221,19 @@ impl Metrics {
         &self.inner.inflight
     }
 
+    /// Totals since start, for agent reports.
+    pub fn totals(&self) -> TotalsReading {
+        let t = &self.inner.totals;
+        TotalsReading {
+            requests: std::array::from_fn(|i| t.requests[i].load(Ordering::Relaxed)),
+            shed: t.shed.load(Ordering::Relaxed),
+            auth_failures: t.auth_failures.load(Ordering::Relaxed),
+            inflight: self.inner.inflight.get().max(0) as u64,
+        }
+    }
+
     pub fn shed(&self, scope: &str) {
+        self.inner.totals.shed.fetch_add(1, Ordering::Relaxed);
         self.inner
             .shed
             .get_or_create(&vec![("scope", scope.to_owned())])
@@ -246,6 +283,7 @@ impl Metrics {
                 .clone()
         };
         AuthOutcomes {
+            totals: self.inner.totals.clone(),
             ok: c("ok"),
             unverified: c("unverified"),
             missing: c("missing"),

@@ -169,14 +169,21 @@ impl Provider {
             }
         });
         let outcomes = &self.outcomes;
-        match &result {
-            Ok(id) if id.verified => outcomes.ok.inc(),
-            Ok(_) => outcomes.unverified.inc(),
-            Err(AuthError::Missing(_)) => outcomes.missing.inc(),
-            Err(AuthError::Invalid(_)) => outcomes.invalid.inc(),
-            Err(AuthError::Forbidden(_)) => outcomes.forbidden.inc(),
-            Err(AuthError::Unavailable(_)) => outcomes.unavailable.inc(),
+        let counter = match &result {
+            Ok(id) if id.verified => &outcomes.ok,
+            Ok(_) => &outcomes.unverified,
+            Err(AuthError::Missing(_)) => &outcomes.missing,
+            Err(AuthError::Invalid(_)) => &outcomes.invalid,
+            Err(AuthError::Forbidden(_)) => &outcomes.forbidden,
+            Err(AuthError::Unavailable(_)) => &outcomes.unavailable,
         };
+        counter.inc();
+        if result.is_err() {
+            outcomes
+                .totals
+                .auth_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         result
     }
 }

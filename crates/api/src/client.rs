@@ -1,0 +1,254 @@
+//! A typed client of the control-plane API. Every call has a deadline.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::types::*;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("control plane at {url} unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("control plane at {url} did not answer within {after:?}")]
+    Timeout { url: String, after: Duration },
+    /// The API answered with an error.
+    #[error("{message} ({status}, {code})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unreadable answer from {url}: {reason}")]
+    Decode { url: String, reason: String },
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl ApiClient {
+    /// `base` like `http://127.0.0.1:7000`.
+    pub fn new(base: &str, token: Option<String>) -> ApiClient {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(2)));
+        http.set_nodelay(true);
+        ApiClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            client: Client::builder(TokioExecutor::new()).build(http),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let uri: Uri = url.parse().map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: format!("bad URL: {e}"),
+        })?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::ACCEPT, "application/json");
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url: url.clone(),
+                    reason: format!("{e:?}"),
+                })?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Unreachable {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            Ok::<_, ClientError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.clone(),
+                after: timeout,
+            })??;
+        if !status.is_success() {
+            let err: ErrorBody = serde_json::from_slice(&bytes).unwrap_or(ErrorBody {
+                error: "http_error".into(),
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: err.error,
+                message: err.message,
+            });
+        }
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    fn json<B: Serialize>(body: &B) -> Option<Vec<u8>> {
+        serde_json::to_vec(body).ok()
+    }
+
+    pub async fn push(&self, document: &str, message: &str) -> Result<PushResponse, ClientError> {
+        let body = PushRequest {
+            document: document.to_owned(),
+            message: message.to_owned(),
+        };
+        self.call(
+            Method::POST,
+            "/v1/versions",
+            Self::json(&body),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn versions(&self) -> Result<Vec<VersionInfo>, ClientError> {
+        self.call(Method::GET, "/v1/versions", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn version(&self, id: &str) -> Result<VersionDocument, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/versions/{id}"),
+            None,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn deploy(
+        &self,
+        env: &str,
+        version: &str,
+        break_glass: Option<String>,
+    ) -> Result<EnvironmentStatus, ClientError> {
+        let body = DeployRequest {
+            version: version.to_owned(),
+            break_glass,
+        };
+        self.call(
+            Method::POST,
+            &format!("/v1/environments/{env}/deploy"),
+            Self::json(&body),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn rollback(
+        &self,
+        env: &str,
+        to: Option<String>,
+    ) -> Result<EnvironmentStatus, ClientError> {
+        let body = RollbackRequest { to };
+        self.call(
+            Method::POST,
+            &format!("/v1/environments/{env}/rollback"),
+            Self::json(&body),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn environments(&self) -> Result<Vec<EnvironmentStatus>, ClientError> {
+        self.call(Method::GET, "/v1/environments", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn events(&self, after: i64) -> Result<Vec<Event>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/v1/events?after={after}"),
+            None,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/agents/register",
+            Self::json(req),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    /// Long-poll: held by the server up to `wait`; the client waits a little longer.
+    pub async fn desired(
+        &self,
+        instance: &str,
+        current: Option<&str>,
+        wait: Duration,
+    ) -> Result<Desired, ClientError> {
+        let path = format!(
+            "/v1/agents/{instance}/desired?current={}&wait_ms={}",
+            current.unwrap_or(""),
+            wait.as_millis()
+        );
+        self.call(Method::GET, &path, None, wait + Duration::from_secs(2))
+            .await
+    }
+
+    pub async fn report(&self, instance: &str, report: &Report) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>(
+            Method::POST,
+            &format!("/v1/agents/{instance}/report"),
+            Self::json(report),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+}

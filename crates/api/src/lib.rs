@@ -1,0 +1,11 @@
+//! The control-plane API and the agent protocol: wire types shared by the control plane, the
+//! gateway's agent and the CLI, and a typed client.
+//!
+//! Must not: depend on the control plane or the gateway; it is the boundary between them.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod types;
+
+pub use client::{ApiClient, ClientError};
+pub use types::*;

@@ -1,0 +1,148 @@
+//! Wire types. Times are RFC 3339 strings in UTC; version ids are 64-hex SHA-256.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the API answers with: a stable code and a message that says what, where, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// `POST /v1/versions`: a new config version (YAML or JSON text).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub document: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub id: String,
+    pub parent: Option<String>,
+    pub author: String,
+    pub message: String,
+    pub created_at: String,
+}
+
+/// Answer to a push: the version (new, or the existing one with the same content).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub version: VersionInfo,
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionDocument {
+    pub version: VersionInfo,
+    /// The canonical JSON form of the document.
+    pub document: String,
+}
+
+/// `POST /v1/environments/{env}/deploy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub version: String,
+    /// Skips the pipeline order; needs the approver role; recorded with the reason.
+    #[serde(default)]
+    pub break_glass: Option<String>,
+}
+
+/// `POST /v1/environments/{env}/rollback`. Without `to`, the environment's last-known-good.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    pub name: String,
+    pub position: i64,
+    pub desired: Option<String>,
+    pub last_known_good: Option<String>,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub id: String,
+    pub environment: String,
+    pub zone: String,
+    pub build: String,
+    pub applied: Option<String>,
+    pub last_result: Option<ApplyResult>,
+    /// Milliseconds since the last report.
+    pub last_seen_ms: u64,
+    pub requests: [u64; 5],
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub data: serde_json::Value,
+}
+
+/// Agent protocol: `POST /v1/agents/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub instance: String,
+    pub environment: String,
+    pub zone: String,
+    pub build: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// How long a desired-version poll may be held open.
+    pub poll_wait_ms: u64,
+    pub report_interval_ms: u64,
+}
+
+/// Agent protocol: `GET /v1/agents/{instance}/desired?current=ID&wait_ms=N` answers at once when
+/// the desired version differs from `current`, else when it changes or the wait ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Desired {
+    pub version: Option<String>,
+    /// Canonical JSON of the desired document, when it differs from `current`.
+    pub document: Option<String>,
+}
+
+/// The outcome of an agent's last apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ApplyResult {
+    Applied {
+        version: String,
+    },
+    Rejected {
+        version: String,
+        error: String,
+    },
+    Reverted {
+        from: String,
+        to: String,
+        reason: String,
+    },
+}
+
+/// Agent protocol: `POST /v1/agents/{instance}/report`, once a second.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub applied: Option<String>,
+    pub result: Option<ApplyResult>,
+    /// Requests by status class (1xx..5xx) since the last report.
+    pub requests: [u64; 5],
+    pub inflight: u64,
+    pub shed: u64,
+    pub auth_failures: u64,
+    /// Problems the agent found on its own (e.g. a corrupt last-known-good file).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}

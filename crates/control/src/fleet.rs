@@ -1,0 +1,97 @@
+//! The fleet: agents registered per environment and what they last reported. In memory: agents
+//! re-register after a control-plane restart, and reports arrive every second.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rampart_api::{ApplyResult, InstanceStatus, RegisterRequest, Report};
+
+/// An instance that has not reported for this long is not counted as part of its environment.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub registration: RegisterRequest,
+    pub applied: Option<String>,
+    pub last_result: Option<ApplyResult>,
+    pub last_seen: Instant,
+    pub requests: [u64; 5],
+    pub problems: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct Fleet {
+    instances: Mutex<HashMap<String, Instance>>,
+}
+
+impl Fleet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instance>> {
+        self.instances.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn register(&self, r: RegisterRequest) {
+        let mut all = self.lock();
+        let entry = all.entry(r.instance.clone()).or_insert_with(|| Instance {
+            registration: r.clone(),
+            applied: None,
+            last_result: None,
+            last_seen: Instant::now(),
+            requests: [0; 5],
+            problems: vec![],
+        });
+        entry.registration = r;
+        entry.last_seen = Instant::now();
+    }
+
+    /// Records a report; returns the instance's environment, or None if it never registered.
+    pub fn report(&self, instance: &str, r: &Report) -> Option<String> {
+        let mut all = self.lock();
+        let i = all.get_mut(instance)?;
+        i.applied = r.applied.clone();
+        if r.result.is_some() {
+            i.last_result = r.result.clone();
+        }
+        for (total, n) in i.requests.iter_mut().zip(r.requests) {
+            *total += n;
+        }
+        i.problems = r.problems.clone();
+        i.last_seen = Instant::now();
+        Some(i.registration.environment.clone())
+    }
+
+    pub fn environment_of(&self, instance: &str) -> Option<String> {
+        self.lock()
+            .get(instance)
+            .map(|i| i.registration.environment.clone())
+    }
+
+    /// Live instances of an environment.
+    pub fn live(&self, env: &str) -> Vec<Instance> {
+        self.lock()
+            .values()
+            .filter(|i| i.registration.environment == env && i.last_seen.elapsed() < STALE_AFTER)
+            .cloned()
+            .collect()
+    }
+
+    pub fn status(&self, env: &str) -> Vec<InstanceStatus> {
+        let mut list: Vec<InstanceStatus> = self
+            .lock()
+            .values()
+            .filter(|i| i.registration.environment == env)
+            .map(|i| InstanceStatus {
+                id: i.registration.instance.clone(),
+                environment: env.to_owned(),
+                zone: i.registration.zone.clone(),
+                build: i.registration.build.clone(),
+                applied: i.applied.clone(),
+                last_result: i.last_result.clone(),
+                last_seen_ms: i.last_seen.elapsed().as_millis() as u64,
+                requests: i.requests,
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+}

@@ -1,0 +1,296 @@
+//! Durable state in SQLite (WAL): versions, environments, successes, events.
+//!
+//! Every change that must survive a crash is one transaction that also appends its event, so
+//! the event log and the state never disagree. Queries are checked at run time (`query`, not
+//! `query!`), keeping the door open to a PostgreSQL backend with its own migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use rampart_api::{Event, VersionInfo};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvRow {
+    pub name: String,
+    pub position: i64,
+    pub desired: Option<String>,
+    pub last_known_good: Option<String>,
+}
+
+/// An event to append with a state change.
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub actor: &'a str,
+    pub data: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) `DIR/rampart.db` and migrates it.
+    pub async fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("rampart.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
+    /// transaction that reads first cannot wait for the lock later (SQLITE_BUSY).
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Creates the environments that do not exist yet, in pipeline order.
+    pub async fn ensure_environments(&self, names: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for (i, name) in names.iter().enumerate() {
+            sqlx::query("INSERT OR IGNORE INTO environments (name, position) VALUES (?, ?)")
+                .bind(name)
+                .bind(i as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append(tx: &mut sqlx::SqliteConnection, e: &NewEvent<'_>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO events (at, kind, subject, actor, data) VALUES (?, ?, ?, ?, ?)")
+            .bind(now())
+            .bind(e.kind)
+            .bind(e.subject)
+            .bind(e.actor)
+            .bind(e.data.to_string())
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn append_event(&self, e: &NewEvent<'_>) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::append(&mut conn, e).await
+    }
+
+    /// Stores a version unless the same content exists; returns it and whether it is new.
+    pub async fn insert_version(
+        &self,
+        id: &str,
+        document: &str,
+        author: &str,
+        message: &str,
+    ) -> Result<(VersionInfo, bool), StoreError> {
+        let mut tx = self.write().await?;
+        if let Some(existing) = Self::version_row(&mut tx, id).await? {
+            return Ok((existing.0, false));
+        }
+        let parent: Option<String> =
+            sqlx::query("SELECT id FROM versions ORDER BY rowid DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
+        let created_at = now();
+        sqlx::query("INSERT INTO versions (id, document, parent, author, message, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(document)
+            .bind(&parent)
+            .bind(author)
+            .bind(message)
+            .bind(&created_at)
+            .execute(&mut *tx)
+            .await?;
+        let event = NewEvent {
+            kind: "version.created",
+            subject: id,
+            actor: author,
+            data: serde_json::json!({ "message": message, "parent": parent }),
+        };
+        Self::append(&mut tx, &event).await?;
+        tx.commit().await?;
+        let info = VersionInfo {
+            id: id.to_owned(),
+            parent,
+            author: author.to_owned(),
+            message: message.to_owned(),
+            created_at,
+        };
+        Ok((info, true))
+    }
+
+    async fn version_row(
+        conn: &mut sqlx::SqliteConnection,
+        id: &str,
+    ) -> Result<Option<(VersionInfo, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, parent, author, message, created_at, document FROM versions WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+        Ok(row.map(|r| {
+            (
+                VersionInfo {
+                    id: r.get(0),
+                    parent: r.get(1),
+                    author: r.get(2),
+                    message: r.get(3),
+                    created_at: r.get(4),
+                },
+                r.get(5),
+            )
+        }))
+    }
+
+    pub async fn version(&self, id: &str) -> Result<Option<(VersionInfo, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::version_row(&mut conn, id).await
+    }
+
+    pub async fn versions(&self) -> Result<Vec<VersionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, parent, author, message, created_at FROM versions ORDER BY rowid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| VersionInfo {
+                id: r.get(0),
+                parent: r.get(1),
+                author: r.get(2),
+                message: r.get(3),
+                created_at: r.get(4),
+            })
+            .collect())
+    }
+
+    pub async fn environments(&self) -> Result<Vec<EnvRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, position, desired, last_known_good FROM environments ORDER BY position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EnvRow {
+                name: r.get(0),
+                position: r.get(1),
+                desired: r.get(2),
+                last_known_good: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Makes `version` desired in `env`, with its event, in one transaction.
+    pub async fn set_desired(
+        &self,
+        env: &str,
+        version: &str,
+        event: &NewEvent<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE environments SET desired = ? WHERE name = ?")
+            .bind(version)
+            .bind(env)
+            .execute(&mut *tx)
+            .await?;
+        Self::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn has_succeeded(&self, env: &str, version: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM successes WHERE environment = ? AND version = ?")
+            .bind(env)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records that every instance of `env` applied `version`: it becomes the last-known-good.
+    /// Returns false if it was already recorded.
+    pub async fn record_success(
+        &self,
+        env: &str,
+        version: &str,
+        instances: usize,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO successes (environment, version, at) VALUES (?, ?, ?)",
+        )
+        .bind(env)
+        .bind(version)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE environments SET last_known_good = ? WHERE name = ?")
+            .bind(version)
+            .bind(env)
+            .execute(&mut *tx)
+            .await?;
+        if done > 0 {
+            let event = NewEvent {
+                kind: "release.succeeded",
+                subject: env,
+                actor: "control",
+                data: serde_json::json!({ "version": version, "instances": instances }),
+            };
+            Self::append(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    pub async fn events(&self, after: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, kind, subject, actor, data FROM events WHERE seq > ? ORDER BY seq LIMIT 1000")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let data: String = r.get(5);
+                Event {
+                    seq: r.get(0),
+                    at: r.get(1),
+                    kind: r.get(2),
+                    subject: r.get(3),
+                    actor: r.get(4),
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,456 @@
+//! The control plane with real gateways as agents on loopback: pipeline, break-glass,
+//! rollback while every gateway fails, fail-static without the control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use rampart_api::{ApiClient, ClientError};
+use rampart_control::ControlPlane;
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_gateway::agent::{AgentOptions, run};
+use rampart_testkit::EchoServer;
+use rampart_testkit::client;
+
+struct Control {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Control {
+    async fn start(data: &std::path::Path, addr: SocketAddr) -> Control {
+        let control = ControlPlane::open(data, &["testing".into(), "production".into()])
+            .await
+            .expect("open");
+        let tokens = Tokens::from_entries(&[
+            TokenEntry {
+                name: "olivia".into(),
+                role: Role::Operator,
+                token: "op".into(),
+            },
+            TokenEntry {
+                name: "amir".into(),
+                role: Role::Approver,
+                token: "ap".into(),
+            },
+            TokenEntry {
+                name: "agent".into(),
+                role: Role::Viewer,
+                token: "agent".into(),
+            },
+        ]);
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = rampart_control::serve(listener, Arc::new(control), tokens, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Control {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops abruptly: the serving task is aborted, held connections included.
+    async fn kill(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-control-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+struct Agent {
+    listen: SocketAddr,
+    state_dir: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_agent(
+    control: &str,
+    env: &str,
+    instance: &str,
+    state_dir: PathBuf,
+    listen: SocketAddr,
+) -> Agent {
+    let opts = AgentOptions {
+        control: control.into(),
+        token: Some("agent".into()),
+        environment: env.into(),
+        instance: instance.into(),
+        zone: "z1".into(),
+        state_dir: state_dir.clone(),
+        gateway: rampart_gateway::Options {
+            listen: vec![("public".into(), listen)],
+            admin: Some("127.0.0.1:0".parse().expect("addr")),
+            drain: Duration::from_millis(500),
+        },
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = run(opts, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Agent {
+        listen,
+        state_dir,
+        stop,
+        task,
+    }
+}
+
+impl Agent {
+    async fn stop(self) -> (SocketAddr, PathBuf) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        (self.listen, self.state_dir)
+    }
+}
+
+fn document(backend: SocketAddr, tag: &str) -> String {
+    format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
+upstreams: [{{ name: b, endpoints: ["{backend}"] }}]
+routes: [{{ name: {tag}, upstream: b, timeout: 2s }}]
+"#
+    )
+}
+
+async fn wait_until(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+async fn status(addr: SocketAddr) -> Option<StatusCode> {
+    client::get(&client::http1(), &format!("http://{addr}/x"))
+        .await
+        .ok()
+        .map(|a| a.status)
+}
+
+#[tokio::test]
+async fn production_refuses_untested_versions_and_rollback_always_works() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let data = temp("pipeline");
+    let control = Control::start(&data, "127.0.0.1:0".parse().expect("addr")).await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    let testing = start_agent(&control.url(), "testing", "t1", temp("t1"), free_addr());
+    let prod: Vec<Agent> = (0..3)
+        .map(|i| {
+            start_agent(
+                &control.url(),
+                "production",
+                &format!("p{i}"),
+                temp("p"),
+                free_addr(),
+            )
+        })
+        .collect();
+
+    // v1 goes through testing, then production.
+    let v1 = op
+        .push(&document(backend.addr, "good"), "first")
+        .await
+        .expect("push")
+        .version
+        .id;
+    let refused = op
+        .deploy("production", &v1, None)
+        .await
+        .expect_err("untested");
+    match &refused {
+        ClientError::Api {
+            status, message, ..
+        } => {
+            assert_eq!(*status, 409);
+            assert!(
+                message.contains("has not succeeded in \"testing\""),
+                "{message}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    op.deploy("testing", &v1, None).await.expect("testing");
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(testing.listen)
+            .await
+            == Some(StatusCode::OK))
+        .await
+    );
+    let passed = wait_until(Duration::from_secs(5), async || {
+        op.deploy("production", &v1, None).await.is_ok()
+    })
+    .await;
+    assert!(
+        passed,
+        "v1 never became deployable to production after succeeding in testing"
+    );
+    for a in &prod {
+        assert!(
+            wait_until(Duration::from_secs(5), async || status(a.listen).await
+                == Some(StatusCode::OK))
+            .await
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), async || {
+            op.environments()
+                .await
+                .is_ok_and(|e| e[1].last_known_good.as_deref() == Some(v1.as_str()))
+        })
+        .await,
+        "v1 did not become production's last-known-good"
+    );
+
+    // v2 is bad (its upstream refuses connections). Only break-glass gets it to production,
+    // and only for an approver.
+    let dead = free_addr();
+    let v2 = op
+        .push(&document(dead, "bad"), "bad upstream")
+        .await
+        .expect("push")
+        .version
+        .id;
+    assert!(matches!(
+        op.deploy("production", &v2, Some("hotfix".into())).await,
+        Err(ClientError::Api { status: 403, .. })
+    ));
+    approver
+        .deploy("production", &v2, Some("incident 42 hotfix".into()))
+        .await
+        .expect("break-glass");
+    for a in &prod {
+        assert!(
+            wait_until(Duration::from_secs(5), async || status(a.listen).await
+                == Some(StatusCode::BAD_GATEWAY))
+            .await
+        );
+    }
+
+    // Every production gateway is failing; rollback needs nothing from them and is immediate.
+    let t = Instant::now();
+    op.rollback("production", None).await.expect("rollback");
+    for a in &prod {
+        assert!(
+            wait_until(Duration::from_secs(2), async || status(a.listen).await
+                == Some(StatusCode::OK))
+            .await
+        );
+    }
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(2), "rollback took {took:?}");
+
+    // Everything is in the event log, with actors.
+    let events = op.events(0).await.expect("events");
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.actor.as_str()))
+        .collect();
+    for want in [
+        ("version.created", "olivia"),
+        ("deploy", "olivia"),
+        ("release.succeeded", "control"),
+        ("deploy.break_glass", "amir"),
+        ("rollback", "olivia"),
+    ] {
+        assert!(kinds.contains(&want), "missing event {want:?} in {kinds:?}");
+    }
+    let glass = events
+        .iter()
+        .find(|e| e.kind == "deploy.break_glass")
+        .expect("break-glass event");
+    assert_eq!(glass.data["break_glass"]["reason"], "incident 42 hotfix");
+
+    // Bad input: an invalid document is refused with its errors and stores nothing.
+    let before = op.versions().await.expect("versions").len();
+    match op
+        .push("routes: [{ name: r, upstream: ghost }]\n", "broken")
+        .await
+    {
+        Err(ClientError::Api {
+            status: 422,
+            message,
+            ..
+        }) => assert!(message.contains("no upstream named \"ghost\""), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(op.versions().await.expect("versions").len(), before);
+
+    for a in prod {
+        a.stop().await;
+    }
+    testing.stop().await;
+    control.kill().await;
+}
+
+#[tokio::test]
+async fn gateways_fail_static_without_the_control_plane() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let data = temp("failstatic");
+    let control_addr = free_addr();
+    let control = Control::start(&data, control_addr).await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let agent = start_agent(&control.url(), "testing", "t1", temp("fs"), free_addr());
+    let v1 = op
+        .push(&document(backend.addr, "good"), "first")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("testing", &v1, None).await.expect("deploy");
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(agent.listen).await
+            == Some(StatusCode::OK))
+        .await
+    );
+
+    // The control plane dies: the gateway keeps serving.
+    control.kill().await;
+    for _ in 0..20 {
+        assert_eq!(status(agent.listen).await, Some(StatusCode::OK));
+    }
+    // Restarted while the control plane is still gone, it comes back on its last-known-good.
+    let (listen, state_dir) = agent.stop().await;
+    let agent = start_agent(
+        &format!("http://{control_addr}"),
+        "testing",
+        "t1",
+        state_dir.clone(),
+        listen,
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(listen).await
+            == Some(StatusCode::OK))
+        .await,
+        "a restarted gateway did not serve its last-known-good"
+    );
+    let (listen, state_dir) = agent.stop().await;
+
+    // A corrupt last-known-good is detected and never served.
+    let path = rampart_gateway::lkg::path(&state_dir);
+    let text = tokio::fs::read_to_string(&path).await.expect("lkg");
+    tokio::fs::write(&path, text.replace("timeout", "timeouT"))
+        .await
+        .expect("corrupt");
+    assert!(
+        matches!(rampart_gateway::lkg::load(&state_dir).await, Err(e) if e.contains("checksum mismatch"))
+    );
+    let agent = start_agent(
+        &format!("http://{control_addr}"),
+        "testing",
+        "t1",
+        state_dir,
+        listen,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status(listen).await,
+        None,
+        "a corrupt last-known-good must not be served"
+    );
+
+    // The control plane comes back (same data): the agent registers, reports the problem, and
+    // applies the desired version again.
+    let control = Control::start(&data, control_addr).await;
+    assert!(
+        wait_until(Duration::from_secs(10), async || status(listen).await
+            == Some(StatusCode::OK))
+        .await
+    );
+    agent.stop().await;
+    control.kill().await;
+}
+
+#[tokio::test]
+async fn a_version_an_agent_cannot_apply_is_rejected_and_reported() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let data = temp("reject");
+    let control = Control::start(&data, "127.0.0.1:0".parse().expect("addr")).await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let agent = start_agent(&control.url(), "testing", "t1", temp("rj"), free_addr());
+    let v1 = op
+        .push(&document(backend.addr, "good"), "first")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("testing", &v1, None).await.expect("deploy");
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(agent.listen).await
+            == Some(StatusCode::OK))
+        .await
+    );
+
+    // v2 adds a listener on an address this machine cannot bind: valid on paper, unappliable here.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr");
+    let doc = document(backend.addr, "v2").replace(
+        "listeners: [{ name: public, address: \"127.0.0.1:8080\" }]",
+        &format!("listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}, {{ name: extra, address: \"{busy}\" }}]"),
+    );
+    let v2 = op
+        .push(&doc, "second listener")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("testing", &v2, None).await.expect("deploy");
+    let rejected = wait_until(Duration::from_secs(5), async || {
+        op.environments().await.is_ok_and(|e| {
+            e[0].instances.iter().any(|i| {
+                matches!(&i.last_result, Some(rampart_api::ApplyResult::Rejected { version, error }) if *version == v2 && error.contains(&busy.to_string()))
+            })
+        })
+    })
+    .await;
+    assert!(rejected, "the rejection was not reported");
+    let envs = op.environments().await.expect("envs");
+    assert_eq!(
+        envs[0].instances[0].applied.as_deref(),
+        Some(v1.as_str()),
+        "still serving v1"
+    );
+    assert_eq!(status(agent.listen).await, Some(StatusCode::OK));
+    agent.stop().await;
+    control.kill().await;
+}
