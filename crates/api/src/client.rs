@@ -138,9 +138,20 @@ impl ApiClient {
     }
 
     pub async fn push(&self, document: &str, message: &str) -> Result<PushResponse, ClientError> {
+        self.push_with(document, message, None).await
+    }
+
+    /// Push with a break-glass reason overriding failed semantic checks (approver role).
+    pub async fn push_with(
+        &self,
+        document: &str,
+        message: &str,
+        break_glass: Option<String>,
+    ) -> Result<PushResponse, ClientError> {
         let body = PushRequest {
             document: document.to_owned(),
             message: message.to_owned(),
+            break_glass,
         };
         self.call(
             Method::POST,

@@ -15,6 +15,9 @@ pub struct PushRequest {
     pub document: String,
     #[serde(default)]
     pub message: String,
+    /// Stores the version even though semantic checks failed; approver role; recorded.
+    #[serde(default)]
+    pub break_glass: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +35,9 @@ pub struct PushResponse {
     pub version: VersionInfo,
     pub created: bool,
     pub warnings: Vec<String>,
+    /// Semantic check failures overridden by break-glass.
+    #[serde(default)]
+    pub overridden: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -122,6 +122,9 @@ enum ConfigCommand {
         file: PathBuf,
         #[arg(long, short, default_value = "")]
         message: String,
+        /// Store it even though semantic checks fail, with a reason (approver token; recorded).
+        #[arg(long)]
+        break_glass: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -450,10 +453,15 @@ fn config(command: ConfigCommand) -> Result<ExitCode> {
         ConfigCommand::Push {
             file,
             message,
+            break_glass,
             remote,
         } => {
             let text = read(&file)?;
-            let pushed = runtime()?.block_on(remote.client().push(&text, &message))?;
+            let pushed =
+                runtime()?.block_on(remote.client().push_with(&text, &message, break_glass))?;
+            for o in &pushed.overridden {
+                println!("overridden by break-glass: {o}");
+            }
             if remote.output == Output::Json {
                 println!("{:#}", serde_json::to_value(&pushed)?);
             } else {

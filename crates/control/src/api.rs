@@ -150,7 +150,15 @@ async fn push(
     Body(req): Body<PushRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.at_least(Role::Operator)?;
-    let pushed = s.control.push(&actor, &req.document, &req.message).await?;
+    let pushed = s
+        .control
+        .push(
+            &actor,
+            &req.document,
+            &req.message,
+            req.break_glass.as_deref(),
+        )
+        .await?;
     let status = if pushed.created {
         StatusCode::CREATED
     } else {

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod fleet;
+pub mod semantic;
 pub mod service;
 pub mod store;
 pub mod tokens;

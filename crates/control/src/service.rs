@@ -78,24 +78,70 @@ impl ControlPlane {
         &self.store
     }
 
-    /// Validates a document with the same model the gateways use and stores it as a version.
+    /// Validates a document with the same model the gateways use, then checks what the model
+    /// cannot (hosts resolve, auth endpoints answer), and stores it as a version. Failed semantic
+    /// checks block the push unless an approver gives a break-glass reason (recorded).
     pub async fn push(
         &self,
         actor: &Actor,
         document: &str,
         message: &str,
+        break_glass: Option<&str>,
     ) -> Result<PushResponse, ControlError> {
         let config =
             rampart_model::load(document).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let id = config.version().as_str().to_owned();
+        if let Some((existing, _)) = self.store.version(&id).await? {
+            return Ok(PushResponse {
+                version: existing,
+                created: false,
+                warnings: config.warnings.clone(),
+                overridden: vec![],
+            });
+        }
+        let findings: Vec<String> = crate::semantic::check(&config)
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut extra = serde_json::json!({ "warnings": config.warnings });
+        if !findings.is_empty() {
+            match break_glass {
+                Some(reason) if !reason.trim().is_empty() && actor.role >= Role::Approver => {
+                    extra["break_glass"] =
+                        serde_json::json!({ "reason": reason, "overridden": findings });
+                }
+                Some(reason) if !reason.trim().is_empty() => {
+                    return Err(ControlError::Forbidden(format!(
+                        "overriding semantic checks needs the approver role; {} is {:?}",
+                        actor.name, actor.role
+                    )));
+                }
+                _ => {
+                    return Err(ControlError::Invalid(format!(
+                        "{} semantic check{} failed:\n  {}\nfix the config, or have an approver store it with a break-glass reason",
+                        findings.len(),
+                        if findings.len() == 1 { "" } else { "s" },
+                        findings.join("\n  ")
+                    )));
+                }
+            }
+        }
         let canonical = rampart_model::canonical_json(config.document());
         let (version, created) = self
             .store
-            .insert_version(config.version().as_str(), &canonical, &actor.name, message)
+            .insert_version(&id, &canonical, &actor.name, message, extra)
             .await?;
+        let overridden = if break_glass.is_some() {
+            findings
+        } else {
+            vec![]
+        };
         Ok(PushResponse {
             version,
             created,
             warnings: config.warnings.clone(),
+            overridden,
         })
     }
 

@@ -108,6 +108,7 @@ impl Store {
         document: &str,
         author: &str,
         message: &str,
+        extra: serde_json::Value,
     ) -> Result<(VersionInfo, bool), StoreError> {
         let mut tx = self.write().await?;
         if let Some(existing) = Self::version_row(&mut tx, id).await? {
@@ -132,7 +133,13 @@ impl Store {
             kind: "version.created",
             subject: id,
             actor: author,
-            data: serde_json::json!({ "message": message, "parent": parent }),
+            data: {
+                let mut data = serde_json::json!({ "message": message, "parent": parent });
+                if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+                    d.extend(more);
+                }
+                data
+            },
         };
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;
