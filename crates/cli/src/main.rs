@@ -328,6 +328,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         zone,
                         state_dir,
                         gateway: options,
+                        watchdog: rampart_gateway::watchdog::WatchdogSettings::default(),
                     };
                     runtime()?.block_on(rampart_gateway::agent::run(opts, shutdown_signal()))?;
                 }

@@ -103,6 +103,25 @@ fn start_agent(
     state_dir: PathBuf,
     listen: SocketAddr,
 ) -> Agent {
+    start_agent_with(
+        control,
+        env,
+        instance,
+        state_dir,
+        listen,
+        Duration::from_secs(1),
+    )
+}
+
+/// An agent whose watchdog watches each new version for `watch`.
+fn start_agent_with(
+    control: &str,
+    env: &str,
+    instance: &str,
+    state_dir: PathBuf,
+    listen: SocketAddr,
+    watch: Duration,
+) -> Agent {
     let opts = AgentOptions {
         control: control.into(),
         token: Some("agent".into()),
@@ -114,6 +133,10 @@ fn start_agent(
             listen: vec![("public".into(), listen)],
             admin: Some("127.0.0.1:0".parse().expect("addr")),
             drain: Duration::from_millis(500),
+        },
+        watchdog: rampart_gateway::watchdog::WatchdogSettings {
+            window: watch,
+            ..Default::default()
         },
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -344,6 +367,18 @@ async fn gateways_fail_static_without_the_control_plane() {
         .await
     );
 
+    // v1 becomes the last-known-good once it survives the watchdog window (1 s here).
+    let lkg_path = rampart_gateway::lkg::path(&agent.state_dir);
+    assert!(
+        wait_until(Duration::from_secs(5), async || tokio::fs::metadata(
+            &lkg_path
+        )
+        .await
+        .is_ok())
+        .await,
+        "no last-known-good written"
+    );
+
     // The control plane dies: the gateway keeps serving.
     control.kill().await;
     for _ in 0..20 {
@@ -453,4 +488,91 @@ async fn a_version_an_agent_cannot_apply_is_rejected_and_reported() {
     assert_eq!(status(agent.listen).await, Some(StatusCode::OK));
     agent.stop().await;
     control.kill().await;
+}
+
+#[tokio::test]
+async fn the_watchdog_reverts_a_failing_version_without_the_control_plane() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let data = temp("watchdog");
+    let control = Control::start(&data, "127.0.0.1:0".parse().expect("addr")).await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let agent = start_agent_with(
+        &control.url(),
+        "testing",
+        "t1",
+        temp("wd"),
+        free_addr(),
+        Duration::from_secs(10),
+    );
+    let listen = agent.listen;
+    let v1 = op
+        .push(&document(backend.addr, "good"), "good")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("testing", &v1, None).await.expect("deploy");
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(listen).await
+            == Some(StatusCode::OK))
+        .await
+    );
+
+    // Steady traffic, as production would have.
+    let traffic = tokio::spawn(async move {
+        let c = client::http1();
+        let mut seen = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(8) {
+            seen.push(
+                client::get(&c, &format!("http://{listen}/x"))
+                    .await
+                    .map(|a| a.status)
+                    .ok(),
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // v2 breaks every request; once the agent has it, the control plane goes away.
+    let v2 = op
+        .push(&document(free_addr(), "bad"), "bad")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("testing", &v2, None).await.expect("deploy");
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(listen).await
+            == Some(StatusCode::BAD_GATEWAY))
+        .await
+    );
+    let broke = Instant::now();
+    control.kill().await;
+
+    // The watchdog sees the 5xx rate jump and reverts by itself.
+    assert!(
+        wait_until(Duration::from_secs(5), async || status(listen).await
+            == Some(StatusCode::OK))
+        .await,
+        "the watchdog did not revert"
+    );
+    let reverted_after = broke.elapsed();
+    assert!(
+        reverted_after < Duration::from_secs(4),
+        "revert took {reverted_after:?}"
+    );
+    // And it stays on v1: the vetoed version is not applied again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(status(listen).await, Some(StatusCode::OK));
+    let seen = traffic.await.expect("traffic");
+    let failed = seen.iter().filter(|s| **s != Some(StatusCode::OK)).count();
+    assert!(
+        failed > 0 && failed < seen.len() / 2,
+        "{failed} of {} requests failed",
+        seen.len()
+    );
+    agent.stop().await;
 }

@@ -1,20 +1,25 @@
 //! The agent: a gateway driven by the control plane, failing static without it.
 //!
 //! At start it serves its last-known-good (if any) before talking to anyone. It registers,
-//! long-polls for the desired version, validates and applies it, writes it as the new
-//! last-known-good once applied, and reports once a second (applied version, the last apply
-//! result, counters since the previous report). When the control plane is unreachable it keeps
-//! serving what it has and retries with backoff; nothing in the data plane waits on it.
+//! long-polls for the desired version, validates and applies it, and reports once a second
+//! (applied version, the last apply result, counters since the previous report). A newly applied
+//! version is watched for `watchdog.window`: if its 5xx rate jumps well above the previous
+//! version's, the agent reverts to the previous version by itself and reports `reverted`; if it
+//! survives the window it becomes the last-known-good on disk. When the control plane is
+//! unreachable the agent keeps serving what it has and retries with backoff; nothing in the data
+//! plane waits on it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rampart_api::{ApiClient, ApplyResult, Desired, RegisterRequest, Report};
 use tokio::sync::Mutex;
 
 use crate::gateway::{Gateway, Options};
 use crate::lkg;
+use crate::metrics::TotalsReading;
+use crate::watchdog::{History, Sample, Verdict, WatchdogSettings, judge};
 
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -25,6 +30,7 @@ pub struct AgentOptions {
     pub zone: String,
     pub state_dir: PathBuf,
     pub gateway: Options,
+    pub watchdog: WatchdogSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,13 +39,34 @@ pub enum AgentError {
     Start(#[from] crate::ApplyError),
 }
 
+/// A version and its canonical document.
+#[derive(Debug, Clone)]
+struct Served {
+    version: String,
+    document: String,
+}
+
+/// A version under watch after an apply.
+struct Watch {
+    served: Served,
+    previous: Option<Served>,
+    started: Instant,
+    at_apply: TotalsReading,
+    baseline: Sample,
+}
+
 /// What the agent knows, shared by its loops.
 #[derive(Default)]
 struct State {
-    applied: Option<String>,
+    serving: Option<Served>,
     result: Option<ApplyResult>,
     problems: Vec<String>,
+    watch: Option<Watch>,
+    /// A version the watchdog reverted: not applied again until the desired version changes.
+    vetoed: Option<String>,
 }
+
+type Shared = Arc<Mutex<Option<Gateway>>>;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -51,15 +78,16 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let client = ApiClient::new(&opts.control, opts.token.clone());
     let state = Arc::new(Mutex::new(State::default()));
-    let gateway: Arc<Mutex<Option<Gateway>>> = Arc::new(Mutex::new(None));
+    let gateway: Shared = Arc::new(Mutex::new(None));
 
     // Fail static: serve the last-known-good at once, whatever the control plane is doing.
     match lkg::load(&opts.state_dir).await {
         Ok(Some(config)) => {
             let version = config.version().to_string();
+            let document = rampart_model::canonical_json(config.document());
             tracing::info!(version = &version[..12], "serving last-known-good");
             *gateway.lock().await = Some(Gateway::start(config, opts.gateway.clone()).await?);
-            state.lock().await.applied = Some(version);
+            state.lock().await.serving = Some(Served { version, document });
         }
         Ok(None) => tracing::info!("no last-known-good yet; waiting for the control plane"),
         Err(problem) => {
@@ -70,7 +98,7 @@ pub async fn run(
 
     let reporter = tokio::spawn(report_loop(
         client.clone(),
-        opts.instance.clone(),
+        opts.clone(),
         state.clone(),
         gateway.clone(),
     ));
@@ -90,7 +118,7 @@ async fn poll_loop(
     client: &ApiClient,
     opts: &AgentOptions,
     state: &Arc<Mutex<State>>,
-    gateway: &Arc<Mutex<Option<Gateway>>>,
+    gateway: &Shared,
 ) {
     let registration = RegisterRequest {
         instance: opts.instance.clone(),
@@ -118,14 +146,20 @@ async fn poll_loop(
                 }
             }
         }
-        let current = state.lock().await.applied.clone();
+        // Wait for a change from what we serve, or from the version we vetoed.
+        let current = {
+            let st = state.lock().await;
+            st.vetoed
+                .clone()
+                .or_else(|| st.serving.as_ref().map(|s| s.version.clone()))
+        };
         match client
             .desired(&opts.instance, current.as_deref(), wait)
             .await
         {
             Ok(desired) => {
                 backoff = BACKOFF_MIN;
-                apply(opts, desired, current.as_deref(), state, gateway).await;
+                apply(opts, desired, state, gateway).await;
             }
             Err(e) => {
                 // Unknown instance (control plane restarted) or unreachable: register again.
@@ -138,48 +172,54 @@ async fn poll_loop(
     }
 }
 
-async fn apply(
-    opts: &AgentOptions,
-    desired: Desired,
-    current: Option<&str>,
-    state: &Arc<Mutex<State>>,
-    gateway: &Arc<Mutex<Option<Gateway>>>,
-) {
-    let (Some(version), Some(document)) = (desired.version, desired.document) else {
+async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>, gateway: &Shared) {
+    let Some(version) = desired.version else {
         return;
     };
-    if Some(version.as_str()) == current {
-        return;
+    {
+        let mut st = state.lock().await;
+        if st.serving.as_ref().is_some_and(|s| s.version == version) {
+            st.vetoed = None;
+            return;
+        }
+        if st.vetoed.as_deref() == Some(version.as_str()) {
+            return;
+        }
     }
+    let Some(document) = desired.document else {
+        return;
+    };
     let result = match rampart_model::load(&document) {
         Err(e) => Err(format!("invalid document: {e}")),
         Ok(config) if config.version().as_str() != version => Err(format!(
             "document does not match version {version} (it is {})",
             config.version()
         )),
-        Ok(config) => {
-            let mut slot = gateway.lock().await;
-            match slot.as_ref() {
-                Some(g) => g.apply(config).await.map_err(|e| e.to_string()),
-                None => match Gateway::start(config, opts.gateway.clone()).await {
-                    Ok(g) => {
-                        *slot = Some(g);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
-            }
-        }
+        Ok(config) => install(gateway, config, &opts.gateway).await,
     };
+    let at_apply = gateway
+        .lock()
+        .await
+        .as_ref()
+        .map(|g| g.metrics().totals())
+        .unwrap_or_default();
     let mut st = state.lock().await;
     match result {
         Ok(()) => {
-            tracing::info!(version = &version[..12], "applied");
-            if let Err(e) = lkg::store(&opts.state_dir, &version_id(&version), &document).await {
-                tracing::error!("{e}");
-                st.problems.push(e);
-            }
-            st.applied = Some(version.clone());
+            tracing::info!(version = &version[..12], "applied; watching it");
+            let served = Served {
+                version: version.clone(),
+                document,
+            };
+            let previous = st.serving.replace(served.clone());
+            st.vetoed = None;
+            st.watch = Some(Watch {
+                served,
+                previous,
+                started: Instant::now(),
+                at_apply,
+                baseline: Sample::default(),
+            });
             st.result = Some(ApplyResult::Applied { version });
         }
         Err(error) => {
@@ -189,18 +229,47 @@ async fn apply(
     }
 }
 
-fn version_id(v: &str) -> rampart_model::VersionId {
-    rampart_model::VersionId::parse(v)
-        .unwrap_or_else(|_| rampart_model::VersionId::of(&rampart_model::Document::default()))
+/// Applies a config, starting the gateway if none runs yet.
+async fn install(
+    gateway: &Shared,
+    config: rampart_model::Config,
+    options: &Options,
+) -> Result<(), String> {
+    let mut slot = gateway.lock().await;
+    match slot.as_ref() {
+        Some(g) => g.apply(config).await.map_err(|e| e.to_string()),
+        None => {
+            *slot = Some(
+                Gateway::start(config, options.clone())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            Ok(())
+        }
+    }
 }
 
+fn errors_between(a: &TotalsReading, b: &TotalsReading) -> Sample {
+    let requests: u64 = (0..5)
+        .map(|i| b.requests[i].saturating_sub(a.requests[i]))
+        .sum();
+    Sample {
+        requests,
+        errors: b.requests[4].saturating_sub(a.requests[4]),
+    }
+}
+
+/// Every second: the watchdog's verdict, then the report.
 async fn report_loop(
     client: ApiClient,
-    instance: String,
+    opts: AgentOptions,
     state: Arc<Mutex<State>>,
-    gateway: Arc<Mutex<Option<Gateway>>>,
+    gateway: Shared,
 ) {
-    let mut last = crate::metrics::TotalsReading::default();
+    let mut reported = TotalsReading::default();
+    let mut previous_tick = TotalsReading::default();
+    let window_secs = opts.watchdog.window.as_secs().max(1) as usize;
+    let mut history = History::new(window_secs.max(30));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -210,22 +279,108 @@ async fn report_loop(
             .as_ref()
             .map(|g| g.metrics().totals())
             .unwrap_or_default();
-        let (applied, result, problems) = {
+        watchdog(
+            &opts,
+            &state,
+            &gateway,
+            &mut history,
+            &previous_tick,
+            &totals,
+        )
+        .await;
+        previous_tick = totals;
+        let report = {
             let st = state.lock().await;
-            (st.applied.clone(), st.result.clone(), st.problems.clone())
-        };
-        let report = Report {
-            applied,
-            result,
-            requests: std::array::from_fn(|i| totals.requests[i].saturating_sub(last.requests[i])),
-            inflight: totals.inflight,
-            shed: totals.shed.saturating_sub(last.shed),
-            auth_failures: totals.auth_failures.saturating_sub(last.auth_failures),
-            problems,
+            Report {
+                applied: st.serving.as_ref().map(|s| s.version.clone()),
+                result: st.result.clone(),
+                requests: std::array::from_fn(|i| {
+                    totals.requests[i].saturating_sub(reported.requests[i])
+                }),
+                inflight: totals.inflight,
+                shed: totals.shed.saturating_sub(reported.shed),
+                auth_failures: totals.auth_failures.saturating_sub(reported.auth_failures),
+                problems: st.problems.clone(),
+            }
         };
         // Counters only advance when the control plane has them; a failed report is resent.
-        if client.report(&instance, &report).await.is_ok() {
-            last = totals;
+        if client.report(&opts.instance, &report).await.is_ok() {
+            reported = totals;
         }
     }
+}
+
+async fn watchdog(
+    opts: &AgentOptions,
+    state: &Arc<Mutex<State>>,
+    gateway: &Shared,
+    history: &mut History,
+    previous_tick: &TotalsReading,
+    totals: &TotalsReading,
+) {
+    let mut st = state.lock().await;
+    let Some(watch) = st.watch.as_mut() else {
+        // Nothing under watch: this second's traffic is the baseline for the next apply.
+        history.push(errors_between(previous_tick, totals));
+        return;
+    };
+    if watch.baseline == Sample::default() {
+        watch.baseline = history.total();
+    }
+    let since = errors_between(&watch.at_apply, totals);
+    if let (Verdict::Revert(reason), Some(previous)) = (
+        judge(watch.baseline, since, &opts.watchdog),
+        watch.previous.clone(),
+    ) {
+        let bad = watch.served.version.clone();
+        tracing::error!(version = &bad[..12], %reason, "watchdog: reverting to the previous version");
+        st.watch = None;
+        drop(st);
+        let reverted = match rampart_model::load(&previous.document) {
+            Ok(config) => install(gateway, config, &opts.gateway).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let mut st = state.lock().await;
+        match reverted {
+            Ok(()) => {
+                st.serving = Some(previous.clone());
+                st.vetoed = Some(bad.clone());
+                st.result = Some(ApplyResult::Reverted {
+                    from: bad,
+                    to: previous.version,
+                    reason,
+                });
+            }
+            Err(e) => st.problems.push(format!("watchdog could not revert: {e}")),
+        }
+        history.clear();
+        return;
+    }
+    if watch.started.elapsed() >= opts.watchdog.window {
+        let served = watch.served.clone();
+        st.watch = None;
+        drop(st);
+        match lkg::store(
+            &opts.state_dir,
+            &version_id(&served.version),
+            &served.document,
+        )
+        .await
+        {
+            Ok(()) => tracing::info!(
+                version = &served.version[..12],
+                "survived the watch window; now the last-known-good"
+            ),
+            Err(e) => {
+                tracing::error!("{e}");
+                state.lock().await.problems.push(e);
+            }
+        }
+        history.clear();
+    }
+}
+
+fn version_id(v: &str) -> rampart_model::VersionId {
+    rampart_model::VersionId::parse(v)
+        .unwrap_or_else(|_| rampart_model::VersionId::of(&rampart_model::Document::default()))
 }

@@ -26,5 +26,6 @@ pub mod snapshot;
 pub mod standalone;
 pub mod tls;
 pub mod upstream;
+pub mod watchdog;
 
 pub use gateway::{ApplyError, Gateway, Options};
