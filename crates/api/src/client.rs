@@ -211,6 +211,22 @@ impl ApiClient {
         .await
     }
 
+    pub async fn approvals(&self) -> Result<Vec<Approval>, ClientError> {
+        self.call(Method::GET, "/v1/approvals", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Approves a pending deploy (approver role, not the requester); the deploy then happens.
+    pub async fn approve(&self, id: i64) -> Result<EnvironmentStatus, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/approvals/{id}/approve"),
+            Some(b"{}".to_vec()),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
     pub async fn environments(&self) -> Result<Vec<EnvironmentStatus>, ClientError> {
         self.call(Method::GET, "/v1/environments", None, DEFAULT_TIMEOUT)
             .await

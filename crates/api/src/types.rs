@@ -152,3 +152,16 @@ pub struct Report {
     #[serde(default)]
     pub problems: Vec<String>,
 }
+
+/// A deploy waiting for a second person (`GET /v1/approvals`, `POST /v1/approvals/{id}/approve`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: i64,
+    pub environment: String,
+    pub version: String,
+    /// High-risk sections the change touches.
+    pub sections: Vec<String>,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub approved_by: Option<String>,
+}

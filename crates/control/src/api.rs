@@ -33,6 +33,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/environments/{env}/deploy", post(deploy))
         .route("/v1/environments/{env}/rollback", post(rollback))
         .route("/v1/events", get(events))
+        .route("/v1/approvals", get(approvals))
+        .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/agents/register", post(register))
         .route("/v1/agents/{id}/desired", get(desired))
         .route("/v1/agents/{id}/report", post(report))
@@ -48,6 +50,9 @@ impl From<ControlError> for ApiError {
             ControlError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "not_found", m),
             ControlError::Conflict(m) => ApiError(StatusCode::CONFLICT, "pipeline", m),
             ControlError::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, "forbidden", m),
+            e @ ControlError::ApprovalRequired(_) => {
+                ApiError(StatusCode::CONFLICT, "approval_required", e.to_string())
+            }
             ControlError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError(
@@ -278,4 +283,18 @@ async fn report(
     caller.at_least(Role::Viewer)?;
     s.control.report(&id, r).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn approvals(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.approvals().await?))
+}
+
+async fn approve(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.approve(&actor, id).await?))
 }

@@ -30,6 +30,9 @@ pub enum ControlError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A high-risk change to the last environment waits for a second person.
+    #[error("needs a second person's approval: it changes {sections}; an approver (not {requested_by}) can run `rampart approve {id}`", sections = .0.sections.join(", "), requested_by = .0.requested_by, id = .0.id)]
+    ApprovalRequired(rampart_api::Approval),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -230,7 +233,30 @@ impl ControlPlane {
                 }
             }
         }
-        let kind = if break_glass.is_some() && data.get("break_glass").is_some() {
+        let glass = data.get("break_glass").is_some();
+        // High-risk changes bound for the last environment need a second person, unless an
+        // approver already took responsibility through break-glass.
+        let last = envs.iter().map(|e| e.position).max() == Some(target.position);
+        if last && !glass && !self.store.is_approved(env, version).await? {
+            let current = match &target.desired {
+                Some(v) => rampart_model::parse_document(&self.version(v).await?.1).ok(),
+                None => None,
+            };
+            let next =
+                rampart_model::parse_document(&self.version(version).await?.1).map_err(|e| {
+                    ControlError::Invalid(format!("stored version {version} does not parse: {e}"))
+                })?;
+            let changes = rampart_model::diff(&current.unwrap_or_default(), &next);
+            let sections = rampart_model::high_risk(&changes);
+            if !sections.is_empty() {
+                let approval = self
+                    .store
+                    .request_approval(env, version, &sections, &actor.name)
+                    .await?;
+                return Err(ControlError::ApprovalRequired(approval));
+            }
+        }
+        let kind = if glass {
             "deploy.break_glass"
         } else {
             "deploy"
@@ -250,6 +276,40 @@ impl ControlPlane {
         self.publish(env, version);
         tracing::info!(env, version = &version[..version.len().min(12)], actor = %actor.name, kind, "desired version set");
         self.environment(env).await
+    }
+
+    pub async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, ControlError> {
+        Ok(self.store.approvals().await?)
+    }
+
+    /// A second person approves a pending deploy, which then happens.
+    pub async fn approve(&self, actor: &Actor, id: i64) -> Result<EnvironmentStatus, ControlError> {
+        let approval = self
+            .store
+            .approval(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no approval {id}")))?;
+        if approval.approved_by.is_some() {
+            return Err(ControlError::Conflict(format!(
+                "approval {id} was already granted"
+            )));
+        }
+        if actor.role < Role::Approver {
+            return Err(ControlError::Forbidden(format!(
+                "approving needs the approver role; {} is {:?}",
+                actor.name, actor.role
+            )));
+        }
+        if actor.name == approval.requested_by {
+            return Err(ControlError::Forbidden(format!(
+                "{} requested this deploy; a second person must approve it",
+                actor.name
+            )));
+        }
+        self.store.grant(id, &actor.name).await?;
+        self.publish(&approval.environment, &approval.version);
+        tracing::info!(env = %approval.environment, approval = id, approver = %actor.name, "approved and deployed");
+        self.environment(&approval.environment).await
     }
 
     /// Makes the last-known-good (or `to`) desired at once. Pre-authorised: no pipeline order, no

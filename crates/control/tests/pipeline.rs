@@ -240,14 +240,40 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
             == Some(StatusCode::OK))
         .await
     );
+    // Once v1 succeeded in testing, production takes it — after a second person approves, since a
+    // first production config sets listeners (a high-risk section).
     let passed = wait_until(Duration::from_secs(5), async || {
-        op.deploy("production", &v1, None).await.is_ok()
+        match op.deploy("production", &v1, None).await {
+            Err(ClientError::Api {
+                status: 409,
+                code,
+                message,
+            }) if code == "approval_required" => {
+                assert!(message.contains("listeners"), "{message}");
+                true
+            }
+            _ => false,
+        }
     })
     .await;
     assert!(
         passed,
-        "v1 never became deployable to production after succeeding in testing"
+        "v1 never passed the pipeline check after succeeding in testing"
     );
+    let pending = op.approvals().await.expect("approvals");
+    let id = pending[0].id;
+    assert_eq!(pending[0].requested_by, "olivia");
+    assert!(
+        matches!(
+            op.approve(id).await,
+            Err(ClientError::Api { status: 403, .. })
+        ),
+        "an operator cannot approve"
+    );
+    approver
+        .approve(id)
+        .await
+        .expect("a second person approves");
     for a in &prod {
         assert!(
             wait_until(Duration::from_secs(5), async || status(a.listen).await
@@ -313,6 +339,8 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
         ("version.created", "olivia"),
         ("deploy", "olivia"),
         ("release.succeeded", "control"),
+        ("approval.requested", "olivia"),
+        ("approval.granted", "amir"),
         ("deploy.break_glass", "amir"),
         ("rollback", "olivia"),
     ] {

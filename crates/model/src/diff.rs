@@ -122,3 +122,22 @@ fn named(items: &[Value]) -> bool {
             .iter()
             .all(|v| v.get("name").is_some_and(Value::is_string))
 }
+
+/// Top-level sections whose changes can take a whole fleet down (who may call, where it
+/// listens, how names resolve, how much it admits): changes to them need a second person.
+pub const HIGH_RISK_SECTIONS: [&str; 4] = ["auth_providers", "listeners", "resolver", "limits"];
+
+/// The high-risk sections a set of changes touches, in a stable order.
+pub fn high_risk(changes: &[Change]) -> Vec<&'static str> {
+    HIGH_RISK_SECTIONS
+        .iter()
+        .copied()
+        .filter(|section| {
+            changes.iter().any(|c| {
+                c.path == *section
+                    || c.path.starts_with(&format!("{section}."))
+                    || c.path.starts_with(&format!("{section}["))
+            })
+        })
+        .collect()
+}

@@ -267,3 +267,19 @@ fn schema_describes_the_document() {
         assert!(text.contains(needle), "schema lacks {needle}");
     }
 }
+
+#[test]
+fn high_risk_sections_are_named() {
+    let base = parse_document(BASE).expect("base");
+    let first = rampart_model::high_risk(&diff(&rampart_model::Document::default(), &base));
+    assert_eq!(first, vec!["listeners"]);
+    let timeout_only =
+        parse_document(&BASE.replace("upstream: users }", "upstream: users, timeout: 3s }"))
+            .expect("doc");
+    assert!(rampart_model::high_risk(&diff(&base, &timeout_only)).is_empty());
+    let limits = parse_document(&format!("{BASE}limits: {{ max_inflight: 10 }}\n")).expect("doc");
+    assert_eq!(
+        rampart_model::high_risk(&diff(&base, &limits)),
+        vec!["limits"]
+    );
+}
