@@ -95,6 +95,17 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Deploys waiting for a second person's approval.
+    Approvals {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Approve a pending deploy (approver token; not the requester's). The deploy then happens.
+    Approve {
+        #[command(flatten)]
+        remote: Remote,
+        id: i64,
+    },
     /// Environments, their versions and instances.
     Fleet {
         #[command(flatten)]
@@ -383,6 +394,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rollback { remote, env, to } => {
             let status = runtime()?.block_on(remote.client().rollback(&env, to))?;
+            print_env(&remote, &status)
+        }
+        Command::Approvals { remote } => {
+            let list = runtime()?.block_on(remote.client().approvals())?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&list)?);
+            } else {
+                for a in &list {
+                    let state = a
+                        .approved_by
+                        .as_deref()
+                        .map_or("pending".to_owned(), |by| format!("approved by {by}"));
+                    println!(
+                        "#{:<4} {:<12} {}  {}  requested by {}  {}",
+                        a.id,
+                        a.environment,
+                        &a.version[..12],
+                        a.sections.join(","),
+                        a.requested_by,
+                        state
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve { remote, id } => {
+            let status = runtime()?.block_on(remote.client().approve(id))?;
             print_env(&remote, &status)
         }
         Command::Fleet { remote } => {
