@@ -233,6 +233,24 @@ impl ControlPlane {
                 }
             }
         }
+        // A break-glass reason is an approver's recorded decision, also when the pipeline did not
+        // need it: it then stands in for the second-person approval below.
+        if let Some(reason) = break_glass
+            && data.get("break_glass").is_none()
+        {
+            if reason.trim().is_empty() {
+                return Err(ControlError::Invalid(
+                    "a break-glass reason must not be empty".into(),
+                ));
+            }
+            if actor.role < Role::Approver {
+                return Err(ControlError::Forbidden(format!(
+                    "break-glass needs the approver role; {} is {:?}",
+                    actor.name, actor.role
+                )));
+            }
+            data["break_glass"] = serde_json::json!({ "reason": reason });
+        }
         let glass = data.get("break_glass").is_some();
         // High-risk changes bound for the last environment need a second person, unless an
         // approver already took responsibility through break-glass.

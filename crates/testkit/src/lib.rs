@@ -8,6 +8,7 @@ pub mod echo;
 pub mod serve;
 
 pub use echo::{EchoControl, EchoServer};
+pub mod agents;
 pub mod auth;
 pub mod client;
 pub mod dns;

@@ -1,0 +1,122 @@
+//! Propagation benchmark: from `rollback` to every simulated agent holding the version.
+//!
+//!     cargo run --release -p rampart-control --example propagation -- 10 100 1000
+//!
+//! A control plane on a temporary SQLite file and N simulated agents (real protocol, real HTTP
+//! on loopback) in one process; for each N: push two versions, deploy one, then time a rollback
+//! to the other until every agent has received it. Five rollbacks per N; prints p50, p99, max.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_api::ApiClient;
+use rampart_control::ControlPlane;
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_testkit::agents::SimulatedFleet;
+
+fn doc(timeout_ms: u64) -> String {
+    format!(
+        "listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}]\nupstreams: [{{ name: b, endpoints: [\"127.0.0.1:9000\"] }}]\nroutes: [{{ name: r, upstream: b, timeout: {timeout_ms}ms }}]\n"
+    )
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10, 100, 1000]
+    } else {
+        sizes
+    };
+    println!("| agents | rollbacks | p50 ms | p99 ms | max ms (100% applied) |");
+    println!("|---:|---:|---:|---:|---:|");
+    for n in sizes {
+        let dir =
+            std::env::temp_dir().join(format!("rampart-propagation-{}-{n}", std::process::id()));
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        tokio::fs::create_dir_all(&dir).await.expect("dir");
+        let control = ControlPlane::open(&dir, &["production".into()])
+            .await
+            .expect("control");
+        let tokens = Tokens::from_entries(&[
+            TokenEntry {
+                name: "op".into(),
+                role: Role::Operator,
+                token: "op".into(),
+            },
+            TokenEntry {
+                name: "amir".into(),
+                role: Role::Approver,
+                token: "ap".into(),
+            },
+        ]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let _ =
+                rampart_control::serve(listener, Arc::new(control), tokens, std::future::pending())
+                    .await;
+        });
+        let op = ApiClient::new(&url, Some("op".into()));
+        let approver = ApiClient::new(&url, Some("ap".into()));
+        let a = op.push(&doc(1000), "a").await.expect("push").version.id;
+        let b = op.push(&doc(2000), "b").await.expect("push").version.id;
+        eprintln!("starting {n} simulated agents…");
+        let fleet =
+            SimulatedFleet::start(&url, "op", "production", n, Duration::from_secs(60)).await;
+        approver
+            .deploy("production", &a, Some("benchmark setup".into()))
+            .await
+            .expect("deploy");
+        let _ = fleet
+            .arrivals(&a, Instant::now(), Duration::from_secs(30))
+            .await;
+        let mut all = Vec::new();
+        let mut worst = Duration::ZERO;
+        let rounds = 5;
+        for round in 0..rounds {
+            // Alternate between the two versions, so every rollback is a change for every agent.
+            let to = if round % 2 == 0 { &b } else { &a };
+            fleet.forget(to);
+            let t0 = Instant::now();
+            op.rollback("production", Some(to.clone()))
+                .await
+                .expect("rollback");
+            let arrivals = fleet.arrivals(to, t0, Duration::from_secs(30)).await;
+            eprintln!(
+                "  {n} agents, rollback {}: {}/{} received, max {:?}",
+                round + 1,
+                arrivals.len(),
+                n,
+                arrivals.last()
+            );
+            if let Some(last) = arrivals.last() {
+                worst = worst.max(*last);
+            }
+            all.extend(arrivals);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        all.sort();
+        println!(
+            "| {n} | {rounds} | {:.1} | {:.1} | {:.1} |",
+            pct(&all, 0.5).as_secs_f64() * 1000.0,
+            pct(&all, 0.99).as_secs_f64() * 1000.0,
+            worst.as_secs_f64() * 1000.0
+        );
+        drop(fleet);
+        server.abort();
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+}
