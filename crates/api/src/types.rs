@@ -1,16 +1,17 @@
 //! Wire types. Times are RFC 3339 strings in UTC; version ids are 64-hex SHA-256.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Every error the API answers with: a stable code and a message that says what, where, why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub message: String,
 }
 
 /// `POST /v1/versions`: a new config version (YAML or JSON text).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PushRequest {
     pub document: String,
     #[serde(default)]
@@ -20,7 +21,7 @@ pub struct PushRequest {
     pub break_glass: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct VersionInfo {
     pub id: String,
     pub parent: Option<String>,
@@ -30,7 +31,7 @@ pub struct VersionInfo {
 }
 
 /// Answer to a push: the version (new, or the existing one with the same content).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PushResponse {
     pub version: VersionInfo,
     pub created: bool,
@@ -40,7 +41,7 @@ pub struct PushResponse {
     pub overridden: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VersionDocument {
     pub version: VersionInfo,
     /// The canonical JSON form of the document.
@@ -48,7 +49,7 @@ pub struct VersionDocument {
 }
 
 /// `POST /v1/environments/{env}/deploy`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DeployRequest {
     pub version: String,
     /// Skips the pipeline order; needs the approver role; recorded with the reason.
@@ -57,13 +58,13 @@ pub struct DeployRequest {
 }
 
 /// `POST /v1/environments/{env}/rollback`. Without `to`, the environment's last-known-good.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RollbackRequest {
     #[serde(default)]
     pub to: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct EnvironmentStatus {
     pub name: String,
     pub position: i64,
@@ -72,7 +73,7 @@ pub struct EnvironmentStatus {
     pub instances: Vec<InstanceStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct InstanceStatus {
     pub id: String,
     pub environment: String,
@@ -85,7 +86,7 @@ pub struct InstanceStatus {
     pub requests: [u64; 5],
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     pub seq: i64,
     pub at: String,
@@ -96,7 +97,7 @@ pub struct Event {
 }
 
 /// Agent protocol: `POST /v1/agents/register`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterRequest {
     pub instance: String,
     pub environment: String,
@@ -104,7 +105,7 @@ pub struct RegisterRequest {
     pub build: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterResponse {
     /// How long a desired-version poll may be held open.
     pub poll_wait_ms: u64,
@@ -113,7 +114,7 @@ pub struct RegisterResponse {
 
 /// Agent protocol: `GET /v1/agents/{instance}/desired?current=ID&wait_ms=N` answers at once when
 /// the desired version differs from `current`, else when it changes or the wait ends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Desired {
     pub version: Option<String>,
     /// Canonical JSON of the desired document, when it differs from `current`.
@@ -121,7 +122,7 @@ pub struct Desired {
 }
 
 /// The outcome of an agent's last apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ApplyResult {
     Applied {
@@ -139,7 +140,7 @@ pub enum ApplyResult {
 }
 
 /// Agent protocol: `POST /v1/agents/{instance}/report`, once a second.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     pub applied: Option<String>,
     pub result: Option<ApplyResult>,
@@ -154,7 +155,7 @@ pub struct Report {
 }
 
 /// A deploy waiting for a second person (`GET /v1/approvals`, `POST /v1/approvals/{id}/approve`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Approval {
     pub id: i64,
     pub environment: String,

@@ -27,6 +27,10 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/v1/versions", post(push).get(versions))
         .route("/v1/versions/{id}", get(version))
         .route("/v1/environments", get(environments))

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod fleet;
+pub mod openapi;
 pub mod semantic;
 pub mod service;
 pub mod store;

@@ -1,0 +1,96 @@
+//! The OpenAPI 3.1 document of the API, served at `/openapi.json`. Schemas come from the wire
+//! types themselves (`rampart-api`), so the document cannot drift from what the server speaks.
+
+use rampart_api::*;
+use schemars::JsonSchema;
+use serde_json::{Value, json};
+
+fn schema<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
+}
+
+fn body(name: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } })
+}
+
+fn ok(name: &str, description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } })
+}
+
+fn list(name: &str, description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": format!("#/components/schemas/{name}") } } } } })
+}
+
+fn op(
+    summary: &str,
+    role: &str,
+    request: Option<Value>,
+    response: Value,
+    errors: &[(&str, &str)],
+) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert("200".into(), response);
+    for (code, why) in errors {
+        responses.insert((*code).into(), json!({ "description": why, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } } }));
+    }
+    responses.insert(
+        "401".into(),
+        json!({ "description": "missing or unknown token" }),
+    );
+    let mut o = json!({ "summary": summary, "description": format!("Role: {role} or above."), "responses": responses });
+    if let Some(r) = request {
+        o["requestBody"] = r;
+    }
+    o
+}
+
+fn param(name: &str, location: &str, description: &str) -> Value {
+    json!({ "name": name, "in": location, "required": location == "path", "description": description, "schema": { "type": "string" } })
+}
+
+pub fn document() -> Value {
+    let env = param("env", "path", "environment name");
+    let id = param("id", "path", "version id, approval id or instance id");
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "rampart control plane", "version": env!("CARGO_PKG_VERSION") },
+        "components": {
+            "securitySchemes": { "token": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "ErrorBody": schema::<ErrorBody>(), "PushRequest": schema::<PushRequest>(),
+                "PushResponse": schema::<PushResponse>(), "VersionInfo": schema::<VersionInfo>(),
+                "VersionDocument": schema::<VersionDocument>(), "DeployRequest": schema::<DeployRequest>(),
+                "RollbackRequest": schema::<RollbackRequest>(), "EnvironmentStatus": schema::<EnvironmentStatus>(),
+                "Event": schema::<Event>(), "Approval": schema::<Approval>(),
+                "RegisterRequest": schema::<RegisterRequest>(), "RegisterResponse": schema::<RegisterResponse>(),
+                "Desired": schema::<Desired>(), "Report": schema::<Report>(),
+            }
+        },
+        "security": [{ "token": [] }],
+        "paths": {
+            "/v1/versions": {
+                "post": op("Validate a document and store it as an immutable version", "operator", Some(body("PushRequest")), ok("PushResponse", "stored (201) or already stored (200)"),
+                    &[("422", "invalid document, or failed semantic checks"), ("403", "break-glass without the approver role")]),
+                "get": op("Versions, newest first", "viewer", None, list("VersionInfo", "versions"), &[]),
+            },
+            "/v1/versions/{id}": { "parameters": [id], "get": op("A version and its canonical document", "viewer", None, ok("VersionDocument", "the version"), &[("404", "no such version")]) },
+            "/v1/environments": { "get": op("Environments in pipeline order, with their instances", "viewer", None, list("EnvironmentStatus", "environments"), &[]) },
+            "/v1/environments/{env}/deploy": { "parameters": [env.clone()],
+                "post": op("Make a version desired (pipeline order and approvals enforced)", "operator", Some(body("DeployRequest")), ok("EnvironmentStatus", "desired version set"),
+                    &[("409", "pipeline: not yet succeeded in the previous environment; or approval_required"), ("403", "break-glass without the approver role"), ("404", "no such environment or version")]) },
+            "/v1/environments/{env}/rollback": { "parameters": [env],
+                "post": op("Make the last-known-good (or `to`) desired at once; never blocked by forward checks", "operator", Some(body("RollbackRequest")), ok("EnvironmentStatus", "rolled back"),
+                    &[("409", "no last-known-good yet and no `to`"), ("404", "no such environment or version")]) },
+            "/v1/approvals": { "get": op("Deploys waiting for a second person", "viewer", None, list("Approval", "approvals"), &[]) },
+            "/v1/approvals/{id}/approve": { "parameters": [param("id", "path", "approval id")],
+                "post": op("Approve a pending deploy (not the requester's own); the deploy then happens", "approver", None, ok("EnvironmentStatus", "approved and deployed"), &[("403", "not an approver, or the requester"), ("409", "already approved")]) },
+            "/v1/events": { "parameters": [param("after", "query", "return events with a larger sequence number")],
+                "get": op("The event log, 1,000 at a time", "viewer", None, list("Event", "events"), &[]) },
+            "/v1/agents/register": { "post": op("Agent protocol: register an instance", "viewer", Some(body("RegisterRequest")), ok("RegisterResponse", "registered"), &[("404", "no such environment")]) },
+            "/v1/agents/{id}/desired": { "parameters": [param("id", "path", "instance id"), param("current", "query", "the version the agent runs"), param("wait_ms", "query", "how long to hold the poll")],
+                "get": op("Agent protocol: long-poll for the desired version", "viewer", None, ok("Desired", "the desired version, with its document when it differs from `current`"), &[("404", "instance not registered")]) },
+            "/v1/agents/{id}/report": { "parameters": [param("id", "path", "instance id")],
+                "post": op("Agent protocol: report once a second", "viewer", Some(body("Report")), json!({ "description": "recorded (204)" }), &[("404", "instance not registered")]) },
+        }
+    })
+}
