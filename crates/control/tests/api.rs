@@ -75,7 +75,17 @@ async fn call(
 #[tokio::test]
 async fn bad_requests_get_precise_errors_and_change_nothing() {
     let url = start().await;
-    let cases: &[(&str, &str, Option<&str>, &str, u16, &str, &str)] = &[
+    // (method, path, token, body, status, error code, text the message must contain)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        u16,
+        &'a str,
+        &'a str,
+    );
+    let cases: &[Case] = &[
         (
             "POST",
             "/v1/versions",
