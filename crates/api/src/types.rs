@@ -83,7 +83,14 @@ pub struct InstanceStatus {
     pub last_result: Option<ApplyResult>,
     /// Milliseconds since the last report.
     pub last_seen_ms: u64,
+    /// Requests by status class since registration.
     pub requests: [u64; 5],
+    /// Latency histogram since registration (buckets of [`LATENCY_BOUNDS_MS`]).
+    #[serde(default)]
+    pub latency: Vec<u64>,
+    /// Problems the instance reports (e.g. a corrupt last-known-good).
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -152,7 +159,14 @@ pub struct Report {
     /// Problems the agent found on its own (e.g. a corrupt last-known-good file).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// Latency histogram since the last report: counts per bucket of [`LATENCY_BOUNDS_MS`],
+    /// the last bucket for anything slower.
+    #[serde(default)]
+    pub latency: Vec<u64>,
 }
+
+/// Upper bounds (ms) of the latency buckets in a [`Report`]; one more bucket holds the rest.
+pub const LATENCY_BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 
 /// A deploy waiting for a second person (`GET /v1/approvals`, `POST /v1/approvals/{id}/approve`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -144,12 +144,13 @@ enum ConfigCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// Show what changes between two documents.
+    /// Show what changes between two documents: files, or version ids (full or a unique
+    /// prefix) on the control plane.
     Diff {
         old: PathBuf,
         new: PathBuf,
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -439,6 +440,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// A document from a file, or else from the control plane by version id (or unique prefix).
+fn document_of(arg: &PathBuf, remote: &Remote) -> Result<rampart_model::Document> {
+    let text = if arg.exists() {
+        read(arg)?
+    } else {
+        let prefix = arg.to_string_lossy().into_owned();
+        if prefix.len() < 6 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            anyhow::bail!(
+                "{prefix}: no such file, and not a version id (at least 6 hex characters)"
+            );
+        }
+        runtime()?.block_on(async {
+            let client = remote.client();
+            let matches: Vec<String> = client
+                .versions()
+                .await?
+                .into_iter()
+                .map(|v| v.id)
+                .filter(|id| id.starts_with(&prefix))
+                .collect();
+            match matches.as_slice() {
+                [id] => Ok::<_, anyhow::Error>(client.version(id).await?.document),
+                [] => anyhow::bail!("no version starts with {prefix}"),
+                _ => anyhow::bail!(
+                    "{prefix} matches {} versions; give more characters",
+                    matches.len()
+                ),
+            }
+        })?
+    };
+    rampart_model::parse_document(&text).with_context(|| format!("parsing {}", arg.display()))
+}
+
 // The config subcommands are synchronous: no runtime thread to block.
 #[allow(clippy::disallowed_methods)]
 fn read(path: &PathBuf) -> Result<String> {
@@ -537,12 +571,9 @@ fn config(command: ConfigCommand) -> Result<ExitCode> {
             println!("{:#}", rampart_model::json_schema());
             Ok(ExitCode::SUCCESS)
         }
-        ConfigCommand::Diff { old, new, output } => {
-            let parse = |p: &PathBuf| -> Result<rampart_model::Document> {
-                rampart_model::parse_document(&read(p)?)
-                    .with_context(|| format!("parsing {}", p.display()))
-            };
-            let (a, b) = (parse(&old)?, parse(&new)?);
+        ConfigCommand::Diff { old, new, remote } => {
+            let output = remote.output;
+            let (a, b) = (document_of(&old, &remote)?, document_of(&new, &remote)?);
             let changes = rampart_model::diff(&a, &b);
             if output == Output::Json {
                 println!("{:#}", serde_json::to_value(&changes)?);

@@ -164,6 +164,33 @@ async fn sigkill_during_pushes_loses_nothing_committed() {
         stored.len(),
         events.len()
     );
+    // `config diff` takes version ids (or unique prefixes) as well as files.
+    let token = operator_token(&data).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "config",
+            "diff",
+            &acknowledged[0][..12],
+            &acknowledged[1][..12],
+        ])
+        .args([
+            "--control",
+            &format!("http://127.0.0.1:{port}"),
+            "--token",
+            &token,
+        ])
+        .output()
+        .expect("run diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("~ routes[r].timeout: \"1s\" -> \"1s1ms\""),
+        "{text}"
+    );
     let _ = child.kill();
     let _ = child.wait();
     let _ = tokio::fs::remove_dir_all(&data).await;

@@ -17,6 +17,8 @@ pub struct Instance {
     pub last_result: Option<ApplyResult>,
     pub last_seen: Instant,
     pub requests: [u64; 5],
+    /// Latency histogram since registration (buckets of `rampart_api::LATENCY_BOUNDS_MS`).
+    pub latency: Vec<u64>,
     pub problems: Vec<String>,
 }
 
@@ -38,6 +40,7 @@ impl Fleet {
             last_result: None,
             last_seen: Instant::now(),
             requests: [0; 5],
+            latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
             problems: vec![],
         });
         entry.registration = r;
@@ -53,6 +56,9 @@ impl Fleet {
             i.last_result = r.result.clone();
         }
         for (total, n) in i.requests.iter_mut().zip(r.requests) {
+            *total += n;
+        }
+        for (total, n) in i.latency.iter_mut().zip(&r.latency) {
             *total += n;
         }
         i.problems = r.problems.clone();
@@ -89,6 +95,8 @@ impl Fleet {
                 last_result: i.last_result.clone(),
                 last_seen_ms: i.last_seen.elapsed().as_millis() as u64,
                 requests: i.requests,
+                latency: i.latency.clone(),
+                problems: i.problems.clone(),
             })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));

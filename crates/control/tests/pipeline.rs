@@ -507,6 +507,16 @@ async fn a_version_an_agent_cannot_apply_is_rejected_and_reported() {
     })
     .await;
     assert!(rejected, "the rejection was not reported");
+    // Reports carry traffic: requests by class and a latency histogram.
+    let reported = wait_until(Duration::from_secs(5), async || {
+        op.environments().await.is_ok_and(|e| {
+            e[0].instances
+                .iter()
+                .any(|i| i.requests[1] > 0 && i.latency.iter().sum::<u64>() >= i.requests[1])
+        })
+    })
+    .await;
+    assert!(reported, "no traffic in the agent's reports");
     let envs = op.environments().await.expect("envs");
     assert_eq!(
         envs[0].instances[0].applied.as_deref(),

@@ -301,6 +301,9 @@ async fn report_loop(
                 shed: totals.shed.saturating_sub(reported.shed),
                 auth_failures: totals.auth_failures.saturating_sub(reported.auth_failures),
                 problems: st.problems.clone(),
+                latency: (0..13)
+                    .map(|i| totals.latency[i].saturating_sub(reported.latency[i]))
+                    .collect(),
             }
         };
         // Counters only advance when the control plane has them; a failed report is resent.

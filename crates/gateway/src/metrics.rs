@@ -52,6 +52,8 @@ pub struct Totals {
     pub requests: [AtomicU64; 5],
     pub shed: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Buckets of `rampart_api::LATENCY_BOUNDS_MS`, plus one for the rest.
+    pub latency: [AtomicU64; 13],
 }
 
 /// A reading of the totals.
@@ -61,6 +63,7 @@ pub struct TotalsReading {
     pub shed: u64,
     pub auth_failures: u64,
     pub inflight: u64,
+    pub latency: [u64; 13],
 }
 
 /// Status classes as label values, indexed by `status / 100 - 1`.
@@ -93,6 +96,12 @@ impl RouteMetrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
         self.totals.requests[class].fetch_add(1, Ordering::Relaxed);
+        let ms = elapsed.as_millis() as u64;
+        let bucket = rampart_api::LATENCY_BOUNDS_MS
+            .iter()
+            .position(|b| ms < *b)
+            .unwrap_or(12);
+        self.totals.latency[bucket].fetch_add(1, Ordering::Relaxed);
         self.latency.observe(elapsed.as_secs_f64());
     }
 }
@@ -229,6 +238,7 @@ impl Metrics {
             shed: t.shed.load(Ordering::Relaxed),
             auth_failures: t.auth_failures.load(Ordering::Relaxed),
             inflight: self.inner.inflight.get().max(0) as u64,
+            latency: std::array::from_fn(|i| t.latency[i].load(Ordering::Relaxed)),
         }
     }
 
