@@ -28,7 +28,7 @@ impl Counts {
         }
     }
 
-    pub fn add(self, o: Counts) -> Counts {
+    pub fn merge(self, o: Counts) -> Counts {
         Counts {
             requests: self.requests + o.requests,
             errors: self.errors + o.errors,

@@ -182,11 +182,11 @@ pub fn step(intent: &Intent, observed: &Observed, now_ms: u64) -> Vec<Action> {
     let canary = all
         .iter()
         .filter(|i| on_new(i))
-        .fold(Counts::default(), |a, i| a.add(i.counts));
+        .fold(Counts::default(), |a, i| a.merge(i.counts));
     let baseline = all
         .iter()
         .filter(|i| intent.previous.is_some() && i.applied == intent.previous)
-        .fold(Counts::default(), |a, i| a.add(i.counts));
+        .fold(Counts::default(), |a, i| a.merge(i.counts));
     let verdict = judge(canary, baseline, &intent.plan.gates);
     actions.push(Action::Gate {
         wave: intent.wave,
