@@ -1,23 +1,12 @@
 """Reads bench/out and prints the comparison as Markdown (medians over rounds)."""
-import glob
 import re
-import statistics
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(__file__))
+from wrk_parse import wrk  # noqa: E402
+
 out, rounds = sys.argv[1], int(sys.argv[2])
-
-
-def wrk(path):
-    text = open(path).read()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-
-    def lat(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
-        v, unit = float(m.group(1)), m.group(2)
-        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return rps, lat(50), lat(99), int(errors.group(1)) if errors else 0
 
 
 def h2(path, tsv):

@@ -6,11 +6,9 @@
 //! on loopback) in one process; for each N: push two versions, deploy one, then time a rollback
 //! to the other until every agent has received it. Five rollbacks per N; prints p50, p99, max.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_api::ApiClient;
-use rampart_control::ControlPlane;
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_testkit::agents::SimulatedFleet;
 
@@ -45,9 +43,6 @@ async fn main() {
             std::env::temp_dir().join(format!("rampart-propagation-{}-{n}", std::process::id()));
         let _ = tokio::fs::remove_dir_all(&dir).await;
         tokio::fs::create_dir_all(&dir).await.expect("dir");
-        let control = ControlPlane::open(&dir, &["production".into()])
-            .await
-            .expect("control");
         let tokens = Tokens::from_entries(&[
             TokenEntry {
                 name: "op".into(),
@@ -60,15 +55,15 @@ async fn main() {
                 token: "ap".into(),
             },
         ]);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            let _ =
-                rampart_control::serve(listener, Arc::new(control), tokens, std::future::pending())
-                    .await;
-        });
+        let server = rampart_control::spawn(
+            &dir,
+            &["production".into()],
+            tokens,
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("control plane");
+        let url = server.url();
         let op = ApiClient::new(&url, Some("op".into()));
         let approver = ApiClient::new(&url, Some("ap".into()));
         let a = op.push(&doc(1000), "a").await.expect("push").version.id;
@@ -116,7 +111,7 @@ async fn main() {
             worst.as_secs_f64() * 1000.0
         );
         drop(fleet);
-        server.abort();
+        server.kill().await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
 }

@@ -16,6 +16,64 @@ pub mod tokens;
 
 pub use service::{ControlError, ControlPlane};
 
+/// A control plane serving in the background (tests, benches, `rampart up`).
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops abruptly, as a crash would: the serving task is aborted, connections included.
+    pub async fn kill(mut self) {
+        self.stop.take();
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// Stops accepting and lets requests in flight finish.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the store in `data` and serves the API on `addr` (port 0 picks one) in the background.
+pub async fn spawn(
+    data: &std::path::Path,
+    environments: &[String],
+    tokens: tokens::Tokens,
+    addr: std::net::SocketAddr,
+) -> Result<Running, String> {
+    let control = ControlPlane::open(data, environments)
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("binding {addr}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = serve(listener, std::sync::Arc::new(control), tokens, shutdown).await {
+            tracing::error!(error = %e, "control plane stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -1,25 +1,19 @@
 //! The HTTP API's edges: bad input gets a precise JSON error and changes nothing; roles are
 //! enforced; the OpenAPI document describes every route.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use rampart_control::ControlPlane;
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 
-async fn start() -> String {
+async fn start() -> rampart_control::Running {
     let dir = std::env::temp_dir().join(format!(
         "rampart-api-{}-{}",
         std::process::id(),
         fastrand::u32(..)
     ));
     std::fs::create_dir_all(&dir).expect("dir");
-    let control = ControlPlane::open(&dir, &["testing".into(), "production".into()])
-        .await
-        .expect("open");
     let tokens = Tokens::from_entries(&[
         TokenEntry {
             name: "vic".into(),
@@ -32,15 +26,15 @@ async fn start() -> String {
             token: "op".into(),
         },
     ]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = rampart_control::serve(listener, Arc::new(control), tokens, std::future::pending())
-            .await;
-    });
-    url
+    let running = rampart_control::spawn(
+        &dir,
+        &["testing".into(), "production".into()],
+        tokens,
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("control plane");
+    running
 }
 
 async fn call(
@@ -74,7 +68,8 @@ async fn call(
 
 #[tokio::test]
 async fn bad_requests_get_precise_errors_and_change_nothing() {
-    let url = start().await;
+    let server = start().await;
+    let url = server.url();
     // (method, path, token, body, status, error code, text the message must contain)
     type Case<'a> = (
         &'a str,
@@ -194,7 +189,8 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
 
 #[tokio::test]
 async fn openapi_describes_every_route() {
-    let url = start().await;
+    let server = start().await;
+    let url = server.url();
     let (status, doc) = call("GET", &format!("{url}/openapi.json"), None, "").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");

@@ -3,28 +3,20 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use rampart_api::{ApiClient, ClientError};
-use rampart_control::ControlPlane;
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::agent::{AgentOptions, run};
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
-struct Control {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The control plane under test, with an operator, an approver and an agent token.
+struct Control;
 
 impl Control {
-    async fn start(data: &std::path::Path, addr: SocketAddr) -> Control {
-        let control = ControlPlane::open(data, &["testing".into(), "production".into()])
-            .await
-            .expect("open");
+    async fn start(data: &std::path::Path, addr: SocketAddr) -> rampart_control::Running {
         let tokens = Tokens::from_entries(&[
             TokenEntry {
                 name: "olivia".into(),
@@ -42,33 +34,9 @@ impl Control {
                 token: "agent".into(),
             },
         ]);
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = rampart_control::serve(listener, Arc::new(control), tokens, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Control {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Stops abruptly: the serving task is aborted, held connections included.
-    async fn kill(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.abort();
-        let _ = self.task.await;
+        rampart_control::spawn(data, &["testing".into(), "production".into()], tokens, addr)
+            .await
+            .expect("control plane")
     }
 }
 

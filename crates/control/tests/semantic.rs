@@ -1,25 +1,20 @@
 //! Semantic checks on push: the seed incident's bad address is refused before it reaches any
 //! gateway, in about one DNS deadline; an approver may override it, and that is recorded.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_api::{ApiClient, ClientError};
-use rampart_control::ControlPlane;
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_testkit::auth::AuthServer;
 use rampart_testkit::dns::{BlackHoleDns, StaticDns};
 
-async fn control() -> (ApiClient, ApiClient, tokio::task::JoinHandle<()>) {
+async fn control() -> (ApiClient, ApiClient, rampart_control::Running) {
     let dir = std::env::temp_dir().join(format!(
         "rampart-semantic-{}-{}",
         std::process::id(),
         fastrand::u32(..)
     ));
     std::fs::create_dir_all(&dir).expect("dir");
-    let control = ControlPlane::open(&dir, &["testing".into(), "production".into()])
-        .await
-        .expect("open");
     let tokens = Tokens::from_entries(&[
         TokenEntry {
             name: "olivia".into(),
@@ -32,18 +27,18 @@ async fn control() -> (ApiClient, ApiClient, tokio::task::JoinHandle<()>) {
             token: "ap".into(),
         },
     ]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(async move {
-        let _ = rampart_control::serve(listener, Arc::new(control), tokens, std::future::pending())
-            .await;
-    });
+    let running = rampart_control::spawn(
+        &dir,
+        &["testing".into(), "production".into()],
+        tokens,
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("control plane");
     (
-        ApiClient::new(&url, Some("op".into())),
-        ApiClient::new(&url, Some("ap".into())),
-        task,
+        ApiClient::new(&running.url(), Some("op".into())),
+        ApiClient::new(&running.url(), Some("ap".into())),
+        running,
     )
 }
 
@@ -150,5 +145,5 @@ async fn unresolvable_and_silent_auth_endpoints_are_refused() {
         &format!("http://auth.internal:{}/introspect", auth.addr.port()),
     );
     assert!(op.push(&good, "good auth").await.expect("push").created);
-    task.abort();
+    task.kill().await;
 }
