@@ -26,15 +26,14 @@ async fn start() -> rampart_control::Running {
             token: "op".into(),
         },
     ]);
-    let running = rampart_control::spawn(
+    rampart_control::spawn(
         &dir,
         &["testing".into(), "production".into()],
         tokens,
         "127.0.0.1:0".parse().expect("addr"),
     )
     .await
-    .expect("control plane");
-    running
+    .expect("control plane")
 }
 
 async fn call(
