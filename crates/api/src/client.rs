@@ -211,6 +211,26 @@ impl ApiClient {
         .await
     }
 
+    pub async fn releases(&self) -> Result<Vec<ReleaseStatus>, ClientError> {
+        self.call(Method::GET, "/v1/releases", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// `action`: pause, resume or abort (abort rolls the release's instances back).
+    pub async fn release_action(
+        &self,
+        id: i64,
+        action: &str,
+    ) -> Result<ReleaseStatus, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/releases/{id}/{action}"),
+            Some(b"{}".to_vec()),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
     pub async fn approvals(&self) -> Result<Vec<Approval>, ClientError> {
         self.call(Method::GET, "/v1/approvals", None, DEFAULT_TIMEOUT)
             .await

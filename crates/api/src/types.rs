@@ -168,6 +168,25 @@ pub struct Report {
 /// Upper bounds (ms) of the latency buckets in a [`Report`]; one more bucket holds the rest.
 pub const LATENCY_BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 
+/// A release in waves (`GET /v1/releases`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReleaseStatus {
+    pub id: i64,
+    pub environment: String,
+    pub version: String,
+    pub previous: String,
+    /// pending, rolling, paused, succeeded, failed, rolled_back
+    pub state: String,
+    pub wave: usize,
+    pub waves: usize,
+    /// Instances told to run the new version.
+    pub cohort: Vec<String>,
+    /// The latest gate verdict, as text.
+    pub gate: Option<String>,
+    /// Why the wave holds, or why the release ended.
+    pub reason: Option<String>,
+}
+
 /// A deploy waiting for a second person (`GET /v1/approvals`, `POST /v1/approvals/{id}/approve`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Approval {

@@ -95,6 +95,11 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Releases in waves: status, pause, resume, abort.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// Deploys waiting for a second person's approval.
     Approvals {
         #[command(flatten)]
@@ -178,6 +183,32 @@ enum TestkitCommand {
     BlackholeDns {
         #[arg(long, default_value = "127.0.0.1:5353")]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Releases, newest first, with their wave, cohort and latest gate verdict.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop advancing a release (its cohort keeps the new version).
+    Pause {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    Resume {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// End a release and put its cohort back on the previous version.
+    Abort {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
     },
 }
 
@@ -396,6 +427,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rollback { remote, env, to } => {
             let status = runtime()?.block_on(remote.client().rollback(&env, to))?;
             print_env(&remote, &status)
+        }
+        Command::Rollout { command } => {
+            let (remote, list) = match command {
+                RolloutCommand::Status { remote } => {
+                    let list = runtime()?.block_on(remote.client().releases())?;
+                    (remote, list)
+                }
+                RolloutCommand::Pause { id, remote } => {
+                    let r = runtime()?.block_on(remote.client().release_action(id, "pause"))?;
+                    (remote, vec![r])
+                }
+                RolloutCommand::Resume { id, remote } => {
+                    let r = runtime()?.block_on(remote.client().release_action(id, "resume"))?;
+                    (remote, vec![r])
+                }
+                RolloutCommand::Abort { id, remote } => {
+                    let r = runtime()?.block_on(remote.client().release_action(id, "abort"))?;
+                    (remote, vec![r])
+                }
+            };
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&list)?);
+            } else {
+                for r in &list {
+                    let bar: String = (0..r.waves)
+                        .map(|w| {
+                            if w < r.wave || r.state == "succeeded" {
+                                '#'
+                            } else if w == r.wave {
+                                '>'
+                            } else {
+                                '.'
+                            }
+                        })
+                        .collect();
+                    println!(
+                        "#{:<4} {:<12} {} -> {}  [{bar}] wave {}/{}  {:<11} cohort {}",
+                        r.id,
+                        r.environment,
+                        &r.previous[..12],
+                        &r.version[..12],
+                        (r.wave + 1).min(r.waves),
+                        r.waves,
+                        r.state,
+                        r.cohort.join(",")
+                    );
+                    if let Some(g) = &r.gate {
+                        println!("      gate: {g}");
+                    }
+                    if let Some(why) = &r.reason {
+                        println!("      {why}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Approvals { remote } => {
             let list = runtime()?.block_on(remote.client().approvals())?;

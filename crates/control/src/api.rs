@@ -37,6 +37,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/environments/{env}/deploy", post(deploy))
         .route("/v1/environments/{env}/rollback", post(rollback))
         .route("/v1/events", get(events))
+        .route("/v1/releases", get(releases))
+        .route("/v1/releases/{id}/{action}", post(release_action))
         .route("/v1/approvals", get(approvals))
         .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/agents/register", post(register))
@@ -301,4 +303,18 @@ async fn approve(
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.at_least(Role::Viewer)?;
     Ok(Json(s.control.approve(&actor, id).await?))
+}
+
+async fn releases(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.releases().await?))
+}
+
+async fn release_action(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, action)): Path<(i64, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok(Json(s.control.release_action(&actor, id, &action).await?))
 }

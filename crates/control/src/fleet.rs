@@ -17,6 +17,7 @@ pub struct Instance {
     pub last_result: Option<ApplyResult>,
     pub last_seen: Instant,
     pub requests: [u64; 5],
+    pub shed: u64,
     /// Latency histogram since registration (buckets of `rampart_api::LATENCY_BOUNDS_MS`).
     pub latency: Vec<u64>,
     pub problems: Vec<String>,
@@ -40,6 +41,7 @@ impl Fleet {
             last_result: None,
             last_seen: Instant::now(),
             requests: [0; 5],
+            shed: 0,
             latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
             problems: vec![],
         });
@@ -58,6 +60,7 @@ impl Fleet {
         for (total, n) in i.requests.iter_mut().zip(r.requests) {
             *total += n;
         }
+        i.shed += r.shed;
         for (total, n) in i.latency.iter_mut().zip(&r.latency) {
             *total += n;
         }
@@ -77,6 +80,15 @@ impl Fleet {
         self.lock()
             .values()
             .filter(|i| i.registration.environment == env && i.last_seen.elapsed() < STALE_AFTER)
+            .cloned()
+            .collect()
+    }
+
+    /// Every registered instance of an environment, live or not.
+    pub fn all(&self, env: &str) -> Vec<Instance> {
+        self.lock()
+            .values()
+            .filter(|i| i.registration.environment == env)
             .cloned()
             .collect()
     }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod fleet;
 pub mod openapi;
+pub mod release;
 pub mod semantic;
 pub mod service;
 pub mod store;
@@ -51,9 +52,22 @@ pub async fn spawn(
     tokens: tokens::Tokens,
     addr: std::net::SocketAddr,
 ) -> Result<Running, String> {
-    let control = ControlPlane::open(data, environments)
-        .await
-        .map_err(|e| e.to_string())?;
+    spawn_with(data, environments, tokens, addr, |c| c).await
+}
+
+/// Like [`spawn`], with the control plane adjusted first (rollout plan, tick).
+pub async fn spawn_with(
+    data: &std::path::Path,
+    environments: &[String],
+    tokens: tokens::Tokens,
+    addr: std::net::SocketAddr,
+    configure: impl FnOnce(ControlPlane) -> ControlPlane,
+) -> Result<Running, String> {
+    let control = configure(
+        ControlPlane::open(data, environments)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("binding {addr}: {e}"))?;
@@ -81,8 +95,23 @@ pub async fn serve(
     tokens: tokens::Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The reconciler drives releases every tick while the API serves.
+    let reconciler = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(control.tick());
+            loop {
+                tick.tick().await;
+                if let Err(e) = control.reconcile().await {
+                    tracing::error!(error = %e, "reconciling releases");
+                }
+            }
+        })
+    };
     let state = std::sync::Arc::new(api::AppState { control, tokens });
-    axum::serve(listener, api::router(state))
+    let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    reconciler.abort();
+    served
 }

@@ -12,8 +12,10 @@ use rampart_api::{
 use tokio::sync::watch;
 
 use crate::fleet::Fleet;
+use crate::release::Live;
 use crate::store::{NewEvent, Store, StoreError};
 use crate::tokens::Role;
+use rampart_rollout::{Action, ReleaseState};
 
 /// How long an agent's desired-version poll is held open.
 pub const POLL_WAIT: Duration = Duration::from_secs(25);
@@ -44,6 +46,14 @@ pub struct ControlPlane {
     desired: HashMap<String, watch::Sender<Option<String>>>,
     /// Last-known-good per environment, mirrored from the store to skip redundant writes.
     lkg: std::sync::Mutex<HashMap<String, Option<String>>>,
+    /// Active releases by environment.
+    releases: std::sync::Mutex<HashMap<String, crate::release::Live>>,
+    /// Bumped whenever a release's cohort changes, waking long-polls.
+    cohort_changes: watch::Sender<u64>,
+    /// The plan new releases follow; `None` deploys to every instance at once.
+    plan: Option<rampart_rollout::Plan>,
+    /// How often the reconciler evaluates releases.
+    tick: Duration,
 }
 
 /// Who is asking.
@@ -69,12 +79,288 @@ impl ControlPlane {
             desired.insert(env.name.clone(), watch::channel(env.desired.clone()).0);
             lkg.insert(env.name.clone(), env.last_known_good.clone());
         }
+        let mut releases = HashMap::new();
+        for row in store.releases().await? {
+            let active = matches!(
+                row.intent.state,
+                ReleaseState::Pending | ReleaseState::Rolling | ReleaseState::Paused
+            );
+            if active && !releases.contains_key(&row.environment) {
+                tracing::info!(release = row.id, env = %row.environment, "resuming release");
+                releases.insert(
+                    row.environment.clone(),
+                    Live {
+                        row,
+                        snapshot: HashMap::new(),
+                    },
+                );
+            }
+        }
         Ok(ControlPlane {
             store,
             fleet: Fleet::default(),
             desired,
             lkg: std::sync::Mutex::new(lkg),
+            releases: std::sync::Mutex::new(releases),
+            cohort_changes: watch::channel(0).0,
+            plan: Some(rampart_rollout::Plan::standard(30_000)),
+            tick: Duration::from_secs(1),
         })
+    }
+
+    /// Sets how often the reconciler evaluates releases.
+    pub fn with_tick(mut self, tick: Duration) -> ControlPlane {
+        self.tick = tick;
+        self
+    }
+
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    /// Sets the plan of new releases; `None` deploys to every instance at once.
+    pub fn with_plan(mut self, plan: Option<rampart_rollout::Plan>) -> ControlPlane {
+        self.plan = plan;
+        self
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.releases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What one instance should run: its release cohort's version, or the environment's.
+    fn instance_desired(&self, env: &str, instance: &str) -> Option<String> {
+        if let Some(live) = self.live().get(env) {
+            let v = if live.row.cohort.iter().any(|i| i == instance) {
+                &live.row.version
+            } else {
+                &live.row.previous
+            };
+            return Some(v.clone());
+        }
+        self.desired.get(env).and_then(|tx| tx.borrow().clone())
+    }
+
+    pub fn release_statuses(&self) -> Vec<rampart_api::ReleaseStatus> {
+        self.live().values().map(Live::status).collect()
+    }
+
+    /// All releases, newest first: active ones with their live gate and reason.
+    pub async fn releases(&self) -> Result<Vec<rampart_api::ReleaseStatus>, ControlError> {
+        let live: HashMap<i64, rampart_api::ReleaseStatus> = self
+            .release_statuses()
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        Ok(self
+            .store
+            .releases()
+            .await?
+            .into_iter()
+            .map(|row| {
+                live.get(&row.id).cloned().unwrap_or_else(|| {
+                    Live {
+                        row,
+                        snapshot: HashMap::new(),
+                    }
+                    .status()
+                })
+            })
+            .collect())
+    }
+
+    /// Pause, resume or abort an active release.
+    pub async fn release_action(
+        &self,
+        actor: &Actor,
+        id: i64,
+        action: &str,
+    ) -> Result<rampart_api::ReleaseStatus, ControlError> {
+        let mut live = self
+            .live()
+            .values()
+            .find(|l| l.row.id == id)
+            .cloned()
+            .ok_or_else(|| ControlError::NotFound(format!("no active release {id}")))?;
+        match action {
+            "pause" => live.row.intent.state = ReleaseState::Paused,
+            "resume" => live.row.intent.state = ReleaseState::Rolling,
+            "abort" => {
+                self.end_release(
+                    &mut live,
+                    ReleaseState::RolledBack,
+                    &format!("aborted by {}", actor.name),
+                    &actor.name,
+                )
+                .await?;
+                return Ok(live.status());
+            }
+            other => {
+                return Err(ControlError::Invalid(format!(
+                    "unknown release action {other:?}: use pause, resume or abort"
+                )));
+            }
+        }
+        let kind = format!("release.{action}d");
+        let data = serde_json::json!({ "release": id });
+        self.store
+            .update_release(
+                &live.row,
+                None,
+                Some(&NewEvent {
+                    kind: &kind,
+                    subject: &live.row.environment,
+                    actor: &actor.name,
+                    data,
+                }),
+            )
+            .await?;
+        let status = live.status();
+        self.live().insert(live.row.environment.clone(), live);
+        Ok(status)
+    }
+
+    /// Ends a release: rolled back (everyone on the previous version) or succeeded (everyone on
+    /// the new one). The environment's desired version changes in the same transaction.
+    async fn end_release(
+        &self,
+        live: &mut Live,
+        state: ReleaseState,
+        reason: &str,
+        actor: &str,
+    ) -> Result<(), ControlError> {
+        live.row.intent.state = state;
+        live.row.reason = Some(reason.to_owned());
+        let (target, kind) = match state {
+            ReleaseState::Succeeded => (live.row.version.clone(), "release.succeeded_all_waves"),
+            _ => (live.row.previous.clone(), "release.rolled_back"),
+        };
+        let data = serde_json::json!({ "release": live.row.id, "version": live.row.version, "to": target, "reason": reason, "gate": live.row.gate });
+        let event = NewEvent {
+            kind,
+            subject: &live.row.environment,
+            actor,
+            data,
+        };
+        self.store
+            .update_release(&live.row, Some(&target), Some(&event))
+            .await?;
+        self.live().remove(&live.row.environment);
+        self.publish(&live.row.environment, &target);
+        self.cohort_changes.send_modify(|g| *g += 1);
+        match state {
+            ReleaseState::Succeeded => {
+                tracing::info!(release = live.row.id, env = %live.row.environment, "release succeeded")
+            }
+            _ => {
+                tracing::warn!(release = live.row.id, env = %live.row.environment, %reason, "release rolled back")
+            }
+        }
+        Ok(())
+    }
+
+    /// One reconciler pass over every active release.
+    pub async fn reconcile(&self) -> Result<(), ControlError> {
+        let envs: Vec<String> = self.live().keys().cloned().collect();
+        for env in envs {
+            let Some(mut live) = self.live().get(&env).cloned() else {
+                continue;
+            };
+            let instances = self.fleet.all(&env);
+            let now = crate::release::now_ms();
+            if live.snapshot.is_empty() {
+                live.take_snapshot(&instances);
+            }
+            let mut changed = false;
+            let mut event: Option<(String, serde_json::Value)> = None;
+            for action in crate::release::decide(&live, &instances, now) {
+                match action {
+                    Action::Advance { wave } => {
+                        live.row.intent.state = ReleaseState::Rolling;
+                        live.row.intent.wave = wave;
+                        live.row.intent.wave_started_ms = now;
+                        live.take_snapshot(&instances);
+                        changed = true;
+                        event = Some((
+                            "release.wave".into(),
+                            serde_json::json!({ "release": live.row.id, "wave": wave }),
+                        ));
+                    }
+                    Action::Apply { instances: add } => {
+                        for i in add {
+                            if !live.row.cohort.contains(&i) {
+                                live.row.cohort.push(i);
+                            }
+                        }
+                        changed = true;
+                        self.cohort_changes.send_modify(|g| *g += 1);
+                    }
+                    Action::Gate { wave, verdict } => {
+                        let text = crate::release::verdict_text(&verdict);
+                        let kind_changed = live.row.gate.as_deref().map(|g| g.split(':').next())
+                            != Some(text.split(':').next());
+                        if kind_changed {
+                            event = Some((
+                                "gate.verdict".into(),
+                                serde_json::json!({ "release": live.row.id, "wave": wave, "verdict": verdict }),
+                            ));
+                        }
+                        live.row.gate = Some(text);
+                    }
+                    Action::Hold { reason } => live.row.reason = Some(reason),
+                    Action::Fail { reason, .. } => {
+                        if let Some((kind, data)) = event.take() {
+                            self.store
+                                .append_event(&NewEvent {
+                                    kind: &kind,
+                                    subject: &env,
+                                    actor: "control",
+                                    data,
+                                })
+                                .await?;
+                        }
+                        self.end_release(&mut live, ReleaseState::RolledBack, &reason, "control")
+                            .await?;
+                        return Ok(());
+                    }
+                    Action::Succeed => {
+                        if let Some((kind, data)) = event.take() {
+                            self.store
+                                .append_event(&NewEvent {
+                                    kind: &kind,
+                                    subject: &env,
+                                    actor: "control",
+                                    data,
+                                })
+                                .await?;
+                        }
+                        self.end_release(
+                            &mut live,
+                            ReleaseState::Succeeded,
+                            "every wave passed its gates",
+                            "control",
+                        )
+                        .await?;
+                        continue;
+                    }
+                }
+            }
+            if changed || event.is_some() {
+                let e = event.as_ref().map(|(kind, data)| NewEvent {
+                    kind,
+                    subject: &env,
+                    actor: "control",
+                    data: data.clone(),
+                });
+                self.store
+                    .update_release(&live.row, None, e.as_ref())
+                    .await?;
+            }
+            if self.live().contains_key(&env) {
+                self.live().insert(env.clone(), live);
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -279,6 +565,85 @@ impl ControlPlane {
         } else {
             "deploy"
         };
+        self.start_or_set(
+            env,
+            target.desired.clone(),
+            version,
+            &actor.name,
+            kind,
+            data,
+        )
+        .await?;
+        self.environment(env).await
+    }
+
+    /// Replacing a running version goes in waves under the rollout planner's gates; a first
+    /// version (nothing to compare with) or a control plane without a plan sets it everywhere.
+    async fn start_or_set(
+        &self,
+        env: &str,
+        current: Option<String>,
+        version: &str,
+        actor: &str,
+        kind: &str,
+        mut data: serde_json::Value,
+    ) -> Result<(), ControlError> {
+        if let (Some(plan), Some(previous)) = (&self.plan, current)
+            && previous != version
+        {
+            if let Some(running) = self.live().get(env) {
+                return Err(ControlError::Conflict(format!(
+                    "release {} is already running in {env}; wait for it, or abort it (`rampart rollout abort {}`)",
+                    running.row.id, running.row.id
+                )));
+            }
+            let intent = rampart_rollout::Intent {
+                version: version.to_owned(),
+                previous: Some(previous.clone()),
+                plan: plan.clone(),
+                state: ReleaseState::Pending,
+                wave: 0,
+                wave_started_ms: crate::release::now_ms(),
+            };
+            let id = self
+                .store
+                .insert_release(env, &intent, &previous, actor)
+                .await?;
+            data["release"] = serde_json::json!(id);
+            self.store
+                .append_event(&NewEvent {
+                    kind,
+                    subject: env,
+                    actor,
+                    data,
+                })
+                .await?;
+            let row = crate::store::ReleaseRow {
+                id,
+                environment: env.to_owned(),
+                version: version.to_owned(),
+                previous,
+                intent,
+                cohort: vec![],
+                gate: None,
+                reason: None,
+            };
+            self.live().insert(
+                env.to_owned(),
+                Live {
+                    row,
+                    snapshot: HashMap::new(),
+                },
+            );
+            tracing::info!(
+                env,
+                release = id,
+                version = &version[..version.len().min(12)],
+                actor,
+                "release started"
+            );
+            return Ok(());
+        }
         self.store
             .set_desired(
                 env,
@@ -286,14 +651,20 @@ impl ControlPlane {
                 &NewEvent {
                     kind,
                     subject: env,
-                    actor: &actor.name,
+                    actor,
                     data,
                 },
             )
             .await?;
         self.publish(env, version);
-        tracing::info!(env, version = &version[..version.len().min(12)], actor = %actor.name, kind, "desired version set");
-        self.environment(env).await
+        tracing::info!(
+            env,
+            version = &version[..version.len().min(12)],
+            actor,
+            kind,
+            "desired version set"
+        );
+        Ok(())
     }
 
     pub async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, ControlError> {
@@ -325,7 +696,17 @@ impl ControlPlane {
             )));
         }
         self.store.grant(id, &actor.name).await?;
-        self.publish(&approval.environment, &approval.version);
+        let current = self.environment(&approval.environment).await?.desired;
+        let data = serde_json::json!({ "version": approval.version, "approval": id });
+        self.start_or_set(
+            &approval.environment,
+            current,
+            &approval.version,
+            &actor.name,
+            "deploy",
+            data,
+        )
+        .await?;
         tracing::info!(env = %approval.environment, approval = id, approver = %actor.name, "approved and deployed");
         self.environment(&approval.environment).await
     }
@@ -348,6 +729,22 @@ impl ControlPlane {
             })?,
         };
         self.version(&target).await?;
+        // A release in flight stops here: rollback overrides it, whatever its gates say.
+        let running = self.live().remove(env);
+        if let Some(mut live) = running {
+            live.row.intent.state = ReleaseState::RolledBack;
+            let data = serde_json::json!({ "release": live.row.id, "reason": "manual rollback" });
+            let event = NewEvent {
+                kind: "release.rolled_back",
+                subject: env,
+                actor: &actor.name,
+                data,
+            };
+            self.store
+                .update_release(&live.row, None, Some(&event))
+                .await?;
+            self.cohort_changes.send_modify(|g| *g += 1);
+        }
         let data = serde_json::json!({ "from": current.desired, "to": target });
         self.store
             .set_desired(
@@ -408,16 +805,27 @@ impl ControlPlane {
         let env = self.fleet.environment_of(instance).ok_or_else(|| {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;
-        let mut rx = self
+        let mut env_rx = self
             .desired
             .get(&env)
             .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))?
             .subscribe();
-        let differs = |v: &Option<String>| v.is_some() && v.as_deref() != current;
-        if !differs(&rx.borrow_and_update()) {
-            let _ = tokio::time::timeout(wait.min(POLL_WAIT), rx.wait_for(differs)).await;
-        }
-        let version = rx.borrow().clone();
+        let mut cohort_rx = self.cohort_changes.subscribe();
+        let deadline = tokio::time::Instant::now() + wait.min(POLL_WAIT);
+        let version = loop {
+            env_rx.borrow_and_update();
+            cohort_rx.borrow_and_update();
+            // Per instance: a release's cohort runs its version, everyone else the previous one.
+            let want = self.instance_desired(&env, instance);
+            if want.is_some() && want.as_deref() != current {
+                break want;
+            }
+            tokio::select! {
+                _ = env_rx.changed() => {}
+                _ = cohort_rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => break want,
+            }
+        };
         let document = match &version {
             Some(v) if Some(v.as_str()) != current => Some(self.version(v).await?.1),
             _ => None,

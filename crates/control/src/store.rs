@@ -391,7 +391,7 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Grants an approval and makes its version desired, in one transaction.
+    /// Grants an approval (the caller then deploys its version).
     pub async fn grant(&self, id: i64, approver: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let row = sqlx::query("SELECT environment, version FROM approvals WHERE id = ?")
@@ -405,11 +405,6 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE environments SET desired = ? WHERE name = ?")
-            .bind(&version)
-            .bind(&env)
-            .execute(&mut *tx)
-            .await?;
         let event = NewEvent {
             kind: "approval.granted",
             subject: &env,
@@ -417,14 +412,108 @@ impl Store {
             data: serde_json::json!({ "approval": id, "version": version }),
         };
         Self::append(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A release as stored.
+#[derive(Debug, Clone)]
+pub struct ReleaseRow {
+    pub id: i64,
+    pub environment: String,
+    pub version: String,
+    pub previous: String,
+    pub intent: rampart_rollout::Intent,
+    pub cohort: Vec<String>,
+    pub gate: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Store {
+    /// Starts a release, with its event.
+    pub async fn insert_release(
+        &self,
+        env: &str,
+        intent: &rampart_rollout::Intent,
+        previous: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write().await?;
+        let id = sqlx::query("INSERT INTO releases (environment, version, previous, intent, cohort, created_by, created_at) VALUES (?, ?, ?, ?, '[]', ?, ?)")
+            .bind(env)
+            .bind(&intent.version)
+            .bind(previous)
+            .bind(serde_json::to_string(intent).unwrap_or_default())
+            .bind(actor)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
         let event = NewEvent {
-            kind: "deploy",
-            subject: &env,
-            actor: approver,
-            data: serde_json::json!({ "version": version, "approval": id }),
+            kind: "release.started",
+            subject: env,
+            actor,
+            data: serde_json::json!({ "release": id, "version": intent.version, "previous": previous, "waves": intent.plan.waves.len() }),
         };
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Saves a release's intent and cohort, with an event when one is given; when `desired` is
+    /// given the environment's desired version changes in the same transaction.
+    pub async fn update_release(
+        &self,
+        r: &ReleaseRow,
+        desired: Option<&str>,
+        event: Option<&NewEvent<'_>>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE releases SET intent = ?, cohort = ?, gate = ?, reason = ? WHERE id = ?",
+        )
+        .bind(serde_json::to_string(&r.intent).unwrap_or_default())
+        .bind(serde_json::json!(r.cohort).to_string())
+        .bind(&r.gate)
+        .bind(&r.reason)
+        .bind(r.id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(v) = desired {
+            sqlx::query("UPDATE environments SET desired = ? WHERE name = ?")
+                .bind(v)
+                .bind(&r.environment)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(e) = event {
+            Self::append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    pub async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, environment, version, previous, intent, cohort, gate, reason FROM releases ORDER BY id DESC LIMIT 100")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let intent: String = r.get(4);
+                let cohort: String = r.get(5);
+                Some(ReleaseRow {
+                    id: r.get(0),
+                    environment: r.get(1),
+                    version: r.get(2),
+                    previous: r.get(3),
+                    intent: serde_json::from_str(&intent).ok()?,
+                    cohort: serde_json::from_str(&cohort).unwrap_or_default(),
+                    gate: r.get(6),
+                    reason: r.get(7),
+                })
+            })
+            .collect())
     }
 }

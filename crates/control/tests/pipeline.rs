@@ -34,9 +34,17 @@ impl Control {
                 token: "agent".into(),
             },
         ]);
-        rampart_control::spawn(data, &["testing".into(), "production".into()], tokens, addr)
-            .await
-            .expect("control plane")
+        // These tests are about the pipeline, rollback and agents: deploys go everywhere at once.
+        // Releases in waves have their own tests (rollout.rs).
+        rampart_control::spawn_with(
+            data,
+            &["testing".into(), "production".into()],
+            tokens,
+            addr,
+            |c| c.with_plan(None),
+        )
+        .await
+        .expect("control plane")
     }
 }
 

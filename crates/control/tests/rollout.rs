@@ -1,0 +1,297 @@
+//! Releases in waves on a five-gateway production fleet under steady load: a bad version
+//! reaches only the canary and is rolled back automatically; a good one passes every wave.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use rampart_api::ApiClient;
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_gateway::agent::{AgentOptions, run};
+use rampart_rollout::{Plan, Wave, WaveTarget};
+use rampart_testkit::EchoServer;
+use rampart_testkit::client;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-rollout-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+/// Short waves so the test runs in seconds: 1 instance, 50%, 100%, 1 s bake each.
+fn plan() -> Plan {
+    let mut plan = Plan::standard(1_000);
+    plan.waves = [
+        WaveTarget::Instances(1),
+        WaveTarget::Percent(50),
+        WaveTarget::Percent(100),
+    ]
+    .into_iter()
+    .map(|target| Wave {
+        target,
+        bake_ms: 1_000,
+    })
+    .collect();
+    plan.gates.min_requests = 30;
+    plan
+}
+
+fn document(backend: SocketAddr, timeout_ms: u64) -> String {
+    format!(
+        "listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}]\nupstreams: [{{ name: b, endpoints: [\"{backend}\"] }}]\nroutes: [{{ name: r, upstream: b, timeout: {timeout_ms}ms }}]\n"
+    )
+}
+
+async fn wait_until(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let tokens = Tokens::from_entries(&[
+        TokenEntry {
+            name: "olivia".into(),
+            role: Role::Operator,
+            token: "op".into(),
+        },
+        TokenEntry {
+            name: "amir".into(),
+            role: Role::Approver,
+            token: "ap".into(),
+        },
+        TokenEntry {
+            name: "agent".into(),
+            role: Role::Viewer,
+            token: "agent".into(),
+        },
+    ]);
+    let control = rampart_control::spawn_with(
+        &temp("cp"),
+        &["production".into()],
+        tokens,
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| {
+            c.with_plan(Some(plan()))
+                .with_tick(Duration::from_millis(200))
+        },
+    )
+    .await
+    .expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+
+    let mut gateways = Vec::new();
+    for i in 0..5 {
+        let listen = free_addr();
+        let opts = AgentOptions {
+            control: control.url(),
+            token: Some("agent".into()),
+            environment: "production".into(),
+            instance: format!("p{i}"),
+            zone: "z1".into(),
+            state_dir: temp("gw"),
+            gateway: rampart_gateway::Options {
+                listen: vec![("public".into(), listen)],
+                admin: Some("127.0.0.1:0".parse().expect("addr")),
+                drain: Duration::from_millis(200),
+            },
+            // The agents' own watchdog is out of the way: this test is about the control plane's gates.
+            watchdog: rampart_gateway::watchdog::WatchdogSettings {
+                window: Duration::from_secs(1),
+                floor: 1.0,
+                ..Default::default()
+            },
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = run(opts, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        gateways.push((listen, stop, task));
+    }
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
+
+    // v1 everywhere (a first version goes out at once), with a second person's approval.
+    let v1 = op
+        .push(&document(backend.addr, 2000), "v1")
+        .await
+        .expect("push")
+        .version
+        .id;
+    approver
+        .deploy("production", &v1, Some("initial production config".into()))
+        .await
+        .expect("deploy v1");
+    for l in &listens {
+        let l = *l;
+        assert!(
+            wait_until(Duration::from_secs(5), async || client::get(
+                &client::http1(),
+                &format!("http://{l}/x")
+            )
+            .await
+            .is_ok_and(|a| a.status == StatusCode::OK))
+            .await
+        );
+    }
+
+    // Steady load on every gateway, and a watch on who runs what.
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for l in listens.clone() {
+        let stop = stop_load.clone();
+        load.push(tokio::spawn(async move {
+            let c = client::http1();
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client::get(&c, &format!("http://{l}/x")).await {
+                    Ok(a) if a.status == StatusCode::OK => ok += 1,
+                    _ => failed += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ok, failed)
+        }));
+    }
+    let ever_bad: Arc<Mutex<HashSet<String>>> = Arc::default();
+
+    // v2 is broken: its upstream refuses connections.
+    let v2 = op
+        .push(&document(free_addr(), 2000), "v2 broken")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("production", &v2, None)
+        .await
+        .expect("deploy v2 starts a release");
+    let mut canary_applied: Option<Instant> = None;
+    let rolled_back = wait_until(Duration::from_secs(20), async || {
+        let envs = op.environments().await.expect("envs");
+        for i in &envs[0].instances {
+            if i.applied.as_deref() == Some(v2.as_str()) {
+                ever_bad.lock().expect("lock").insert(i.id.clone());
+                canary_applied.get_or_insert_with(Instant::now);
+            }
+        }
+        let releases = op.releases().await.expect("releases");
+        canary_applied.is_some()
+            && releases[0].state == "rolled_back"
+            && envs[0]
+                .instances
+                .iter()
+                .all(|i| i.applied.as_deref() == Some(v1.as_str()))
+    })
+    .await;
+    assert!(
+        rolled_back,
+        "the bad release was not rolled back: {:?}",
+        op.releases().await
+    );
+    let took = canary_applied.map(|t| t.elapsed()).unwrap_or_default();
+    assert!(
+        took < Duration::from_secs(10),
+        "rollback completed {took:?} after the canary applied"
+    );
+    println!("bad version: canary applied, gate failed and rollback completed within {took:?}");
+    assert_eq!(
+        *ever_bad.lock().expect("lock"),
+        HashSet::from(["p0".to_string()]),
+        "only the canary may run the bad version"
+    );
+    let release = op.releases().await.expect("releases").remove(0);
+    assert!(
+        release
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("gate")),
+        "{release:?}"
+    );
+    let events = op.events(0).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "release.rolled_back" && e.actor == "control"),
+        "no automatic rollback event"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "gate.verdict" && e.data["verdict"]["verdict"] == "fail"),
+        "no failed gate verdict event"
+    );
+
+    // v3 is good: it passes every wave and ends succeeded, on every gateway.
+    let v3 = op
+        .push(&document(backend.addr, 3000), "v3")
+        .await
+        .expect("push")
+        .version
+        .id;
+    op.deploy("production", &v3, None).await.expect("deploy v3");
+    let succeeded = wait_until(Duration::from_secs(30), async || {
+        let releases = op.releases().await.expect("releases");
+        let envs = op.environments().await.expect("envs");
+        releases[0].state == "succeeded"
+            && envs[0]
+                .instances
+                .iter()
+                .all(|i| i.applied.as_deref() == Some(v3.as_str()))
+    })
+    .await;
+    assert!(
+        succeeded,
+        "the good release did not succeed: {:?}",
+        op.releases().await
+    );
+    assert_eq!(
+        op.environments().await.expect("envs")[0].desired.as_deref(),
+        Some(v3.as_str())
+    );
+
+    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for l in load {
+        let (o, f) = l.await.expect("join");
+        ok += o;
+        failed += f;
+    }
+    println!(
+        "traffic during both releases: {ok} ok, {failed} failed ({:.2}%)",
+        failed as f64 * 100.0 / (ok + failed) as f64
+    );
+    assert!(
+        failed * 5 < ok,
+        "too many failures: {failed} of {}",
+        ok + failed
+    );
+    for (_, stop, task) in gateways {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    control.kill().await;
+}
