@@ -141,6 +141,12 @@ enum ConfigCommand {
         /// Store it even though semantic checks fail, with a reason (approver token; recorded).
         #[arg(long)]
         break_glass: Option<String>,
+        /// Then deploy it to this environment (a release in waves when it replaces a version).
+        #[arg(long)]
+        env: Option<String>,
+        /// With --env: show the release's progress until it ends; exit non-zero if rolled back.
+        #[arg(long, requires = "env")]
+        follow: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -192,6 +198,9 @@ enum RolloutCommand {
     Status {
         #[command(flatten)]
         remote: Remote,
+        /// Redraw every second until no release is running.
+        #[arg(long)]
+        watch: bool,
     },
     /// Stop advancing a release (its cohort keeps the new version).
     Pause {
@@ -261,6 +270,61 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn print_releases(list: &[rampart_api::ReleaseStatus]) {
+    for r in list {
+        let bar: String = (0..r.waves)
+            .map(|w| {
+                if w < r.wave || r.state == "succeeded" {
+                    '#'
+                } else if w == r.wave {
+                    '>'
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        println!(
+            "#{:<4} {:<12} {} -> {}  [{bar}] wave {}/{}  {:<11} cohort {}",
+            r.id,
+            r.environment,
+            &r.previous[..12],
+            &r.version[..12],
+            (r.wave + 1).min(r.waves),
+            r.waves,
+            r.state,
+            r.cohort.join(",")
+        );
+        if let Some(g) = &r.gate {
+            println!("      gate: {g}");
+        }
+        if let Some(why) = &r.reason {
+            println!("      {why}");
+        }
+    }
+}
+
+/// Redraws release progress every second until `id` (or every release) has ended; returns the
+/// final state of `id` (or of the newest release).
+async fn follow(remote: &Remote, id: Option<i64>) -> Result<Option<String>> {
+    let client = remote.client();
+    loop {
+        let list = client.releases().await?;
+        let shown: Vec<_> = match id {
+            Some(id) => list.into_iter().filter(|r| r.id == id).collect(),
+            None => list.into_iter().take(5).collect(),
+        };
+        print!("\x1b[2J\x1b[H");
+        print_releases(&shown);
+        let running = shown
+            .iter()
+            .any(|r| matches!(r.state.as_str(), "pending" | "rolling" | "paused"));
+        if !running {
+            return Ok(shown.first().map(|r| r.state.clone()));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -430,7 +494,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rollout { command } => {
             let (remote, list) = match command {
-                RolloutCommand::Status { remote } => {
+                RolloutCommand::Status {
+                    remote,
+                    watch: true,
+                } => {
+                    let ended = runtime()?.block_on(follow(&remote, None))?;
+                    return Ok(if ended.as_deref() == Some("rolled_back") {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    });
+                }
+                RolloutCommand::Status {
+                    remote,
+                    watch: false,
+                } => {
                     let list = runtime()?.block_on(remote.client().releases())?;
                     (remote, list)
                 }
@@ -450,36 +528,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if remote.output == Output::Json {
                 println!("{:#}", serde_json::to_value(&list)?);
             } else {
-                for r in &list {
-                    let bar: String = (0..r.waves)
-                        .map(|w| {
-                            if w < r.wave || r.state == "succeeded" {
-                                '#'
-                            } else if w == r.wave {
-                                '>'
-                            } else {
-                                '.'
-                            }
-                        })
-                        .collect();
-                    println!(
-                        "#{:<4} {:<12} {} -> {}  [{bar}] wave {}/{}  {:<11} cohort {}",
-                        r.id,
-                        r.environment,
-                        &r.previous[..12],
-                        &r.version[..12],
-                        (r.wave + 1).min(r.waves),
-                        r.waves,
-                        r.state,
-                        r.cohort.join(",")
-                    );
-                    if let Some(g) = &r.gate {
-                        println!("      gate: {g}");
-                    }
-                    if let Some(why) = &r.reason {
-                        println!("      {why}");
-                    }
-                }
+                print_releases(&list);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -613,6 +662,8 @@ fn config(command: ConfigCommand) -> Result<ExitCode> {
             file,
             message,
             break_glass,
+            env,
+            follow: follow_release,
             remote,
         } => {
             let text = read(&file)?;
@@ -634,7 +685,30 @@ fn config(command: ConfigCommand) -> Result<ExitCode> {
                 };
                 println!("{verb} version {}", pushed.version.id);
             }
-            Ok(ExitCode::SUCCESS)
+            let Some(env) = env else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let rt = runtime()?;
+            let status = rt.block_on(remote.client().deploy(&env, &pushed.version.id, None))?;
+            if !follow_release {
+                return print_env(&remote, &status);
+            }
+            let release = rt
+                .block_on(remote.client().releases())?
+                .into_iter()
+                .find(|r| r.version == pushed.version.id && r.environment == env);
+            match release {
+                Some(r) => {
+                    let end = rt.block_on(follow(&remote, Some(r.id)))?;
+                    Ok(if end.as_deref() == Some("rolled_back") {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    })
+                }
+                // No release: the version went everywhere at once (a first version).
+                None => print_env(&remote, &status),
+            }
         }
         ConfigCommand::History { remote } => {
             let versions = runtime()?.block_on(remote.client().versions())?;

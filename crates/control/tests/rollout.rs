@@ -295,3 +295,152 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     }
     control.kill().await;
 }
+
+#[tokio::test]
+async fn a_release_survives_a_control_plane_restart() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let data = temp("restart");
+    let addr = free_addr();
+    let tokens = || {
+        Tokens::from_entries(&[
+            TokenEntry {
+                name: "amir".into(),
+                role: Role::Approver,
+                token: "ap".into(),
+            },
+            TokenEntry {
+                name: "agent".into(),
+                role: Role::Viewer,
+                token: "agent".into(),
+            },
+        ])
+    };
+    // Long enough waves that the kill lands mid-release.
+    let mut slow = plan();
+    for w in &mut slow.waves {
+        w.bake_ms = 2_000;
+    }
+    let configure = |p: Plan| {
+        move |c: rampart_control::ControlPlane| {
+            c.with_plan(Some(p)).with_tick(Duration::from_millis(200))
+        }
+    };
+    let control = rampart_control::spawn_with(
+        &data,
+        &["production".into()],
+        tokens(),
+        addr,
+        configure(slow.clone()),
+    )
+    .await
+    .expect("control");
+    let ap = ApiClient::new(&control.url(), Some("ap".into()));
+    let mut gateways = Vec::new();
+    for i in 0..3 {
+        let listen = free_addr();
+        let opts = AgentOptions {
+            control: control.url(),
+            token: Some("agent".into()),
+            environment: "production".into(),
+            instance: format!("r{i}"),
+            zone: "z1".into(),
+            state_dir: temp("rgw"),
+            gateway: rampart_gateway::Options {
+                listen: vec![("public".into(), listen)],
+                admin: Some("127.0.0.1:0".parse().expect("addr")),
+                drain: Duration::from_millis(200),
+            },
+            watchdog: Default::default(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = run(opts, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        gateways.push((listen, stop, task));
+    }
+    // Traffic, so the gates have data.
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (l, _, _) in &gateways {
+        let (l, stop) = (*l, stop_load.clone());
+        tokio::spawn(async move {
+            let c = client::http1();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = client::get(&c, &format!("http://{l}/x")).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+    let v1 = ap
+        .push(&document(backend.addr, 2000), "v1")
+        .await
+        .expect("push")
+        .version
+        .id;
+    ap.deploy("production", &v1, Some("first".into()))
+        .await
+        .expect("v1");
+    let v2 = ap
+        .push(&document(backend.addr, 2500), "v2")
+        .await
+        .expect("push")
+        .version
+        .id;
+    assert!(
+        wait_until(Duration::from_secs(10), async || {
+            ap.environments().await.is_ok_and(|e| {
+                e[0].instances.len() == 3
+                    && e[0]
+                        .instances
+                        .iter()
+                        .all(|i| i.applied.as_deref() == Some(v1.as_str()))
+            })
+        })
+        .await
+    );
+    ap.deploy("production", &v2, None)
+        .await
+        .expect("v2 release");
+    assert!(
+        wait_until(Duration::from_secs(10), async || ap
+            .releases()
+            .await
+            .is_ok_and(|r| r[0].state == "rolling" && !r[0].cohort.is_empty()))
+        .await
+    );
+
+    // Killed mid-release, restarted on the same data: the release resumes and completes.
+    control.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let control = rampart_control::spawn_with(
+        &data,
+        &["production".into()],
+        tokens(),
+        addr,
+        configure(slow),
+    )
+    .await
+    .expect("restart");
+    let resumed = wait_until(Duration::from_secs(40), async || {
+        ap.releases().await.is_ok_and(|r| r[0].state == "succeeded")
+            && ap.environments().await.is_ok_and(|e| {
+                e[0].instances
+                    .iter()
+                    .all(|i| i.applied.as_deref() == Some(v2.as_str()))
+            })
+    })
+    .await;
+    assert!(
+        resumed,
+        "the release did not finish after the restart: {:?}",
+        ap.releases().await
+    );
+    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (_, stop, task) in gateways {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    control.kill().await;
+}
