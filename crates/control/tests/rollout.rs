@@ -50,6 +50,20 @@ fn plan() -> Plan {
     plan
 }
 
+/// The seed incident's bad change: the auth provider moves to a host only a black-hole DNS
+/// server can answer.
+fn blackholed_auth(backend: SocketAddr, dns: SocketAddr) -> String {
+    format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
+resolver: {{ nameservers: ["{dns}"], timeout: 100ms, attempts: 1 }}
+auth_providers: [{{ name: main, type: introspection, endpoint: "http://auth.blackhole.test:9000/introspect", timeout: 250ms }}]
+upstreams: [{{ name: b, endpoints: ["{backend}"] }}]
+routes: [{{ name: r, upstream: b, timeout: 2s, auth: main }}]
+"#
+    )
+}
+
 fn document(backend: SocketAddr, timeout_ms: u64) -> String {
     format!(
         "listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}]\nupstreams: [{{ name: b, endpoints: [\"{backend}\"] }}]\nroutes: [{{ name: r, upstream: b, timeout: {timeout_ms}ms }}]\n"
@@ -168,7 +182,11 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
             let c = client::http1();
             let (mut ok, mut failed) = (0u64, 0u64);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match client::get(&c, &format!("http://{l}/x")).await {
+                let req = http::Request::get(format!("http://{l}/x"))
+                    .header("authorization", "Bearer user-token")
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .expect("request");
+                match client::call(&c, req, Duration::from_secs(5)).await {
                     Ok(a) if a.status == StatusCode::OK => ok += 1,
                     _ => failed += 1,
                 }
@@ -179,14 +197,24 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     }
     let ever_bad: Arc<Mutex<HashSet<String>>> = Arc::default();
 
-    // v2 is broken: its upstream refuses connections.
-    let v2 = op
-        .push(&document(free_addr(), 2000), "v2 broken")
+    // v2 is the seed's change. Validation refuses it; break-glass (an approver, recorded) pushes
+    // it anyway, and the release still goes in waves.
+    let dns = rampart_testkit::dns::BlackHoleDns::start()
+        .await
+        .expect("dns");
+    let bad = blackholed_auth(backend.addr, dns.addr);
+    assert!(
+        op.push(&bad, "v2").await.is_err(),
+        "semantic checks must refuse the black-holed auth host"
+    );
+    let v2 = approver
+        .push_with(&bad, "v2 new auth server", Some("drill".into()))
         .await
         .expect("push")
         .version
         .id;
-    op.deploy("production", &v2, None)
+    approver
+        .deploy("production", &v2, Some("drill".into()))
         .await
         .expect("deploy v2 starts a release");
     let mut canary_applied: Option<Instant> = None;
