@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod up;
+
 /// mimalloc: the proxy allocates small, short-lived buffers per request; glibc malloc spent
 /// about a tenth of the serving core on them (see BENCHMARKS.md).
 #[global_allocator]
@@ -57,6 +59,23 @@ enum Command {
         /// How long to wait for requests in flight when stopping (e.g. 30s).
         #[arg(long, default_value = "30s")]
         drain: String,
+    },
+    /// Everything on one machine: control plane, example backend and auth server, gateways in
+    /// testing and production, the example config released through both. Ctrl-C stops it.
+    Up {
+        #[arg(long, default_value = "rampart-data")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        control: SocketAddr,
+        /// The production gateway.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        gateway: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        testing_gateway: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9002")]
+        backend: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        auth: SocketAddr,
     },
     /// Run the control plane.
     Control {
@@ -443,6 +462,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "give --config FILE, or --control URL with --env NAME and --state-dir DIR"
                 ),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up {
+            data,
+            control,
+            gateway,
+            testing_gateway,
+            backend,
+            auth,
+        } => {
+            let opts = up::UpOptions {
+                data,
+                control,
+                gateway,
+                testing_gateway,
+                backend,
+                auth,
+            };
+            runtime()?.block_on(up::run(opts, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Control {

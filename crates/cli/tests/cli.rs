@@ -183,3 +183,76 @@ fn sighup_reloads_and_sigterm_drains() {
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // a synchronous test driving a child process
+fn up_serves_and_a_second_run_reuses_the_data() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("up");
+    for run in 0..2 {
+        let ports: Vec<String> = (0..5)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let mut child = rampart()
+            .arg("up")
+            .arg("--data")
+            .arg(&dir)
+            .args([
+                "--control",
+                &ports[0],
+                "--gateway",
+                &ports[1],
+                "--testing-gateway",
+                &ports[2],
+                "--backend",
+                &ports[3],
+                "--auth",
+                &ports[4],
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let start = Instant::now();
+        let mut lines = Vec::new();
+        while !lines.iter().any(|l: &String| l.starts_with("ready")) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "run {run}: not ready: {lines:?}"
+            );
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                lines.push(l);
+            }
+        }
+        let port: u16 = ports[1]
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        let answer = http_get(port, "/hello").expect("gateway answers");
+        assert!(answer.starts_with("HTTP/1.1 200"), "run {run}: {answer}");
+        let secure = http_get(port, "/secure").expect("gateway answers");
+        assert!(
+            secure.starts_with("HTTP/1.1 401"),
+            "run {run}: an unauthenticated request must be refused: {secure}"
+        );
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "run {run}: exit {status}");
+    }
+    assert!(dir.join("rampart.db").exists() && dir.join("tokens.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,208 @@
+//! `rampart up`: everything on one machine — a control plane (SQLite in a data directory), an
+//! example backend and auth server, and two gateway agents (testing and production); the
+//! example config is released through testing to production with a second person's approval,
+//! the way any change would be. Runs until Ctrl-C; a second run reuses the data directory.
+//! With one gateway per environment there is no fleet to release to in waves, so deploys here go
+//! to an environment at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rampart_api::ApiClient;
+
+pub struct UpOptions {
+    pub data: PathBuf,
+    pub control: SocketAddr,
+    pub gateway: SocketAddr,
+    pub testing_gateway: SocketAddr,
+    pub backend: SocketAddr,
+    pub auth: SocketAddr,
+}
+
+fn example(backend: SocketAddr, auth: SocketAddr) -> String {
+    format!(
+        r#"# The example config `rampart up` releases.
+listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
+auth_providers:
+  - {{ name: main, type: introspection, endpoint: "http://{auth}/introspect", timeout: 250ms, cache_ttl: 30s }}
+upstreams:
+  - name: echo
+    endpoints: ["{backend}"]
+    health_check: {{ path: /healthz, interval: 2s, timeout: 500ms }}
+routes:
+  - {{ name: secure, match: {{ path_prefix: /secure }}, upstream: echo, auth: main, timeout: 5s }}
+  - {{ name: public, upstream: echo, timeout: 5s, retries: {{ attempts: 1, budget_percent: 10 }} }}
+"#
+    )
+}
+
+async fn token(data: &Path, role: &str) -> Result<String> {
+    let bytes = tokio::fs::read(data.join("tokens.json"))
+        .await
+        .context("reading tokens.json")?;
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&bytes).context("parsing tokens.json")?;
+    list.iter()
+        .find(|t| t["role"] == role)
+        .and_then(|t| t["token"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no {role} token in tokens.json"))
+}
+
+async fn wait_applied(
+    client: &ApiClient,
+    env: &str,
+    version: &str,
+    within: Duration,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let envs = client.environments().await?;
+        if envs
+            .iter()
+            .any(|e| e.name == env && e.last_known_good.as_deref() == Some(version))
+        {
+            return Ok(());
+        }
+        if start.elapsed() > within {
+            bail!(
+                "{env} did not complete version {} within {within:?}",
+                &version[..12]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    tokio::fs::create_dir_all(&o.data)
+        .await
+        .with_context(|| format!("creating {}", o.data.display()))?;
+    let data = tokio::fs::canonicalize(&o.data)
+        .await
+        .unwrap_or(o.data.clone());
+    let backend = rampart_testkit::EchoServer::start_on(o.backend, "example-backend")
+        .await
+        .with_context(|| format!("starting the example backend on {}", o.backend))?;
+    let auth = rampart_testkit::auth::AuthServer::start_on(o.auth)
+        .await
+        .with_context(|| format!("starting the example auth server on {}", o.auth))?;
+    let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
+        .await
+        .context("tokens")?;
+    // One gateway per environment: waves and gates need a fleet (and traffic) to mean anything,
+    // so here a deploy goes to the environment at once; the pipeline, approvals, semantic checks,
+    // rollback and fail-static all apply as usual.
+    let control = rampart_control::spawn_with(
+        &data,
+        &["testing".into(), "production".into()],
+        tokens,
+        o.control,
+        |c| c.with_plan(None),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let url = control.url();
+    let (operator, approver, viewer) = (
+        token(&data, "operator").await?,
+        token(&data, "approver").await?,
+        token(&data, "viewer").await?,
+    );
+
+    let mut agents = Vec::new();
+    for (env, listen) in [("testing", o.testing_gateway), ("production", o.gateway)] {
+        let opts = rampart_gateway::agent::AgentOptions {
+            control: url.clone(),
+            token: Some(viewer.clone()),
+            environment: env.into(),
+            instance: format!("{env}-1"),
+            zone: "local".into(),
+            state_dir: data.join(format!("gateway-{env}")),
+            gateway: rampart_gateway::Options {
+                listen: vec![("public".into(), listen)],
+                admin: Some("127.0.0.1:0".parse().context("admin address")?),
+                drain: Duration::from_secs(2),
+            },
+            watchdog: Default::default(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if let Err(e) = rampart_gateway::agent::run(opts, async move {
+                let _ = stopped.await;
+            })
+            .await
+            {
+                eprintln!("gateway ({env}) stopped: {e}");
+            }
+        });
+        agents.push((stop, task));
+    }
+
+    // Release the example through testing, then production (a second person approves, since a
+    // first production config sets listeners and auth providers).
+    let op = ApiClient::new(&url, Some(operator));
+    let ap = ApiClient::new(&url, Some(approver));
+    let version = op
+        .push(
+            &example(backend.addr, auth.addr),
+            "example config from rampart up",
+        )
+        .await?
+        .version
+        .id;
+    let envs = op.environments().await?;
+    if envs[0].last_known_good.as_deref() != Some(version.as_str()) {
+        op.deploy("testing", &version, None).await?;
+        wait_applied(&op, "testing", &version, Duration::from_secs(60)).await?;
+    }
+    if envs[1].desired.as_deref() != Some(version.as_str()) {
+        match op.deploy("production", &version, None).await {
+            Ok(_) => {}
+            Err(rampart_api::ClientError::Api { code, .. }) if code == "approval_required" => {
+                let id = op
+                    .approvals()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.version == version && a.approved_by.is_none())
+                    .map(|a| a.id);
+                if let Some(id) = id {
+                    ap.approve(id).await?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    wait_applied(&op, "production", &version, Duration::from_secs(60)).await?;
+
+    let user = auth.mint_opaque("demo-user", "read", Duration::from_secs(86_400));
+    println!("rampart is up (data in {})", data.display());
+    println!(
+        "  gateway (production)  http://{}/            try: curl http://{}/hello",
+        o.gateway, o.gateway
+    );
+    println!("  gateway (testing)     http://{}/", o.testing_gateway);
+    println!(
+        "  authenticated route   curl -H 'authorization: Bearer {user}' http://{}/secure",
+        o.gateway
+    );
+    println!(
+        "  control plane API     {url}/v1/environments   (tokens in {})",
+        data.join("tokens.json").display()
+    );
+    println!("  OpenAPI               {url}/openapi.json");
+    println!(
+        "  backend, auth server  http://{}  http://{}",
+        backend.addr, auth.addr
+    );
+    println!("ready; Ctrl-C stops everything");
+    shutdown.await;
+    println!("stopping");
+    for (stop, task) in agents {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    control.stop().await;
+    Ok(())
+}
