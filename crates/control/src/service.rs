@@ -273,6 +273,7 @@ impl ControlPlane {
             }
             let mut changed = false;
             let mut event: Option<(String, serde_json::Value)> = None;
+            let mut ended: Option<(ReleaseState, String)> = None;
             for action in crate::release::decide(&live, &instances, now) {
                 match action {
                     Action::Advance { wave } => {
@@ -308,42 +309,29 @@ impl ControlPlane {
                         live.row.gate = Some(text);
                     }
                     Action::Hold { reason } => live.row.reason = Some(reason),
-                    Action::Fail { reason, .. } => {
-                        if let Some((kind, data)) = event.take() {
-                            self.store
-                                .append_event(&NewEvent {
-                                    kind: &kind,
-                                    subject: &env,
-                                    actor: "control",
-                                    data,
-                                })
-                                .await?;
-                        }
-                        self.end_release(&mut live, ReleaseState::RolledBack, &reason, "control")
-                            .await?;
-                        return Ok(());
-                    }
+                    Action::Fail { reason, .. } => ended = Some((ReleaseState::RolledBack, reason)),
                     Action::Succeed => {
-                        if let Some((kind, data)) = event.take() {
-                            self.store
-                                .append_event(&NewEvent {
-                                    kind: &kind,
-                                    subject: &env,
-                                    actor: "control",
-                                    data,
-                                })
-                                .await?;
-                        }
-                        self.end_release(
-                            &mut live,
+                        ended = Some((
                             ReleaseState::Succeeded,
-                            "every wave passed its gates",
-                            "control",
-                        )
-                        .await?;
-                        continue;
+                            "every wave passed its gates".into(),
+                        ))
                     }
                 }
+            }
+            if let Some((state, reason)) = ended {
+                if let Some((kind, data)) = event.take() {
+                    self.store
+                        .append_event(&NewEvent {
+                            kind: &kind,
+                            subject: &env,
+                            actor: "control",
+                            data,
+                        })
+                        .await?;
+                }
+                self.end_release(&mut live, state, &reason, "control")
+                    .await?;
+                continue;
             }
             if changed || event.is_some() {
                 let e = event.as_ref().map(|(kind, data)| NewEvent {
@@ -490,40 +478,9 @@ impl ControlPlane {
             .find(|e| e.name == env)
             .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))?;
         self.version(version).await?;
-        let mut data = serde_json::json!({ "version": version });
-        if let Some(previous) = envs.iter().find(|e| e.position == target.position - 1)
-            && !self.store.has_succeeded(&previous.name, version).await?
-        {
-            let short = &version[..version.len().min(12)];
-            match break_glass {
-                None => {
-                    return Err(ControlError::Conflict(format!(
-                        "version {short} has not succeeded in {0:?}; deploy it to {0} first, or pass a break-glass reason (approver role)",
-                        previous.name
-                    )));
-                }
-                Some(reason) if reason.trim().is_empty() => {
-                    return Err(ControlError::Invalid(
-                        "a break-glass reason must not be empty".into(),
-                    ));
-                }
-                Some(_) if actor.role < Role::Approver => {
-                    return Err(ControlError::Forbidden(format!(
-                        "break-glass needs the approver role; {} is {:?}",
-                        actor.name, actor.role
-                    )));
-                }
-                Some(reason) => {
-                    data["break_glass"] =
-                        serde_json::json!({ "reason": reason, "skipped": previous.name });
-                }
-            }
-        }
-        // A break-glass reason is an approver's recorded decision, also when the pipeline did not
-        // need it: it then stands in for the second-person approval below.
-        if let Some(reason) = break_glass
-            && data.get("break_glass").is_none()
-        {
+        // A break-glass reason is an approver's recorded decision: it may skip the pipeline order,
+        // and it stands in for the second-person approval below.
+        if let Some(reason) = break_glass {
             if reason.trim().is_empty() {
                 return Err(ControlError::Invalid(
                     "a break-glass reason must not be empty".into(),
@@ -535,9 +492,24 @@ impl ControlPlane {
                     actor.name, actor.role
                 )));
             }
+        }
+        let mut data = serde_json::json!({ "version": version });
+        if let Some(reason) = break_glass {
             data["break_glass"] = serde_json::json!({ "reason": reason });
         }
-        let glass = data.get("break_glass").is_some();
+        if let Some(previous) = envs.iter().find(|e| e.position == target.position - 1)
+            && !self.store.has_succeeded(&previous.name, version).await?
+        {
+            if break_glass.is_none() {
+                let short = &version[..version.len().min(12)];
+                return Err(ControlError::Conflict(format!(
+                    "version {short} has not succeeded in {0:?}; deploy it to {0} first, or pass a break-glass reason (approver role)",
+                    previous.name
+                )));
+            }
+            data["break_glass"]["skipped"] = serde_json::json!(previous.name);
+        }
+        let glass = break_glass.is_some();
         // High-risk changes bound for the last environment need a second person, unless an
         // approver already took responsibility through break-glass.
         let last = envs.iter().map(|e| e.position).max() == Some(target.position);
