@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use rampart_api::{ApiClient, ClientError};
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
-use rampart_gateway::agent::{AgentOptions, run};
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
+
+mod common;
+use common::{Agent, free_addr, temp, wait_until};
 
 /// The control plane under test, with an operator, an approver and an agent token.
 struct Control;
@@ -48,30 +50,6 @@ impl Control {
     }
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "rampart-control-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
-
-struct Agent {
-    listen: SocketAddr,
-    state_dir: PathBuf,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
 fn start_agent(
     control: &str,
     env: &str,
@@ -98,44 +76,11 @@ fn start_agent_with(
     listen: SocketAddr,
     watch: Duration,
 ) -> Agent {
-    let opts = AgentOptions {
-        control: control.into(),
-        token: Some("agent".into()),
-        environment: env.into(),
-        instance: instance.into(),
-        zone: "z1".into(),
-        state_dir: state_dir.clone(),
-        gateway: rampart_gateway::Options {
-            listen: vec![("public".into(), listen)],
-            admin: Some("127.0.0.1:0".parse().expect("addr")),
-            drain: Duration::from_millis(500),
-        },
-        watchdog: rampart_gateway::watchdog::WatchdogSettings {
-            window: watch,
-            ..Default::default()
-        },
+    let watchdog = rampart_gateway::watchdog::WatchdogSettings {
+        window: watch,
+        ..Default::default()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = run(opts, async move {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Agent {
-        listen,
-        state_dir,
-        stop,
-        task,
-    }
-}
-
-impl Agent {
-    async fn stop(self) -> (SocketAddr, PathBuf) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-        (self.listen, self.state_dir)
-    }
+    common::start_agent(control, env, instance, state_dir, listen, watchdog)
 }
 
 fn document(backend: SocketAddr, tag: &str) -> String {
@@ -146,17 +91,6 @@ upstreams: [{{ name: b, endpoints: ["{backend}"] }}]
 routes: [{{ name: {tag}, upstream: b, timeout: 2s }}]
 "#
     )
-}
-
-async fn wait_until(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 async fn status(addr: SocketAddr) -> Option<StatusCode> {

@@ -3,34 +3,19 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use rampart_api::ApiClient;
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
-use rampart_gateway::agent::{AgentOptions, run};
+use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::{Plan, Wave, WaveTarget};
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "rampart-rollout-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-}
+mod common;
+use common::{Agent, free_addr, start_agent, temp, wait_until};
 
 /// Short waves so the test runs in seconds: 1 instance, 50%, 100%, 1 s bake each.
 fn plan() -> Plan {
@@ -70,17 +55,6 @@ fn document(backend: SocketAddr, timeout_ms: u64) -> String {
     )
 }
 
-async fn wait_until(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     let backend = EchoServer::start("b").await.expect("backend");
@@ -116,38 +90,25 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
 
-    let mut gateways = Vec::new();
-    for i in 0..5 {
-        let listen = free_addr();
-        let opts = AgentOptions {
-            control: control.url(),
-            token: Some("agent".into()),
-            environment: "production".into(),
-            instance: format!("p{i}"),
-            zone: "z1".into(),
-            state_dir: temp("gw"),
-            gateway: rampart_gateway::Options {
-                listen: vec![("public".into(), listen)],
-                admin: Some("127.0.0.1:0".parse().expect("addr")),
-                drain: Duration::from_millis(200),
-            },
-            // The agents' own watchdog is out of the way: this test is about the control plane's gates.
-            watchdog: rampart_gateway::watchdog::WatchdogSettings {
-                window: Duration::from_secs(1),
-                floor: 1.0,
-                ..Default::default()
-            },
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = run(opts, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        gateways.push((listen, stop, task));
-    }
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
+    // The agents' own watchdog is out of the way: this test is about the control plane's gates.
+    let watchdog = WatchdogSettings {
+        window: Duration::from_secs(1),
+        floor: 1.0,
+        ..Default::default()
+    };
+    let gateways: Vec<Agent> = (0..5)
+        .map(|i| {
+            start_agent(
+                &control.url(),
+                "production",
+                &format!("p{i}"),
+                temp("gw"),
+                free_addr(),
+                watchdog.clone(),
+            )
+        })
+        .collect();
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
 
     // v1 everywhere (a first version goes out at once), with a second person's approval.
     let v1 = op
@@ -317,9 +278,8 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
         "too many failures: {failed} of {}",
         ok + failed
     );
-    for (_, stop, task) in gateways {
-        let _ = stop.send(());
-        let _ = task.await;
+    for g in gateways {
+        g.stop().await;
     }
     control.kill().await;
 }
@@ -363,36 +323,22 @@ async fn a_release_survives_a_control_plane_restart() {
     .await
     .expect("control");
     let ap = ApiClient::new(&control.url(), Some("ap".into()));
-    let mut gateways = Vec::new();
-    for i in 0..3 {
-        let listen = free_addr();
-        let opts = AgentOptions {
-            control: control.url(),
-            token: Some("agent".into()),
-            environment: "production".into(),
-            instance: format!("r{i}"),
-            zone: "z1".into(),
-            state_dir: temp("rgw"),
-            gateway: rampart_gateway::Options {
-                listen: vec![("public".into(), listen)],
-                admin: Some("127.0.0.1:0".parse().expect("addr")),
-                drain: Duration::from_millis(200),
-            },
-            watchdog: Default::default(),
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = run(opts, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        gateways.push((listen, stop, task));
-    }
+    let gateways: Vec<Agent> = (0..3)
+        .map(|i| {
+            start_agent(
+                &control.url(),
+                "production",
+                &format!("r{i}"),
+                temp("rgw"),
+                free_addr(),
+                WatchdogSettings::default(),
+            )
+        })
+        .collect();
     // Traffic, so the gates have data.
     let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for (l, _, _) in &gateways {
-        let (l, stop) = (*l, stop_load.clone());
+    for g in &gateways {
+        let (l, stop) = (g.listen, stop_load.clone());
         tokio::spawn(async move {
             let c = client::http1();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -466,9 +412,8 @@ async fn a_release_survives_a_control_plane_restart() {
         ap.releases().await
     );
     stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
-    for (_, stop, task) in gateways {
-        let _ = stop.send(());
-        let _ = task.await;
+    for g in gateways {
+        g.stop().await;
     }
     control.kill().await;
 }

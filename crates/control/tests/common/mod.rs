@@ -1,0 +1,93 @@
+//! Helpers shared by the control plane's tests: temporary directories, free ports, polling,
+//! and real gateways running as agents.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rampart_gateway::agent::{AgentOptions, run};
+use rampart_gateway::watchdog::WatchdogSettings;
+
+pub fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-control-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+/// Polls `f` every 25 ms until it returns true or `within` passes.
+pub async fn wait_until(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// A real gateway running as an agent (token "agent"), serving on `listen`.
+pub struct Agent {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub fn start_agent(
+    control: &str,
+    env: &str,
+    instance: &str,
+    state_dir: PathBuf,
+    listen: SocketAddr,
+    watchdog: WatchdogSettings,
+) -> Agent {
+    let opts = AgentOptions {
+        control: control.into(),
+        token: Some("agent".into()),
+        environment: env.into(),
+        instance: instance.into(),
+        zone: "z1".into(),
+        state_dir: state_dir.clone(),
+        gateway: rampart_gateway::Options {
+            listen: vec![("public".into(), listen)],
+            admin: Some("127.0.0.1:0".parse().expect("addr")),
+            drain: Duration::from_millis(500),
+        },
+        watchdog,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = run(opts, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Agent {
+        listen,
+        state_dir,
+        stop,
+        task,
+    }
+}
+
+impl Agent {
+    /// Drains and stops the gateway; returns its address and state directory for a restart.
+    pub async fn stop(self) -> (SocketAddr, PathBuf) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        (self.listen, self.state_dir)
+    }
+}
