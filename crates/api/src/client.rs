@@ -11,6 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::operations::*;
 use crate::types::*;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -298,4 +299,115 @@ impl ApiClient {
         .await
         .map(|_| ())
     }
+
+    pub async fn components(&self) -> Result<Vec<Component>, ClientError> {
+        self.call(Method::GET, "/v1/components", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn put_component(
+        &self,
+        name: &str,
+        spec: &ComponentSpec,
+    ) -> Result<Component, ClientError> {
+        let path = format!("/v1/components/{}", encode(name));
+        self.call(Method::PUT, &path, Self::json(spec), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn channels(&self) -> Result<Vec<Channel>, ClientError> {
+        self.call(Method::GET, "/v1/channels", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn put_channel(
+        &self,
+        name: &str,
+        spec: &ChannelSpec,
+    ) -> Result<Channel, ClientError> {
+        let path = format!("/v1/channels/{}", encode(name));
+        self.call(Method::PUT, &path, Self::json(spec), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, ClientError> {
+        self.call(Method::GET, "/v1/outbox", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Alerts, newest first; `active` leaves out resolved ones.
+    pub async fn alerts(&self, active: bool) -> Result<Vec<Alert>, ClientError> {
+        let path = format!("/v1/alerts?active={active}");
+        self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
+    }
+
+    pub async fn incidents(&self) -> Result<Vec<Incident>, ClientError> {
+        self.call(Method::GET, "/v1/incidents", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Incident, ClientError> {
+        let path = format!("/v1/incidents/{id}");
+        self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
+    }
+
+    pub async fn open_incident(&self, new: &NewIncident) -> Result<Incident, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/incidents",
+            Self::json(new),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn update_incident(
+        &self,
+        id: i64,
+        change: &IncidentChange,
+    ) -> Result<Incident, ClientError> {
+        let path = format!("/v1/incidents/{id}/updates");
+        self.call(Method::POST, &path, Self::json(change), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn add_action_item(
+        &self,
+        id: i64,
+        item: &ActionItemSpec,
+    ) -> Result<Incident, ClientError> {
+        let path = format!("/v1/incidents/{id}/action-items");
+        self.call(Method::POST, &path, Self::json(item), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn set_action_item(
+        &self,
+        id: i64,
+        item: i64,
+        spec: &ActionItemSpec,
+    ) -> Result<Incident, ClientError> {
+        let path = format!("/v1/incidents/{id}/action-items/{item}");
+        self.call(Method::PATCH, &path, Self::json(spec), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// `format`: md or html.
+    pub async fn postmortem(&self, id: i64, format: &str) -> Result<PostmortemText, ClientError> {
+        let path = format!("/v1/incidents/{id}/postmortem?format={format}");
+        self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
+    }
+}
+
+/// Percent-encodes a path segment (component and channel names may hold spaces).
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

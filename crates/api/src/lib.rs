@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod operations;
 pub mod types;
 
 pub use client::{ApiClient, ClientError};
+pub use operations::*;
 pub use types::*;

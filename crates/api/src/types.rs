@@ -163,6 +163,9 @@ pub struct Report {
     /// the last bucket for anything slower.
     #[serde(default)]
     pub latency: Vec<u64>,
+    /// Requests by status class since the last report, per route that served any.
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, [u64; 5]>,
 }
 
 /// Upper bounds (ms) of the latency buckets in a [`Report`]; one more bucket holds the rest.

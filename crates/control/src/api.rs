@@ -44,10 +44,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/register", post(register))
         .route("/v1/agents/{id}/desired", get(desired))
         .route("/v1/agents/{id}/report", post(report))
+        .merge(crate::ops_api::routes())
         .with_state(state)
 }
 
-pub struct ApiError(StatusCode, &'static str, String);
+pub struct ApiError(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
@@ -118,7 +123,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 }
 
 impl Caller {
-    fn at_least(self, role: Role) -> Result<Actor, ApiError> {
+    pub(crate) fn at_least(self, role: Role) -> Result<Actor, ApiError> {
         if self.0.role >= role {
             Ok(self.0)
         } else {
@@ -136,7 +141,7 @@ impl Caller {
 }
 
 /// JSON bodies with errors in our format (what was wrong, where).
-pub struct Body<T>(T);
+pub struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
     type Rejection = ApiError;
@@ -153,7 +158,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
-type ApiResult<T> = std::result::Result<T, ApiError>;
+pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
 
 async fn push(
     State(s): State<Arc<AppState>>,

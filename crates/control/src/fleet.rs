@@ -49,11 +49,12 @@ impl Fleet {
         entry.last_seen = Instant::now();
     }
 
-    /// Records a report; returns the instance's environment, or None if it never registered.
-    pub fn report(&self, instance: &str, r: &Report) -> Option<String> {
+    /// Records a report; returns the instance's environment and the version it ran before, or
+    /// None if it never registered.
+    pub fn report(&self, instance: &str, r: &Report) -> Option<(String, Option<String>)> {
         let mut all = self.lock();
         let i = all.get_mut(instance)?;
-        i.applied = r.applied.clone();
+        let before = std::mem::replace(&mut i.applied, r.applied.clone());
         if r.result.is_some() {
             i.last_result = r.result.clone();
         }
@@ -66,7 +67,7 @@ impl Fleet {
         }
         i.problems = r.problems.clone();
         i.last_seen = Instant::now();
-        Some(i.registration.environment.clone())
+        Some((i.registration.environment.clone(), before))
     }
 
     pub fn environment_of(&self, instance: &str) -> Option<String> {

@@ -6,12 +6,18 @@
 //! last-known-good).
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod api;
 pub mod fleet;
+pub mod notify;
 pub mod openapi;
+pub mod ops_api;
+pub mod postmortem;
+pub mod records;
 pub mod release;
 pub mod semantic;
 pub mod service;
+pub mod slo;
 pub mod store;
 pub mod tokens;
 
@@ -108,10 +114,26 @@ pub async fn serve(
             }
         })
     };
+    // Alerts and incidents are evaluated every second; the outbox delivers notifications.
+    let evaluator = {
+        let control = control.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = control.evaluate().await {
+                    tracing::error!(error = %e, "evaluating alerts");
+                }
+            }
+        })
+    };
+    let outbox = tokio::spawn(notify::run(control.clone()));
     let state = std::sync::Arc::new(api::AppState { control, tokens });
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     reconciler.abort();
+    evaluator.abort();
+    outbox.abort();
     served
 }

@@ -44,6 +44,8 @@ pub struct ControlPlane {
     fleet: Fleet,
     /// Desired version per environment, watched by long-polling agents.
     desired: HashMap<String, watch::Sender<Option<String>>>,
+    /// Each environment's place in the pipeline.
+    position: HashMap<String, usize>,
     /// Last-known-good per environment, mirrored from the store to skip redundant writes.
     lkg: std::sync::Mutex<HashMap<String, Option<String>>>,
     /// Active releases by environment.
@@ -54,6 +56,8 @@ pub struct ControlPlane {
     plan: Option<rampart_rollout::Plan>,
     /// How often the reconciler evaluates releases.
     tick: Duration,
+    /// SLIs, alerting and incident settings and state.
+    pub(crate) ops: crate::alerting::Ops,
 }
 
 /// Who is asking.
@@ -73,9 +77,12 @@ impl ControlPlane {
         }
         let store = Store::open(data).await?;
         store.ensure_environments(environments).await?;
+        let store_for_ops = store.clone();
         let mut desired = HashMap::new();
         let mut lkg = HashMap::new();
+        let mut position = HashMap::new();
         for env in store.environments().await? {
+            position.insert(env.name.clone(), env.position as usize);
             desired.insert(env.name.clone(), watch::channel(env.desired.clone()).0);
             lkg.insert(env.name.clone(), env.last_known_good.clone());
         }
@@ -100,11 +107,13 @@ impl ControlPlane {
             store,
             fleet: Fleet::default(),
             desired,
+            position,
             lkg: std::sync::Mutex::new(lkg),
             releases: std::sync::Mutex::new(releases),
             cohort_changes: watch::channel(0).0,
             plan: Some(rampart_rollout::Plan::standard(30_000)),
             tick: Duration::from_secs(1),
+            ops: crate::alerting::Ops::load(&store_for_ops, environments).await?,
         })
     }
 
@@ -248,6 +257,9 @@ impl ControlPlane {
         self.live().remove(&live.row.environment);
         self.publish(&live.row.environment, &target);
         self.cohort_changes.send_modify(|g| *g += 1);
+        if state == ReleaseState::RolledBack && actor == "control" {
+            self.automatic_rollback_alerts(&live.row, reason).await?;
+        }
         match state {
             ReleaseState::Succeeded => {
                 tracing::info!(release = live.row.id, env = %live.row.environment, "release succeeded")
@@ -353,6 +365,38 @@ impl ControlPlane {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The pipeline's environments, in order.
+    pub fn environment_names(&self) -> Vec<String> {
+        let mut names: Vec<(usize, String)> = self
+            .desired
+            .keys()
+            .map(|n| {
+                (
+                    self.position.get(n).copied().unwrap_or(usize::MAX),
+                    n.clone(),
+                )
+            })
+            .collect();
+        names.sort();
+        names.into_iter().map(|(_, n)| n).collect()
+    }
+
+    pub(crate) fn desired_version(&self, env: &str) -> Option<String> {
+        self.desired.get(env).and_then(|tx| tx.borrow().clone())
+    }
+
+    pub(crate) fn release_active(&self, env: &str) -> bool {
+        self.live().contains_key(env)
+    }
+
+    pub(crate) fn fleet_all(&self, env: &str) -> Vec<crate::fleet::Instance> {
+        self.fleet.all(env)
+    }
+
+    pub(crate) fn fleet_live(&self, env: &str) -> Vec<crate::fleet::Instance> {
+        self.fleet.live(env)
     }
 
     /// Validates a document with the same model the gateways use, then checks what the model
@@ -599,6 +643,7 @@ impl ControlPlane {
                 cohort: vec![],
                 gate: None,
                 reason: None,
+                created_at: crate::store::now(),
             };
             self.live().insert(
                 env.to_owned(),
@@ -808,9 +853,22 @@ impl ControlPlane {
     /// Records a report; when every live instance of the environment runs the desired version,
     /// the release succeeded there and the version becomes its last-known-good.
     pub async fn report(&self, instance: &str, r: Report) -> Result<(), ControlError> {
-        let env = self.fleet.report(instance, &r).ok_or_else(|| {
+        let (env, before) = self.fleet.report(instance, &r).ok_or_else(|| {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;
+        self.ops.record(&env, &r);
+        if r.applied.is_some() && before != r.applied {
+            let data =
+                serde_json::json!({ "environment": env, "version": r.applied, "previous": before });
+            self.store
+                .append_event(&NewEvent {
+                    kind: "instance.applied",
+                    subject: instance,
+                    actor: instance,
+                    data,
+                })
+                .await?;
+        }
         for p in &r.problems {
             tracing::warn!(instance, problem = %p, "agent reports a problem");
         }

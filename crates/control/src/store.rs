@@ -19,10 +19,30 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    format_ms(now_ms())
+}
+
+pub fn now_ms() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 / 1_000_000
+}
+
+/// Milliseconds since the epoch as RFC 3339 in UTC with milliseconds.
+pub fn format_ms(ms: u64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+pub fn parse_ms(at: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +63,7 @@ pub struct NewEvent<'a> {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl Store {
@@ -66,7 +86,9 @@ impl Store {
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
     /// transaction that reads first cannot wait for the lock later (SQLITE_BUSY).
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
@@ -84,19 +106,26 @@ impl Store {
         Ok(())
     }
 
-    async fn append(tx: &mut sqlx::SqliteConnection, e: &NewEvent<'_>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO events (at, kind, subject, actor, data) VALUES (?, ?, ?, ?, ?)")
-            .bind(now())
-            .bind(e.kind)
-            .bind(e.subject)
-            .bind(e.actor)
-            .bind(e.data.to_string())
-            .execute(tx)
-            .await?;
-        Ok(())
+    /// Appends an event; returns its sequence number.
+    pub(crate) async fn append(
+        tx: &mut sqlx::SqliteConnection,
+        e: &NewEvent<'_>,
+    ) -> Result<i64, StoreError> {
+        let seq = sqlx::query(
+            "INSERT INTO events (at, kind, subject, actor, data) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(e.kind)
+        .bind(e.subject)
+        .bind(e.actor)
+        .bind(e.data.to_string())
+        .execute(tx)
+        .await?
+        .last_insert_rowid();
+        Ok(seq)
     }
 
-    pub async fn append_event(&self, e: &NewEvent<'_>) -> Result<(), StoreError> {
+    pub async fn append_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
         let mut conn = self.pool.acquire().await?;
         Self::append(&mut conn, e).await
     }
@@ -428,6 +457,7 @@ pub struct ReleaseRow {
     pub cohort: Vec<String>,
     pub gate: Option<String>,
     pub reason: Option<String>,
+    pub created_at: String,
 }
 
 impl Store {
@@ -495,7 +525,7 @@ impl Store {
     }
 
     pub async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, environment, version, previous, intent, cohort, gate, reason FROM releases ORDER BY id DESC LIMIT 100")
+        let rows = sqlx::query("SELECT id, environment, version, previous, intent, cohort, gate, reason, created_at FROM releases ORDER BY id DESC LIMIT 100")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -512,6 +542,7 @@ impl Store {
                     cohort: serde_json::from_str(&cohort).unwrap_or_default(),
                     gate: r.get(6),
                     reason: r.get(7),
+                    created_at: r.get(8),
                 })
             })
             .collect())

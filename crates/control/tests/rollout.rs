@@ -10,50 +10,12 @@ use http::StatusCode;
 use rampart_api::ApiClient;
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::watchdog::WatchdogSettings;
-use rampart_rollout::{Plan, Wave, WaveTarget};
+use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
 mod common;
-use common::{Agent, free_addr, start_agent, temp, wait_until};
-
-/// Short waves so the test runs in seconds: 1 instance, 50%, 100%, 1 s bake each.
-fn plan() -> Plan {
-    let mut plan = Plan::standard(1_000);
-    plan.waves = [
-        WaveTarget::Instances(1),
-        WaveTarget::Percent(50),
-        WaveTarget::Percent(100),
-    ]
-    .into_iter()
-    .map(|target| Wave {
-        target,
-        bake_ms: 1_000,
-    })
-    .collect();
-    plan.gates.min_requests = 30;
-    plan
-}
-
-/// The seed incident's bad change: the auth provider moves to a host only a black-hole DNS
-/// server can answer.
-fn blackholed_auth(backend: SocketAddr, dns: SocketAddr) -> String {
-    format!(
-        r#"
-listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
-resolver: {{ nameservers: ["{dns}"], timeout: 100ms, attempts: 1 }}
-auth_providers: [{{ name: main, type: introspection, endpoint: "http://auth.blackhole.test:9000/introspect", timeout: 250ms }}]
-upstreams: [{{ name: b, endpoints: ["{backend}"] }}]
-routes: [{{ name: r, upstream: b, timeout: 2s, auth: main }}]
-"#
-    )
-}
-
-fn document(backend: SocketAddr, timeout_ms: u64) -> String {
-    format!(
-        "listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}]\nupstreams: [{{ name: b, endpoints: [\"{backend}\"] }}]\nroutes: [{{ name: r, upstream: b, timeout: {timeout_ms}ms }}]\n"
-    )
-}
+use common::{Agent, blackholed_auth, document, free_addr, plan, start_agent, temp, wait_until};
 
 #[tokio::test]
 async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {

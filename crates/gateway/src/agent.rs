@@ -9,6 +9,7 @@
 //! unreachable the agent keeps serving what it has and retries with backoff; nothing in the data
 //! plane waits on it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -259,6 +260,18 @@ fn errors_between(a: &TotalsReading, b: &TotalsReading) -> Sample {
     }
 }
 
+/// Per-route requests since the last report, leaving out routes with none.
+fn route_deltas(now: &TotalsReading, reported: &TotalsReading) -> BTreeMap<String, [u64; 5]> {
+    now.routes
+        .iter()
+        .filter_map(|(route, counts)| {
+            let before = reported.routes.get(route).copied().unwrap_or_default();
+            let delta: [u64; 5] = std::array::from_fn(|i| counts[i].saturating_sub(before[i]));
+            (delta.iter().sum::<u64>() > 0).then(|| (route.clone(), delta))
+        })
+        .collect()
+}
+
 /// Every second: the watchdog's verdict, then the report.
 async fn report_loop(
     client: ApiClient,
@@ -288,7 +301,7 @@ async fn report_loop(
             &totals,
         )
         .await;
-        previous_tick = totals;
+        previous_tick = totals.clone();
         let report = {
             let st = state.lock().await;
             Report {
@@ -304,6 +317,7 @@ async fn report_loop(
                 latency: (0..13)
                     .map(|i| totals.latency[i].saturating_sub(reported.latency[i]))
                     .collect(),
+                routes: route_deltas(&totals, &reported),
             }
         };
         // Counters only advance when the control plane has them; a failed report is resent.

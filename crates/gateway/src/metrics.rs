@@ -54,16 +54,19 @@ pub struct Totals {
     pub auth_failures: AtomicU64,
     /// Buckets of `rampart_api::LATENCY_BOUNDS_MS`, plus one for the rest.
     pub latency: [AtomicU64; 13],
+    /// Requests by status class, per route (the control plane's per-component SLIs).
+    pub routes: std::sync::Mutex<std::collections::BTreeMap<String, Arc<[AtomicU64; 5]>>>,
 }
 
 /// A reading of the totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TotalsReading {
     pub requests: [u64; 5],
     pub shed: u64,
     pub auth_failures: u64,
     pub inflight: u64,
     pub latency: [u64; 13],
+    pub routes: std::collections::BTreeMap<String, [u64; 5]>,
 }
 
 /// Status classes as label values, indexed by `status / 100 - 1`.
@@ -86,6 +89,7 @@ pub struct AuthOutcomes {
 pub struct RouteMetrics {
     by_class: [Counter; 5],
     totals: Arc<Totals>,
+    route_totals: Arc<[AtomicU64; 5]>,
     latency: Histogram,
     pub retries: Counter,
     pub retry_budget_exhausted: Counter,
@@ -96,6 +100,7 @@ impl RouteMetrics {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].inc();
         self.totals.requests[class].fetch_add(1, Ordering::Relaxed);
+        self.route_totals[class].fetch_add(1, Ordering::Relaxed);
         let ms = elapsed.as_millis() as u64;
         let bucket = rampart_api::LATENCY_BOUNDS_MS
             .iter()
@@ -205,7 +210,17 @@ impl Metrics {
 
     pub fn route(&self, route: &str) -> RouteMetrics {
         let l = |class: &str| vec![("route", route.to_owned()), ("class", class.to_owned())];
+        let route_totals = self
+            .inner
+            .totals
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(route.to_owned())
+            .or_default()
+            .clone();
         RouteMetrics {
+            route_totals,
             totals: self.inner.totals.clone(),
             by_class: CLASSES.map(|c| self.inner.requests.get_or_create(&l(c)).clone()),
             latency: self
@@ -239,6 +254,18 @@ impl Metrics {
             auth_failures: t.auth_failures.load(Ordering::Relaxed),
             inflight: self.inner.inflight.get().max(0) as u64,
             latency: std::array::from_fn(|i| t.latency[i].load(Ordering::Relaxed)),
+            routes: t
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(name, c)| {
+                    (
+                        name.clone(),
+                        std::array::from_fn(|i| c[i].load(Ordering::Relaxed)),
+                    )
+                })
+                .collect(),
         }
     }
 

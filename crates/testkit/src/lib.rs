@@ -13,3 +13,5 @@ pub mod auth;
 pub mod client;
 pub mod dns;
 pub mod load;
+pub mod receiver;
+pub mod smtp;

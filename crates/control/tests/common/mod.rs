@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use rampart_gateway::agent::{AgentOptions, run};
 use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_rollout::{Plan, Wave, WaveTarget};
 
 pub fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -90,4 +91,42 @@ impl Agent {
         let _ = self.task.await;
         (self.listen, self.state_dir)
     }
+}
+
+/// Short waves so the test runs in seconds: 1 instance, 50%, 100%, 1 s bake each.
+pub fn plan() -> Plan {
+    let mut plan = Plan::standard(1_000);
+    plan.waves = [
+        WaveTarget::Instances(1),
+        WaveTarget::Percent(50),
+        WaveTarget::Percent(100),
+    ]
+    .into_iter()
+    .map(|target| Wave {
+        target,
+        bake_ms: 1_000,
+    })
+    .collect();
+    plan.gates.min_requests = 30;
+    plan
+}
+
+/// The seed incident's bad change: the auth provider moves to a host only a black-hole DNS
+/// server can answer.
+pub fn blackholed_auth(backend: SocketAddr, dns: SocketAddr) -> String {
+    format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
+resolver: {{ nameservers: ["{dns}"], timeout: 100ms, attempts: 1 }}
+auth_providers: [{{ name: main, type: introspection, endpoint: "http://auth.blackhole.test:9000/introspect", timeout: 250ms }}]
+upstreams: [{{ name: b, endpoints: ["{backend}"] }}]
+routes: [{{ name: r, upstream: b, timeout: 2s, auth: main }}]
+"#
+    )
+}
+
+pub fn document(backend: SocketAddr, timeout_ms: u64) -> String {
+    format!(
+        "listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}]\nupstreams: [{{ name: b, endpoints: [\"{backend}\"] }}]\nroutes: [{{ name: r, upstream: b, timeout: {timeout_ms}ms }}]\n"
+    )
 }

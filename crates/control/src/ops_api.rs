@@ -1,0 +1,262 @@
+//! HTTP routes of operations: components, channels, the outbox, alerts, the Alertmanager
+//! receiver, incidents and postmortems. Reading needs a viewer token, changing an operator's.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, patch, post, put};
+use rampart_api::{
+    ActionItemSpec, ChannelSpec, ComponentSpec, IncidentChange, NewIncident, PostmortemText,
+};
+use serde::Deserialize;
+
+use crate::api::{ApiError, ApiResult, AppState, Body, Caller};
+use crate::service::ControlError;
+use crate::tokens::Role;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/components", get(components))
+        .route(
+            "/v1/components/{name}",
+            put(put_component).delete(delete_component),
+        )
+        .route("/v1/channels", get(channels))
+        .route("/v1/channels/{name}", put(put_channel))
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/alertmanager", post(alertmanager))
+        .route("/v1/incidents", get(incidents).post(open_incident))
+        .route("/v1/incidents/{id}", get(incident))
+        .route("/v1/incidents/{id}/updates", post(update_incident))
+        .route("/v1/incidents/{id}/action-items", post(add_action_item))
+        .route(
+            "/v1/incidents/{id}/action-items/{item}",
+            patch(set_action_item),
+        )
+        .route("/v1/incidents/{id}/postmortem", get(postmortem))
+}
+
+async fn components(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.components().await?))
+}
+
+async fn put_component(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(spec): Body<ComponentSpec>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Operator)?;
+    Ok(Json(s.control.put_component(&name, spec).await?))
+}
+
+async fn delete_component(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    s.control.delete_component(&name, &actor.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn channels(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.channels().await?))
+}
+
+async fn put_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(spec): Body<ChannelSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok(Json(s.control.put_channel(&name, spec, &actor.name).await?))
+}
+
+async fn outbox(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(
+        s.control
+            .store()
+            .outbox()
+            .await
+            .map_err(ControlError::from)?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct AlertsQuery {
+    #[serde(default)]
+    active: bool,
+}
+
+async fn alerts(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<AlertsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(
+        s.control
+            .store()
+            .alerts(q.active)
+            .await
+            .map_err(ControlError::from)?,
+    ))
+}
+
+async fn alertmanager(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(payload): Body<serde_json::Value>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Operator)?;
+    let changed = s.control.alertmanager(payload).await?;
+    Ok(Json(serde_json::json!({ "changed": changed })))
+}
+
+async fn incidents(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.incidents().await?))
+}
+
+async fn incident(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.incident(id).await?))
+}
+
+async fn open_incident(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(new): Body<NewIncident>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.control.open_incident(new, &actor.name).await?),
+    ))
+}
+
+async fn update_incident(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(change): Body<IncidentChange>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok(Json(
+        s.control.change_incident(id, change, &actor.name).await?,
+    ))
+}
+
+fn check_item(item: &ActionItemSpec) -> Result<(), ApiError> {
+    let bad = |m: &str| {
+        Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            m.to_owned(),
+        ))
+    };
+    if item.title.trim().is_empty() {
+        return bad("title: an action item needs a title");
+    }
+    if item.owner.trim().is_empty() {
+        return bad("owner: an action item needs an owner");
+    }
+    if item.state != "open" && item.state != "done" {
+        return bad(&format!(
+            "state: expected \"open\" or \"done\", got {:?}",
+            item.state
+        ));
+    }
+    Ok(())
+}
+
+async fn add_action_item(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Body(item): Body<ActionItemSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    check_item(&item)?;
+    s.control.incident(id).await?;
+    s.control
+        .store()
+        .add_action_item(id, &item, &actor.name)
+        .await
+        .map_err(ControlError::from)?;
+    Ok((StatusCode::CREATED, Json(s.control.incident(id).await?)))
+}
+
+async fn set_action_item(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, item)): Path<(i64, i64)>,
+    Body(spec): Body<ActionItemSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    check_item(&spec)?;
+    let found = s
+        .control
+        .store()
+        .set_action_item(id, item, &spec, &actor.name)
+        .await
+        .map_err(ControlError::from)?;
+    if !found {
+        return Err(
+            ControlError::NotFound(format!("incident {id} has no action item {item}")).into(),
+        );
+    }
+    Ok(Json(s.control.incident(id).await?))
+}
+
+#[derive(Deserialize)]
+struct PostmortemQuery {
+    #[serde(default = "markdown")]
+    format: String,
+}
+
+fn markdown() -> String {
+    "md".into()
+}
+
+async fn postmortem(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<PostmortemQuery>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    let facts = s.control.postmortem_facts(id).await?;
+    let text = match q.format.as_str() {
+        "md" => crate::postmortem::markdown(&facts),
+        "html" => crate::postmortem::html(&facts),
+        other => {
+            return Err(ControlError::Invalid(format!(
+                "format: expected md or html, got {other:?}"
+            ))
+            .into());
+        }
+    };
+    Ok(Json(PostmortemText {
+        incident: id,
+        format: q.format,
+        text,
+    }))
+}

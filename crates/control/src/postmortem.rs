@@ -1,0 +1,574 @@
+//! Postmortems in the seed's five sections, generated from the incident's events: Issue
+//! Summary, Timeline, Root Cause, Resolution and recovery, Corrective and preventive measures.
+//!
+//! The generated parts (duration, impact, timeline, release, diff, gate numbers, recovery times)
+//! come only from recorded events and counts; narrative fields are what people wrote through
+//! the API and are shown beside them, never instead of them.
+
+use rampart_api::{Event, Incident};
+
+use crate::service::{ControlError, ControlPlane};
+use crate::store::parse_ms;
+
+/// Everything a postmortem is written from.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub incident: Incident,
+    pub events: Vec<Event>,
+    pub release: Option<crate::store::ReleaseRow>,
+    /// The release's changes, as `rampart config diff` prints them.
+    pub diff: Vec<String>,
+    /// The failing gate verdict (text) and its event.
+    pub gate: Option<(String, Event)>,
+}
+
+impl Facts {
+    fn first_ms(&self) -> Option<u64> {
+        self.events.first().and_then(|e| parse_ms(&e.at))
+    }
+
+    fn end_ms(&self) -> Option<u64> {
+        self.incident
+            .resolved_at
+            .as_deref()
+            .and_then(parse_ms)
+            .or_else(|| self.events.last().and_then(|e| parse_ms(&e.at)))
+    }
+
+    fn find(&self, kind: &str) -> Option<&Event> {
+        self.events.iter().find(|e| e.kind == kind)
+    }
+
+    /// The first instance that applied the release's version.
+    pub fn bad_apply(&self) -> Option<&Event> {
+        let v = &self.release.as_ref()?.version;
+        self.events.iter().find(|e| {
+            e.kind == "instance.applied"
+                && e.data.get("version").and_then(|x| x.as_str()) == Some(v)
+        })
+    }
+
+    /// The environment whole again on the previous version, after the rollback.
+    pub fn recovered(&self) -> Option<&Event> {
+        let release = self.release.as_ref()?;
+        let rolled = self.find("release.rolled_back")?.seq;
+        self.events.iter().find(|e| {
+            e.seq > rolled
+                && e.kind == "environment.converged"
+                && e.data.get("version").and_then(|x| x.as_str()) == Some(release.previous.as_str())
+        })
+    }
+
+    /// Seconds from the first bad apply to the environment whole on the previous version.
+    pub fn rollback_secs(&self) -> Option<f64> {
+        let from = parse_ms(&self.bad_apply()?.at)?;
+        let to = parse_ms(&self.recovered()?.at)?;
+        Some(to.saturating_sub(from) as f64 / 1000.0)
+    }
+}
+
+fn short(v: &str) -> &str {
+    &v[..v.len().min(12)]
+}
+
+fn s<'a>(e: &'a Event, key: &str) -> &'a str {
+    e.data.get(key).and_then(|v| v.as_str()).unwrap_or_default()
+}
+
+/// One line of the timeline for an event, in words.
+pub fn describe(e: &Event) -> String {
+    let d = &e.data;
+    match e.kind.as_str() {
+        "version.created" => {
+            let mut line = format!(
+                "{} pushed version {}: \"{}\"",
+                e.actor,
+                short(&e.subject),
+                s(e, "message")
+            );
+            if let Some(bg) = d.get("break_glass") {
+                let findings = bg
+                    .get("overridden")
+                    .and_then(|f| f.as_array())
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_default();
+                line.push_str(&format!(
+                    " (validation findings overridden with break-glass, reason \"{}\": {findings})",
+                    bg.get("reason")
+                        .and_then(|r| r.as_str())
+                        .unwrap_or_default()
+                ));
+            }
+            line
+        }
+        "deploy" | "deploy.break_glass" => {
+            let mut line = format!(
+                "{} deployed {} to {}",
+                e.actor,
+                short(s(e, "version")),
+                e.subject
+            );
+            if let Some(bg) = d.get("break_glass") {
+                line.push_str(&format!(
+                    " with break-glass (\"{}\")",
+                    bg.get("reason")
+                        .and_then(|r| r.as_str())
+                        .unwrap_or_default()
+                ));
+            }
+            line
+        }
+        "approval.requested" => format!(
+            "{} asked for a second person's approval to deploy {} to {}",
+            e.actor,
+            short(s(e, "version")),
+            e.subject
+        ),
+        "approval.granted" => format!("{} approved the deploy to {}", e.actor, e.subject),
+        "release.started" => format!(
+            "release {} of {} started in {} ({} waves)",
+            d["release"],
+            short(s(e, "version")),
+            e.subject,
+            d["waves"]
+        ),
+        "release.wave" => format!("release {} entered wave {}", d["release"], d["wave"]),
+        "gate.verdict" => {
+            let v = &d["verdict"];
+            format!(
+                "release {} wave {} gate: {} {}{}",
+                d["release"],
+                d["wave"],
+                v.get("verdict").and_then(|x| x.as_str()).unwrap_or("?"),
+                v.get("gate")
+                    .and_then(|x| x.as_str())
+                    .map(|g| format!("({g}) "))
+                    .unwrap_or_default(),
+                v.get("detail").and_then(|x| x.as_str()).unwrap_or_default()
+            )
+        }
+        "release.rolled_back" => format!(
+            "{} rolled release {} back in {}: {}",
+            if e.actor == "control" {
+                "rampart".to_owned()
+            } else {
+                e.actor.clone()
+            },
+            d["release"],
+            e.subject,
+            s(e, "reason")
+        ),
+        "release.succeeded_all_waves" => {
+            format!(
+                "release {} passed every wave in {}",
+                d["release"], e.subject
+            )
+        }
+        "rollback" => format!(
+            "{} rolled {} back to {}",
+            e.actor,
+            e.subject,
+            short(s(e, "to"))
+        ),
+        "release.succeeded" => format!(
+            "{} completed in {}: new last-known-good",
+            short(s(e, "version")),
+            e.subject
+        ),
+        "instance.applied" => match s(e, "previous") {
+            "" => format!("{} applied {}", e.subject, short(s(e, "version"))),
+            previous => format!(
+                "{} applied {} (was {})",
+                e.subject,
+                short(s(e, "version")),
+                short(previous)
+            ),
+        },
+        "instance.registered" => format!("{} joined {}", e.subject, s(e, "environment")),
+        "environment.converged" => format!(
+            "every instance of {} runs {} ({} instances)",
+            e.subject,
+            short(s(e, "version")),
+            d["instances"]
+        ),
+        "alert.fired" => format!("alert fired ({}): {}", s(e, "severity"), s(e, "summary")),
+        "alert.resolved" => format!("alert resolved: {}", s(e, "summary")),
+        "notification.delivered" => {
+            let verb = if s(e, "action") == "resolve" {
+                "told"
+            } else {
+                "paged"
+            };
+            format!(
+                "{verb} {} ({}): {}",
+                e.subject,
+                s(e, "action"),
+                s(e, "summary")
+            )
+        }
+        "notification.failed" => {
+            format!("notifying {} failed for good: {}", e.subject, s(e, "error"))
+        }
+        "incident.opened" => format!("incident opened ({}): {}", s(e, "status"), s(e, "title")),
+        "incident.updated" | "incident.resolved" => {
+            format!("incident {}: {}", s(e, "status"), s(e, "body"))
+        }
+        "incident.action_item" => format!(
+            "action item \"{}\" ({}, {})",
+            s(e, "title"),
+            s(e, "owner"),
+            s(e, "state")
+        ),
+        other => format!("{other} {} by {}", e.subject, e.actor),
+    }
+}
+
+fn clock(at: &str) -> &str {
+    // 2026-11-24T10:00:00.123Z -> 10:00:00.123
+    at.get(11..23).unwrap_or(at)
+}
+
+fn duration(ms: u64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 120.0 {
+        format!("{secs:.1} s")
+    } else if secs < 7200.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+fn share(failed: u64, total: u64) -> String {
+    if total == 0 {
+        "no requests".into()
+    } else {
+        format!("{:.3} %", failed as f64 * 100.0 / total as f64)
+    }
+}
+
+/// The five sections as Markdown.
+pub fn markdown(f: &Facts) -> String {
+    let i = &f.incident;
+    let mut out = format!(
+        "# Postmortem: {}\n\nIncident {} · {} · impact {}\n\n",
+        i.title,
+        i.id,
+        i.status.as_str(),
+        i.impact.as_str()
+    );
+    out.push_str("## Issue Summary\n\n");
+    let (start, end) = (f.first_ms(), f.end_ms());
+    if let (Some(a), Some(b)) = (start, end) {
+        out.push_str(&format!(
+            "- Duration: {} (from {} to {}{})\n",
+            duration(b.saturating_sub(a)),
+            f.events.first().map(|e| e.at.as_str()).unwrap_or_default(),
+            i.resolved_at.as_deref().unwrap_or("now"),
+            if i.resolved_at.is_none() {
+                ", still open"
+            } else {
+                ""
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "- Impact: {} of {} requests in {} failed ({} of traffic)\n",
+        i.traffic.failed,
+        i.traffic.total,
+        i.environment.as_deref().unwrap_or("the fleet"),
+        share(i.traffic.failed, i.traffic.total)
+    ));
+    out.push_str(&format!(
+        "- Components: {}\n",
+        if i.components.is_empty() {
+            "none named".to_owned()
+        } else {
+            i.components.join(", ")
+        }
+    ));
+    if let Some(secs) = f.rollback_secs() {
+        out.push_str(&format!(
+            "- From the first bad apply to every instance back on the previous version: {secs:.1} s\n"
+        ));
+    }
+    if !i.summary.is_empty() {
+        out.push_str(&format!("\n{}\n", i.summary));
+    }
+    out.push_str("\n## Timeline\n\nAll times UTC.\n\n");
+    for e in &f.events {
+        out.push_str(&format!("- {} — {}\n", clock(&e.at), describe(e)));
+    }
+    out.push_str("\n## Root Cause\n\n");
+    match &f.release {
+        Some(r) => {
+            out.push_str(&format!(
+                "Release {} took version {} to {} (replacing {}).\n",
+                r.id,
+                r.version,
+                r.environment,
+                short(&r.previous)
+            ));
+            if let Some(v) = f
+                .events
+                .iter()
+                .find(|e| e.kind == "version.created" && e.subject == r.version)
+            {
+                out.push_str(&format!("\n{}\n", describe(v)));
+            }
+            out.push_str("\nWhat the version changed:\n\n```\n");
+            for line in &f.diff {
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push_str("```\n");
+            if let Some((text, e)) = &f.gate {
+                out.push_str(&format!(
+                    "\nThe gate that failed, at {}: {text}\n",
+                    clock(&e.at)
+                ));
+            }
+        }
+        None => out.push_str("No release is tied to this incident.\n"),
+    }
+    if !i.root_cause.is_empty() {
+        out.push_str(&format!("\n{}\n", i.root_cause));
+    }
+    out.push_str("\n## Resolution and recovery\n\n");
+    let mut any = false;
+    for e in f.events.iter().filter(|e| {
+        matches!(
+            e.kind.as_str(),
+            "release.rolled_back"
+                | "rollback"
+                | "environment.converged"
+                | "alert.resolved"
+                | "incident.resolved"
+        )
+    }) {
+        any = true;
+        out.push_str(&format!("- {} — {}\n", clock(&e.at), describe(e)));
+    }
+    if !any {
+        out.push_str("- Nothing recorded yet.\n");
+    }
+    if let Some(secs) = f.rollback_secs() {
+        out.push_str(&format!(
+            "\nTime from the first bad apply to full rollback: {secs:.1} s.\n"
+        ));
+    }
+    if !i.resolution.is_empty() {
+        out.push_str(&format!("\n{}\n", i.resolution));
+    }
+    out.push_str("\n## Corrective and preventive measures\n\n");
+    if i.action_items.is_empty() {
+        out.push_str("No action items yet (`rampart incident action ID --title … --owner …`).\n");
+    } else {
+        out.push_str("| # | Action | Owner | State |\n|---|---|---|---|\n");
+        for a in &i.action_items {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                a.id, a.title, a.owner, a.state
+            ));
+        }
+    }
+    out
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Colour of a timeline mark by what happened.
+fn mark_colour(kind: &str) -> &'static str {
+    match kind {
+        k if k.starts_with("alert.fired") || k == "release.rolled_back" || k.contains("failed") => {
+            "#b42318"
+        }
+        "gate.verdict" => "#b54708",
+        k if k.starts_with("incident") => "#5925dc",
+        k if k.starts_with("notification") => "#0e7090",
+        "environment.converged" | "alert.resolved" | "release.succeeded" => "#067647",
+        _ => "#475467",
+    }
+}
+
+/// A timeline picture: one mark per event along the incident's time axis.
+pub fn timeline_svg(f: &Facts) -> String {
+    let (Some(a), Some(b)) = (f.first_ms(), f.end_ms()) else {
+        return String::new();
+    };
+    let span = b.saturating_sub(a).max(1) as f64;
+    let (w, left, right) = (900.0, 20.0, 20.0);
+    let x = |ms: u64| left + (ms.saturating_sub(a) as f64 / span) * (w - left - right);
+    let rows = f.events.len().max(1);
+    let h = 60.0 + rows as f64 * 16.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="Timeline of incident {}">"#,
+        f.incident.id
+    );
+    svg.push_str(&format!(
+        r##"<line x1="{left}" y1="30" x2="{}" y2="30" stroke="#98a2b3" stroke-width="2"/>"##,
+        w - right
+    ));
+    svg.push_str(&format!(
+        r##"<text x="{left}" y="20" font-size="11" fill="#475467">{}</text><text x="{}" y="20" font-size="11" text-anchor="end" fill="#475467">+{}</text>"##,
+        esc(f.events.first().map(|e| clock(&e.at)).unwrap_or_default()),
+        w - right,
+        esc(&duration(b.saturating_sub(a)))
+    ));
+    for (n, e) in f.events.iter().enumerate() {
+        let Some(ms) = parse_ms(&e.at) else { continue };
+        let cx = x(ms);
+        let y = 50.0 + n as f64 * 16.0;
+        let colour = mark_colour(&e.kind);
+        svg.push_str(&format!(
+            r#"<circle cx="{cx:.1}" cy="30" r="4" fill="{colour}"><title>{}</title></circle><line x1="{cx:.1}" y1="34" x2="{cx:.1}" y2="{:.1}" stroke="{colour}" stroke-opacity="0.35"/><text x="{:.1}" y="{:.1}" font-size="11" fill="{colour}" text-anchor="{}">{} {}</text>"#,
+            esc(&describe(e)),
+            y - 4.0,
+            cx,
+            y,
+            if cx > w / 2.0 { "end" } else { "start" },
+            esc(clock(&e.at)),
+            esc(&e.kind)
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The postmortem as a standalone HTML page with the timeline picture.
+pub fn html(f: &Facts) -> String {
+    let md = markdown(f);
+    let mut body = String::new();
+    let mut in_list = false;
+    let mut in_code = false;
+    let mut in_table = false;
+    for line in md.lines() {
+        if line.starts_with("```") {
+            body.push_str(if in_code { "</pre>" } else { "<pre>" });
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            body.push_str(&esc(line));
+            body.push('\n');
+            continue;
+        }
+        if in_list && !line.starts_with("- ") {
+            body.push_str("</ul>");
+            in_list = false;
+        }
+        if in_table && !line.starts_with('|') {
+            body.push_str("</table>");
+            in_table = false;
+        }
+        if let Some(h) = line.strip_prefix("# ") {
+            body.push_str(&format!("<h1>{}</h1>", esc(h)));
+        } else if let Some(h) = line.strip_prefix("## ") {
+            body.push_str(&format!("<h2>{}</h2>", esc(h)));
+            if h == "Timeline" {
+                body.push_str(&format!("<figure>{}</figure>", timeline_svg(f)));
+            }
+        } else if let Some(item) = line.strip_prefix("- ") {
+            if !in_list {
+                body.push_str("<ul>");
+                in_list = true;
+            }
+            body.push_str(&format!("<li>{}</li>", esc(item)));
+        } else if line.starts_with('|') {
+            if line.starts_with("|---") {
+                continue;
+            }
+            let header = !in_table;
+            if header {
+                body.push_str("<table>");
+                in_table = true;
+            }
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            let tag = if header { "th" } else { "td" };
+            body.push_str("<tr>");
+            for c in cells {
+                body.push_str(&format!("<{tag}>{}</{tag}>", esc(c)));
+            }
+            body.push_str("</tr>");
+        } else if !line.trim().is_empty() {
+            body.push_str(&format!("<p>{}</p>", esc(line)));
+        }
+    }
+    if in_list {
+        body.push_str("</ul>");
+    }
+    if in_table {
+        body.push_str("</table>");
+    }
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Postmortem: {}</title><style>body{{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#101828}}h2{{border-bottom:1px solid #eaecf0;padding-bottom:.2em}}pre{{background:#f2f4f7;padding:1em;overflow:auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #d0d5dd;padding:.3em .6em;text-align:left}}figure{{margin:1em 0;overflow-x:auto}}</style></head><body>{body}</body></html>"#,
+        esc(&f.incident.title)
+    )
+}
+
+impl ControlPlane {
+    /// Gathers an incident's facts from the store.
+    pub async fn postmortem_facts(&self, id: i64) -> Result<Facts, ControlError> {
+        let incident = self.incident(id).await?;
+        let last = incident.last_event.unwrap_or(i64::MAX);
+        let events = self
+            .store()
+            .events_between(incident.first_event, last)
+            .await?;
+        let release = match incident.cause.get("release").and_then(|r| r.as_i64()) {
+            Some(r) => self.store().release(r).await?,
+            None => None,
+        };
+        let mut diff = vec![];
+        if let Some(r) = &release {
+            let (_, old) = self.version(&r.previous).await?;
+            let (_, new) = self.version(&r.version).await?;
+            match (
+                rampart_model::parse_document(&old),
+                rampart_model::parse_document(&new),
+            ) {
+                (Ok(a), Ok(b)) => {
+                    diff = rampart_model::diff(&a, &b)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect()
+                }
+                _ => diff.push("(a stored version no longer parses)".into()),
+            }
+        }
+        let gate = events
+            .iter()
+            .rev()
+            .find(|e| {
+                e.kind == "gate.verdict"
+                    && e.data.pointer("/verdict/verdict").and_then(|v| v.as_str()) == Some("fail")
+            })
+            .map(|e| {
+                let v = &e.data["verdict"];
+                let text = format!(
+                    "{} gate failed in wave {}: {}",
+                    v.get("gate").and_then(|g| g.as_str()).unwrap_or("?"),
+                    e.data["wave"],
+                    v.get("detail").and_then(|d| d.as_str()).unwrap_or_default()
+                );
+                (text, e.clone())
+            });
+        Ok(Facts {
+            incident,
+            events,
+            release,
+            diff,
+            gate,
+        })
+    }
+}

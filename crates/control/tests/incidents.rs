@@ -1,0 +1,348 @@
+//! An automatic rollback on a real three-gateway fleet under load opens an incident by itself,
+//! pages once (trigger, then resolve with the same dedup_key), moves to monitoring when the
+//! fleet is whole, resolves after the quiet period, and yields a postmortem with all five
+//! sections, its timeline in order and its impact equal to what the agents reported.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::StatusCode;
+use rampart_api::{
+    ActionItemSpec, ApiClient, ChannelKind, ChannelSpec, ComponentSpec, IncidentChange,
+    IncidentStatus,
+};
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_testkit::EchoServer;
+use rampart_testkit::client;
+use rampart_testkit::receiver::Receiver;
+
+mod common;
+use common::{blackholed_auth, document, free_addr, plan, start_agent, temp, wait_until};
+
+#[tokio::test]
+async fn an_automatic_rollback_writes_its_own_postmortem() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let pager = Receiver::start().await.expect("pager");
+    let tokens = Tokens::from_entries(&[
+        TokenEntry {
+            name: "olivia".into(),
+            role: Role::Operator,
+            token: "op".into(),
+        },
+        TokenEntry {
+            name: "amir".into(),
+            role: Role::Approver,
+            token: "ap".into(),
+        },
+        TokenEntry {
+            name: "agent".into(),
+            role: Role::Viewer,
+            token: "agent".into(),
+        },
+    ]);
+    let control = rampart_control::spawn_with(
+        &temp("incident"),
+        &["production".into()],
+        tokens,
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| {
+            c.with_plan(Some(plan()))
+                .with_tick(Duration::from_millis(200))
+                .with_incident_quiet(Duration::from_secs(2))
+        },
+    )
+    .await
+    .expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    op.put_component(
+        "Users API",
+        &ComponentSpec {
+            description: "users and sessions".into(),
+            routes: vec!["r".into()],
+            environment: None,
+            slo: 99.9,
+        },
+    )
+    .await
+    .expect("component");
+    op.put_channel(
+        "pager",
+        &ChannelSpec {
+            kind: ChannelKind::Pagerduty,
+            url: pager.url(),
+            routing_key: Some("KEY".into()),
+            secret: None,
+            to: vec![],
+            from: None,
+            severities: vec![],
+        },
+    )
+    .await
+    .expect("channel");
+
+    let watchdog = WatchdogSettings {
+        window: Duration::from_secs(1),
+        floor: 1.0,
+        ..Default::default()
+    };
+    let gateways: Vec<_> = (0..3)
+        .map(|i| {
+            start_agent(
+                &control.url(),
+                "production",
+                &format!("p{i}"),
+                temp("gw"),
+                free_addr(),
+                watchdog.clone(),
+            )
+        })
+        .collect();
+    let v1 = op
+        .push(&document(backend.addr, 2000), "v1")
+        .await
+        .expect("push")
+        .version
+        .id;
+    approver
+        .deploy("production", &v1, Some("initial".into()))
+        .await
+        .expect("deploy v1");
+    for g in &gateways {
+        let l = g.listen;
+        assert!(
+            wait_until(Duration::from_secs(5), async || client::get(
+                &client::http1(),
+                &format!("http://{l}/x")
+            )
+            .await
+            .is_ok_and(|a| a.status == StatusCode::OK))
+            .await
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = vec![];
+    for g in &gateways {
+        let (l, stop) = (g.listen, stop.clone());
+        load.push(tokio::spawn(async move {
+            let c = client::http1();
+            while !stop.load(Ordering::Relaxed) {
+                let req = http::Request::get(format!("http://{l}/x"))
+                    .header("authorization", "Bearer user-token")
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .expect("request");
+                let _ = client::call(&c, req, Duration::from_secs(5)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+
+    let dns = rampart_testkit::dns::BlackHoleDns::start()
+        .await
+        .expect("dns");
+    let bad = blackholed_auth(backend.addr, dns.addr);
+    let v2 = approver
+        .push_with(&bad, "v2 new auth server", Some("drill".into()))
+        .await
+        .expect("push")
+        .version
+        .id;
+    approver
+        .deploy("production", &v2, Some("drill".into()))
+        .await
+        .expect("deploy v2");
+
+    // The incident opens by itself and pages.
+    assert!(
+        wait_until(Duration::from_secs(20), async || !op
+            .incidents()
+            .await
+            .expect("incidents")
+            .is_empty())
+        .await,
+        "no incident opened: {:?}",
+        op.releases().await
+    );
+    let incident = op.incidents().await.expect("incidents").remove(0);
+    assert_eq!(incident.environment.as_deref(), Some("production"));
+    assert_eq!(incident.components, vec!["Users API".to_string()]);
+    assert!(
+        incident.cause.get("release").is_some(),
+        "{:?}",
+        incident.cause
+    );
+
+    // Monitoring once the fleet is whole, then resolved after the quiet period.
+    assert!(
+        wait_until(Duration::from_secs(60), async || op
+            .incident(incident.id)
+            .await
+            .is_ok_and(|i| i.status == IncidentStatus::Resolved))
+        .await,
+        "the incident did not resolve: {:?}",
+        op.incident(incident.id).await
+    );
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load");
+    }
+    let incident = op.incident(incident.id).await.expect("incident");
+    let statuses: Vec<IncidentStatus> = incident.updates.iter().map(|u| u.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            IncidentStatus::Identified,
+            IncidentStatus::Monitoring,
+            IncidentStatus::Resolved
+        ]
+    );
+
+    // Paged once: trigger, then resolve with the same dedup_key.
+    assert!(wait_until(Duration::from_secs(5), async || pager.received().len() >= 2).await);
+    let pages = pager.received();
+    assert_eq!(
+        pages.len(),
+        2,
+        "{:?}",
+        pages.iter().map(|p| &p.body).collect::<Vec<_>>()
+    );
+    assert_eq!(pages[0].body["event_action"], "trigger");
+    assert_eq!(pages[1].body["event_action"], "resolve");
+    assert_eq!(pages[0].body["dedup_key"], pages[1].body["dedup_key"]);
+
+    // Impact equals what the agents reported: every 5xx happened during the incident.
+    let env = op.environments().await.expect("envs").remove(0);
+    let reported_5xx: u64 = env.instances.iter().map(|i| i.requests[4]).sum();
+    let reported_all: u64 = env
+        .instances
+        .iter()
+        .map(|i| i.requests.iter().sum::<u64>())
+        .sum();
+    println!(
+        "incident impact: {} failed of {} requests; agents reported {} 5xx of {} requests since they started",
+        incident.traffic.failed, incident.traffic.total, reported_5xx, reported_all
+    );
+    assert!(reported_5xx > 0, "the canary failed no request");
+    assert_eq!(incident.traffic.failed, reported_5xx);
+    assert!(
+        incident.traffic.total <= reported_all && incident.traffic.total > incident.traffic.failed
+    );
+
+    // People add the narrative and the action items; the generated parts stay.
+    op.update_incident(
+        incident.id,
+        &IncidentChange {
+            summary: Some("The canary could not reach the new auth server.".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("narrative");
+    op.add_action_item(
+        incident.id,
+        &ActionItemSpec {
+            title: "Resolve auth hosts in CI before merge".into(),
+            owner: "olivia".into(),
+            state: "open".into(),
+        },
+    )
+    .await
+    .expect("action item");
+    let bad_item = op
+        .add_action_item(
+            incident.id,
+            &ActionItemSpec {
+                title: "x".into(),
+                owner: "".into(),
+                state: "open".into(),
+            },
+        )
+        .await
+        .expect_err("an action item needs an owner");
+    assert!(bad_item.to_string().contains("owner"), "{bad_item}");
+
+    let md = op
+        .postmortem(incident.id, "md")
+        .await
+        .expect("postmortem")
+        .text;
+    println!("{md}");
+    let sections = [
+        "## Issue Summary",
+        "## Timeline",
+        "## Root Cause",
+        "## Resolution and recovery",
+        "## Corrective and preventive measures",
+    ];
+    let mut at = 0;
+    for s in sections {
+        let found = md[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("no {s:?} after byte {at}"));
+        at += found;
+    }
+    assert!(md.contains(&format!(
+        "{} of {} requests",
+        incident.traffic.failed, incident.traffic.total
+    )));
+    assert!(md.contains("Users API"));
+    assert!(md.contains(&v2), "the root cause names the version");
+    assert!(
+        md.contains("auth.blackhole.test"),
+        "the diff shows the changed endpoint"
+    );
+    assert!(
+        md.contains("gate failed in wave"),
+        "the failing gate with its numbers"
+    );
+    assert!(md.contains("Resolve auth hosts in CI before merge"));
+    assert!(md.contains("The canary could not reach the new auth server."));
+
+    // The timeline is in time order and tells the story in its order.
+    let timeline: Vec<&str> = md
+        .split("## Timeline")
+        .nth(1)
+        .and_then(|t| t.split("## Root Cause").next())
+        .expect("timeline")
+        .lines()
+        .filter(|l| l.starts_with("- "))
+        .collect();
+    let times: Vec<&str> = timeline.iter().map(|l| &l[2..14]).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{timeline:#?}");
+    let position = |needle: &str| {
+        timeline
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {timeline:#?}"))
+    };
+    let story = [
+        "pushed version",
+        "release 1 of",
+        &format!("p0 applied {}", &v2[..12]),
+        "gate: fail",
+        "rolled release 1 back",
+        "alert fired (page)",
+        "incident opened",
+        "paged pager",
+        "every instance of production runs",
+        "incident monitoring",
+        "incident resolved",
+    ];
+    let positions: Vec<usize> = story.iter().map(|s| position(s)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "story out of order: {:?}\n{timeline:#?}",
+        story.iter().zip(&positions).collect::<Vec<_>>()
+    );
+
+    let html = op.postmortem(incident.id, "html").await.expect("html").text;
+    assert!(html.contains("<svg") && html.contains("<h2>Root Cause</h2>"));
+    assert!(op.postmortem(incident.id, "pdf").await.is_err());
+
+    for g in gateways {
+        g.stop().await;
+    }
+    control.kill().await;
+}

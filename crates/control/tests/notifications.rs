@@ -1,0 +1,288 @@
+//! Notifications through the persistent outbox, to real receivers on loopback: PagerDuty
+//! Events v2 (trigger then resolve, one dedup_key), a signed webhook, a Slack-compatible
+//! webhook and SMTP. A receiver that is down gets its notifications when it is back; a control
+//! plane killed with notifications undelivered delivers them after it restarts, once each.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use rampart_api::{ApiClient, ChannelKind, ChannelSpec, Severity};
+use rampart_control::notify::Backoff;
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_testkit::receiver::Receiver;
+use rampart_testkit::smtp::SmtpSink;
+
+mod common;
+use common::{temp, wait_until};
+
+fn tokens() -> Tokens {
+    Tokens::from_entries(&[TokenEntry {
+        name: "olivia".into(),
+        role: Role::Operator,
+        token: "op".into(),
+    }])
+}
+
+async fn spawn(data: &std::path::Path, addr: &str) -> rampart_control::Running {
+    rampart_control::spawn_with(
+        data,
+        &["production".into()],
+        tokens(),
+        addr.parse().expect("addr"),
+        |c| {
+            c.with_backoff(Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(500),
+            })
+        },
+    )
+    .await
+    .expect("control plane")
+}
+
+fn am(fingerprint: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "4",
+        "status": status,
+        "receiver": "rampart",
+        "alerts": [{
+            "status": status,
+            "fingerprint": fingerprint,
+            "labels": { "alertname": "HighErrorRate", "severity": "critical", "component": "Users API" },
+            "annotations": { "summary": format!("Users API 5xx above 5% ({fingerprint})") },
+            "startsAt": "2026-11-24T10:00:00Z"
+        }]
+    })
+}
+
+async fn post_am(base: &str, body: &serde_json::Value) -> u16 {
+    let client = rampart_testkit::client::http1();
+    let req = http::Request::post(format!("{base}/v1/alertmanager"))
+        .header("authorization", "Bearer op")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .expect("request");
+    rampart_testkit::client::call(&client, req, Duration::from_secs(5))
+        .await
+        .expect("alertmanager post")
+        .status
+        .as_u16()
+}
+
+fn pd(spec_url: String) -> ChannelSpec {
+    ChannelSpec {
+        kind: ChannelKind::Pagerduty,
+        url: spec_url,
+        routing_key: Some("R0UT1NGKEY".into()),
+        secret: None,
+        to: vec![],
+        from: None,
+        severities: vec![],
+    }
+}
+
+#[tokio::test]
+async fn every_channel_kind_gets_trigger_and_resolve_through_an_outage_and_a_crash() {
+    let data = temp("notify");
+    let mut pager = Receiver::start().await.expect("pager");
+    let hooks = Receiver::start().await.expect("webhook");
+    let slack = Receiver::start().await.expect("slack");
+    let smtp = SmtpSink::start().await.expect("smtp");
+    let control = spawn(&data, "127.0.0.1:0").await;
+    let addr = control.addr;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+
+    op.put_channel("pager", &pd(pager.url()))
+        .await
+        .expect("pager channel");
+    op.put_channel(
+        "hooks",
+        &ChannelSpec {
+            kind: ChannelKind::Webhook,
+            url: hooks.url(),
+            routing_key: None,
+            secret: Some("s3cret".into()),
+            to: vec![],
+            from: None,
+            severities: vec![Severity::Page, Severity::Ticket],
+        },
+    )
+    .await
+    .expect("webhook channel");
+    op.put_channel(
+        "chat",
+        &ChannelSpec {
+            kind: ChannelKind::Slack,
+            url: slack.url(),
+            routing_key: None,
+            secret: None,
+            to: vec![],
+            from: None,
+            severities: vec![],
+        },
+    )
+    .await
+    .expect("slack channel");
+    op.put_channel(
+        "mail",
+        &ChannelSpec {
+            kind: ChannelKind::Email,
+            url: smtp.url(),
+            routing_key: None,
+            secret: None,
+            to: vec!["oncall@example.test".into()],
+            from: Some("rampart@example.test".into()),
+            severities: vec![],
+        },
+    )
+    .await
+    .expect("email channel");
+    // Bad channels are refused with what is wrong, and change nothing.
+    let mut no_key = pd(pager.url());
+    no_key.routing_key = None;
+    let err = op
+        .put_channel("bad", &no_key)
+        .await
+        .expect_err("no routing key");
+    assert!(err.to_string().contains("routing_key"), "{err}");
+    assert_eq!(op.channels().await.expect("channels").len(), 4);
+
+    // Alertmanager fires: one page, four channels.
+    assert_eq!(post_am(&control.url(), &am("fp1", "firing")).await, 200);
+    let got = wait_until(Duration::from_secs(10), async || {
+        !pager.received().is_empty()
+            && !hooks.received().is_empty()
+            && !slack.received().is_empty()
+            && !smtp.mails().is_empty()
+    })
+    .await;
+    assert!(
+        got,
+        "not every channel was notified: {:?}",
+        op.outbox().await
+    );
+    let trigger = pager.received()[0].clone();
+    assert_eq!(trigger.body["event_action"], "trigger");
+    assert_eq!(trigger.body["routing_key"], "R0UT1NGKEY");
+    assert_eq!(trigger.body["payload"]["severity"], "critical");
+    let dedup = trigger.body["dedup_key"]
+        .as_str()
+        .expect("dedup_key")
+        .to_owned();
+
+    // The webhook is signed: HMAC-SHA256 over "{timestamp}.{body}" with the channel's secret.
+    let hook = hooks.received()[0].clone();
+    let ts = hook.header("x-rampart-timestamp").expect("timestamp");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").expect("key");
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(&hook.raw);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(hook.header("x-rampart-signature"), Some(expected.as_str()));
+    assert!(hook.header("idempotency-key").is_some());
+    assert!(
+        slack.received()[0].body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Users API 5xx")),
+        "{:?}",
+        slack.received()[0].body
+    );
+    assert!(
+        smtp.mails()[0].data.contains("Subject: [rampart page]"),
+        "{:?}",
+        smtp.mails()
+    );
+
+    // The pager goes down; the resolve waits in the outbox and arrives once it is back.
+    pager.down();
+    assert_eq!(post_am(&control.url(), &am("fp1", "resolved")).await, 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pending = op.channels().await.expect("channels");
+    let pager_pending = pending
+        .iter()
+        .find(|c| c.name == "pager")
+        .map(|c| c.pending);
+    assert_eq!(pager_pending, Some(1), "{pending:?}");
+    pager.up().await.expect("pager back");
+    assert!(
+        wait_until(Duration::from_secs(10), async || pager.received().len()
+            >= 2)
+        .await,
+        "the resolve never arrived: {:?}",
+        op.outbox().await
+    );
+    let resolve = pager.received()[1].clone();
+    assert_eq!(resolve.body["event_action"], "resolve");
+    assert_eq!(resolve.body["dedup_key"].as_str(), Some(dedup.as_str()));
+
+    // A crash with a page undelivered: the pager is down, a new alert fires, the control plane
+    // is killed; after the restart the page is delivered, once.
+    pager.down();
+    assert_eq!(post_am(&control.url(), &am("fp2", "firing")).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    control.kill().await;
+    pager.up().await.expect("pager back");
+    let control = spawn(&data, &addr.to_string()).await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    assert!(
+        wait_until(Duration::from_secs(10), async || pager.received().len()
+            >= 3)
+        .await,
+        "the page queued before the crash was lost: {:?}",
+        op.outbox().await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let keys: Vec<String> = pager
+        .distinct()
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(pager.distinct().len(), 3);
+    assert_eq!(pager.received()[2].body["event_action"], "trigger");
+    let outbox = op.outbox().await.expect("outbox");
+    assert!(
+        outbox.iter().all(|o| o.delivered_at.is_some()),
+        "{outbox:?}"
+    );
+    control.kill().await;
+}
+
+#[tokio::test]
+async fn a_receiver_asking_to_wait_is_retried_after_retry_after() {
+    let data = temp("retry-after");
+    let pager = Receiver::start().await.expect("pager");
+    pager.answer_with(Some((429, Some(1))));
+    let control = spawn(&data, "127.0.0.1:0").await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    op.put_channel("pager", &pd(pager.url()))
+        .await
+        .expect("channel");
+    assert_eq!(post_am(&control.url(), &am("fp9", "firing")).await, 200);
+    assert!(
+        wait_until(Duration::from_secs(5), async || !pager
+            .received()
+            .is_empty())
+        .await
+    );
+    pager.answer_with(None);
+    assert!(wait_until(Duration::from_secs(5), async || pager.received().len() >= 2).await);
+    let r = pager.received();
+    let gap = r[1].at.duration_since(r[0].at);
+    // The backoff alone would retry within 0.5 s; the receiver asked for 1 s.
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    let entry = op.outbox().await.expect("outbox").remove(0);
+    assert_eq!(entry.attempts, 2);
+    assert!(entry.delivered_at.is_some());
+
+    // A malformed Alertmanager payload is refused and fires nothing.
+    let bad = serde_json::json!({ "alerts": [
+        { "status": "firing", "labels": { "alertname": "A", "severity": "critical" }, "fingerprint": "ok" },
+        { "status": "weird", "labels": { "alertname": "B" } }
+    ]});
+    assert_eq!(post_am(&control.url(), &bad).await, 422);
+    let active = op.alerts(true).await.expect("alerts");
+    assert_eq!(active.len(), 1, "{active:?}");
+    control.kill().await;
+}
