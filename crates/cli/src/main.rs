@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod ops;
 mod up;
 
 /// mimalloc: the proxy allocates small, short-lived buffers per request; glibc malloc spent
@@ -60,6 +61,40 @@ enum Command {
         #[arg(long, default_value = "30s")]
         drain: String,
     },
+    /// Incidents: list, show, open, update, resolve, action items.
+    Incident {
+        #[command(subcommand)]
+        command: ops::IncidentCommand,
+    },
+    /// An incident's postmortem in five sections, generated from its events.
+    Postmortem {
+        id: i64,
+        /// md or html (with a timeline picture).
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Active alerts (all of them with --all).
+    Alerts {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Where alerts are sent: PagerDuty, signed webhooks, Slack, email.
+    Channel {
+        #[command(subcommand)]
+        command: ops::ChannelCommand,
+    },
+    /// Components (what the status page and SLOs are about).
+    Component {
+        #[command(subcommand)]
+        command: ops::ComponentCommand,
+    },
     /// Everything on one machine: control plane, example backend and auth server, gateways in
     /// testing and production, the example config released through both. Ctrl-C stops it.
     Up {
@@ -87,6 +122,10 @@ enum Command {
         /// Environments in pipeline order.
         #[arg(long, value_delimiter = ',', default_value = "testing,production")]
         environments: Vec<String>,
+        /// How long an incident opened by rampart stays in monitoring, its alerts resolved,
+        /// before it resolves itself (e.g. 5m).
+        #[arg(long, default_value = "5m")]
+        incident_quiet: String,
     },
     /// Work with config documents (locally, or versions on the control plane).
     Config {
@@ -242,25 +281,25 @@ enum RolloutCommand {
 
 /// Where the control plane is, and how to talk to it.
 #[derive(clap::Args, Clone)]
-struct Remote {
+pub(crate) struct Remote {
     /// Control plane URL (or RAMPART_CONTROL).
     #[arg(long, env = "RAMPART_CONTROL", default_value = "http://127.0.0.1:7000")]
-    control: String,
+    pub(crate) control: String,
     /// API token (or RAMPART_TOKEN).
     #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 impl Remote {
-    fn client(&self) -> rampart_api::ApiClient {
+    pub(crate) fn client(&self) -> rampart_api::ApiClient {
         rampart_api::ApiClient::new(&self.control, self.token.clone())
     }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
@@ -406,7 +445,7 @@ fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -487,14 +526,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             data,
             environments,
+            incident_quiet,
         } => {
+            let quiet = rampart_model::duration::parse_duration(&incident_quiet)
+                .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
             runtime()?.block_on(async {
                 tokio::fs::create_dir_all(&data)
                     .await
                     .with_context(|| format!("creating {}", data.display()))?;
                 let control = rampart_control::ControlPlane::open(&data, &environments)
                     .await
-                    .with_context(|| format!("opening the store in {}", data.display()))?;
+                    .with_context(|| format!("opening the store in {}", data.display()))?
+                    .with_incident_quiet(quiet);
                 let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
                     .await
                     .with_context(|| format!("reading tokens in {}", data.display()))?;
@@ -609,6 +652,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { command } => config(command),
+        Command::Incident { command } => ops::incident(command),
+        Command::Postmortem {
+            id,
+            format,
+            out,
+            remote,
+        } => ops::postmortem(id, &format, out, &remote),
+        Command::Alerts { all, remote } => ops::alerts(all, &remote),
+        Command::Channel { command } => ops::channel(command),
+        Command::Component { command } => ops::component(command),
         Command::Testkit { command } => testkit(command),
     }
 }

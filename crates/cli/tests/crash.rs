@@ -2,57 +2,13 @@
 //! acknowledged version and its event are there, and every stored document still hashes to
 //! its id (design §7, invariant 9).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rampart_api::ApiClient;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn start(data: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args([
-            "control",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data",
-        ])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn control plane")
-}
-
-async fn operator_token(data: &std::path::Path) -> String {
-    for _ in 0..100 {
-        if let Ok(bytes) = tokio::fs::read(data.join("tokens.json")).await
-            && let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&bytes)
-            && let Some(t) = list.iter().find(|t| t["role"] == "operator")
-        {
-            return t["token"].as_str().unwrap_or_default().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no tokens.json");
-}
-
-async fn wait_up(client: &ApiClient) {
-    let start = Instant::now();
-    while client.versions().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "control plane did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+mod common;
+use common::{free_port, operator_token, start, wait_up};
 
 fn document(i: usize) -> String {
     format!(

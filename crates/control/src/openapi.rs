@@ -49,8 +49,6 @@ fn param(name: &str, location: &str, description: &str) -> Value {
 }
 
 pub fn document() -> Value {
-    let env = param("env", "path", "environment name");
-    let id = param("id", "path", "version id, approval id or instance id");
     json!({
         "openapi": "3.1.0",
         "info": { "title": "rampart control plane", "version": env!("CARGO_PKG_VERSION") },
@@ -64,10 +62,61 @@ pub fn document() -> Value {
                 "Event": schema::<Event>(), "Approval": schema::<Approval>(),
                 "RegisterRequest": schema::<RegisterRequest>(), "RegisterResponse": schema::<RegisterResponse>(),
                 "Desired": schema::<Desired>(), "Report": schema::<Report>(),
+                "ReleaseStatus": schema::<ReleaseStatus>(),
+                "Component": schema::<Component>(), "ComponentSpec": schema::<ComponentSpec>(),
+                "Channel": schema::<Channel>(), "ChannelSpec": schema::<ChannelSpec>(),
+                "OutboxEntry": schema::<OutboxEntry>(), "Alert": schema::<Alert>(),
+                "Incident": schema::<Incident>(), "NewIncident": schema::<NewIncident>(),
+                "IncidentChange": schema::<IncidentChange>(), "ActionItemSpec": schema::<ActionItemSpec>(),
+                "PostmortemText": schema::<PostmortemText>(),
             }
         },
         "security": [{ "token": [] }],
-        "paths": {
+        "paths": operations_paths(),
+    })
+}
+
+/// Releases, components, channels, alerts, incidents, postmortems.
+fn operations_paths() -> Value {
+    let incident = param("id", "path", "incident id");
+    let mut paths = json!({
+        "/v1/releases": { "get": op("Releases, newest first, with wave, cohort and latest gate verdict", "viewer", None, list("ReleaseStatus", "releases"), &[]) },
+        "/v1/releases/{id}/{action}": { "parameters": [param("id", "path", "release id"), param("action", "path", "pause, resume or abort")],
+            "post": op("Pause, resume or abort a release (abort rolls its cohort back)", "operator", None, ok("ReleaseStatus", "the release"), &[("404", "no such release"), ("409", "the release has ended")]) },
+        "/v1/components": { "get": op("Components with their status", "viewer", None, list("Component", "components"), &[]) },
+        "/v1/components/{name}": { "parameters": [param("name", "path", "component name")],
+            "put": op("Add or replace a component: its routes, environment and SLO", "operator", Some(body("ComponentSpec")), ok("Component", "the component"), &[("422", "bad SLO, name or environment")]),
+            "delete": op("Remove a component", "operator", None, json!({ "description": "removed (204)" }), &[("404", "no such component")]) },
+        "/v1/channels": { "get": op("Notification channels (secrets left out) with pending and failed counts", "viewer", None, list("Channel", "channels"), &[]) },
+        "/v1/channels/{name}": { "parameters": [param("name", "path", "channel name")],
+            "put": op("Add or replace a channel: PagerDuty Events v2, signed webhook, Slack-compatible webhook or SMTP", "operator", Some(body("ChannelSpec")), ok("Channel", "the channel"), &[("422", "a URL or field the kind cannot use")]) },
+        "/v1/outbox": { "get": op("The latest 500 notifications and their delivery state", "viewer", None, list("OutboxEntry", "notifications"), &[]) },
+        "/v1/alerts": { "parameters": [param("active", "query", "true: only firing alerts")],
+            "get": op("Alerts, newest first", "viewer", None, list("Alert", "alerts"), &[]) },
+        "/v1/alertmanager": { "post": op("Alertmanager webhook receiver (version 4): firing alerts fire, resolved ones resolve", "operator", Some(json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } })), json!({ "description": "how many alerts changed" }), &[("422", "not an Alertmanager payload; nothing applied")]) },
+        "/v1/incidents": { "get": op("Incidents, newest first", "viewer", None, list("Incident", "incidents"), &[]),
+            "post": op("Open an incident by hand", "operator", Some(body("NewIncident")), ok("Incident", "opened (201)"), &[("422", "no title, or an unknown component")]) },
+        "/v1/incidents/{id}": { "parameters": [incident.clone()], "get": op("One incident", "viewer", None, ok("Incident", "the incident"), &[("404", "no such incident")]) },
+        "/v1/incidents/{id}/updates": { "parameters": [incident.clone()],
+            "post": op("A status update and/or note; narrative edits", "operator", Some(body("IncidentChange")), ok("Incident", "the incident"), &[("404", "no such incident"), ("409", "already resolved")]) },
+        "/v1/incidents/{id}/action-items": { "parameters": [incident.clone()],
+            "post": op("Add a corrective or preventive action item", "operator", Some(body("ActionItemSpec")), ok("Incident", "added (201)"), &[("422", "no title or owner, or a bad state")]) },
+        "/v1/incidents/{id}/action-items/{item}": { "parameters": [incident.clone(), param("item", "path", "action item id")],
+            "patch": op("Change an action item", "operator", Some(body("ActionItemSpec")), ok("Incident", "the incident"), &[("404", "no such item")]) },
+        "/v1/incidents/{id}/postmortem": { "parameters": [incident, param("format", "query", "md (default) or html")],
+            "get": op("The postmortem in five sections, generated from the incident's events", "viewer", None, ok("PostmortemText", "the postmortem"), &[("422", "unknown format")]) },
+    });
+    if let (Some(all), Value::Object(core)) = (paths.as_object_mut(), core_paths()) {
+        all.extend(core);
+    }
+    paths
+}
+
+/// Versions, environments, approvals, events and the agent protocol.
+fn core_paths() -> Value {
+    let env = param("env", "path", "environment name");
+    let id = param("id", "path", "version id, approval id or instance id");
+    json!({
             "/v1/versions": {
                 "post": op("Validate a document and store it as an immutable version", "operator", Some(body("PushRequest")), ok("PushResponse", "stored (201) or already stored (200)"),
                     &[("422", "invalid document, or failed semantic checks"), ("403", "break-glass without the approver role")]),
@@ -91,6 +140,5 @@ pub fn document() -> Value {
                 "get": op("Agent protocol: long-poll for the desired version", "viewer", None, ok("Desired", "the desired version, with its document when it differs from `current`"), &[("404", "instance not registered")]) },
             "/v1/agents/{id}/report": { "parameters": [param("id", "path", "instance id")],
                 "post": op("Agent protocol: report once a second", "viewer", Some(body("Report")), json!({ "description": "recorded (204)" }), &[("404", "instance not registered")]) },
-        }
     })
 }

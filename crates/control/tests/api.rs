@@ -205,6 +205,14 @@ async fn openapi_describes_every_route() {
         "/v1/agents/register",
         "/v1/agents/{id}/desired",
         "/v1/agents/{id}/report",
+        "/v1/releases",
+        "/v1/components/{name}",
+        "/v1/channels/{name}",
+        "/v1/alerts",
+        "/v1/alertmanager",
+        "/v1/incidents",
+        "/v1/incidents/{id}/updates",
+        "/v1/incidents/{id}/postmortem",
     ] {
         assert!(
             doc["paths"][path].is_object(),
