@@ -397,6 +397,46 @@ impl ApiClient {
         let path = format!("/v1/incidents/{id}/postmortem?format={format}");
         self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
     }
+
+    pub async fn maintenances(&self) -> Result<Vec<Maintenance>, ClientError> {
+        self.call(Method::GET, "/v1/maintenances", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn schedule_maintenance(
+        &self,
+        spec: &MaintenanceSpec,
+    ) -> Result<Maintenance, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/maintenances",
+            Self::json(spec),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn cancel_maintenance(&self, id: i64) -> Result<(), ClientError> {
+        let path = format!("/v1/maintenances/{id}");
+        self.call(Method::DELETE, &path, None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn subscribers(&self) -> Result<Vec<Subscriber>, ClientError> {
+        self.call(Method::GET, "/v1/subscribers", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Adds a subscriber, confirmed at once (operator role).
+    pub async fn add_subscriber(&self, spec: &SubscriberSpec) -> Result<Subscriber, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/subscribers",
+            Self::json(spec),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
 }
 
 /// Percent-encodes a path segment (component and channel names may hold spaces).

@@ -295,3 +295,57 @@ pub struct PostmortemText {
     pub format: String,
     pub text: String,
 }
+
+/// `POST /v1/maintenances`: a scheduled maintenance window.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSpec {
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    /// Components under maintenance during the window.
+    pub components: Vec<String>,
+    /// RFC 3339 start and end.
+    pub scheduled_for: String,
+    pub scheduled_until: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Maintenance {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: MaintenanceSpec,
+    /// scheduled, in_progress, completed or cancelled
+    pub status: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriberKind {
+    /// Statuspage-shaped JSON POSTs, signed with HMAC-SHA256.
+    Webhook,
+    Email,
+}
+
+/// `POST /v1/subscribers`: a subscriber added by an operator (confirmed at once).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriberSpec {
+    pub kind: SubscriberKind,
+    /// The webhook URL or the email address.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Subscriber {
+    pub id: i64,
+    pub kind: SubscriberKind,
+    pub target: String,
+    pub created_at: String,
+    pub confirmed: bool,
+    pub unsubscribed: bool,
+    /// The HMAC key of webhook payloads; only in the answer that creates the subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}

@@ -95,6 +95,16 @@ enum Command {
         #[command(subcommand)]
         command: ops::ComponentCommand,
     },
+    /// Scheduled maintenance windows on the status page.
+    Maintenance {
+        #[command(subcommand)]
+        command: ops::MaintenanceCommand,
+    },
+    /// Status-page subscribers (webhooks and email).
+    Subscriber {
+        #[command(subcommand)]
+        command: ops::SubscriberCommand,
+    },
     /// Everything on one machine: control plane, example backend and auth server, gateways in
     /// testing and production, the example config released through both. Ctrl-C stops it.
     Up {
@@ -126,6 +136,16 @@ enum Command {
         /// before it resolves itself (e.g. 5m).
         #[arg(long, default_value = "5m")]
         incident_quiet: String,
+        /// The URL users reach the status page and API at (links in feeds and notifications;
+        /// default: the listen address).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Title of the public status page.
+        #[arg(long, default_value = "rampart status")]
+        page_name: String,
+        /// SMTP relay for subscriber emails.
+        #[arg(long, default_value = "smtp://127.0.0.1:25")]
+        smtp: String,
     },
     /// Work with config documents (locally, or versions on the control plane).
     Config {
@@ -527,6 +547,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data,
             environments,
             incident_quiet,
+            public_url,
+            page_name,
+            smtp,
         } => {
             let quiet = rampart_model::duration::parse_duration(&incident_quiet)
                 .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
@@ -537,7 +560,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let control = rampart_control::ControlPlane::open(&data, &environments)
                     .await
                     .with_context(|| format!("opening the store in {}", data.display()))?
-                    .with_incident_quiet(quiet);
+                    .with_incident_quiet(quiet)
+                    .with_page_name(&page_name)
+                    .with_smtp(&smtp);
+                let control = match &public_url {
+                    Some(u) => control.with_public_url(u),
+                    None => control,
+                };
                 let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
                     .await
                     .with_context(|| format!("reading tokens in {}", data.display()))?;
@@ -545,7 +574,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .await
                     .with_context(|| format!("binding {listen}"))?;
                 eprintln!(
-                    "control plane on http://{listen}; tokens in {}",
+                    "control plane on http://{listen} (status page at /); tokens in {}",
                     data.join("tokens.json").display()
                 );
                 rampart_control::serve(
@@ -662,6 +691,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Alerts { all, remote } => ops::alerts(all, &remote),
         Command::Channel { command } => ops::channel(command),
         Command::Component { command } => ops::component(command),
+        Command::Maintenance { command } => ops::maintenance(command),
+        Command::Subscriber { command } => ops::subscriber(command),
         Command::Testkit { command } => testkit(command),
     }
 }

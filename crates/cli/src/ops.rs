@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use rampart_api::{
     ActionItemSpec, ChannelKind, ChannelSpec, ComponentSpec, Impact, Incident, IncidentChange,
-    IncidentStatus, NewIncident, Severity,
+    IncidentStatus, MaintenanceSpec, NewIncident, Severity, SubscriberKind, SubscriberSpec,
 };
 
 use crate::{Output, Remote, runtime};
@@ -136,6 +136,150 @@ pub enum ComponentCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+#[derive(Subcommand)]
+pub enum MaintenanceCommand {
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Schedule a window: its components show under maintenance and their SLO alerts are
+    /// suppressed while it runs.
+    Schedule {
+        title: String,
+        /// Start, RFC 3339 (e.g. 2026-11-25T22:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// End, RFC 3339.
+        #[arg(long)]
+        until: String,
+        /// Component under maintenance (repeatable).
+        #[arg(long = "component", required = true)]
+        components: Vec<String>,
+        #[arg(long, default_value = "")]
+        message: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    Cancel {
+        id: i64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SubscriberCommand {
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Add a subscriber, confirmed at once (the public page's form asks for confirmation).
+    Add {
+        /// An email address, or a webhook URL.
+        target: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+pub fn maintenance(command: MaintenanceCommand) -> Result<ExitCode> {
+    let rt = runtime()?;
+    match command {
+        MaintenanceCommand::List { remote } => {
+            let list = rt.block_on(remote.client().maintenances())?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&list)?);
+            } else if list.is_empty() {
+                println!("no maintenance windows");
+            } else {
+                for m in &list {
+                    println!(
+                        "#{:<4} {:<12} {} → {}  {}  ({})",
+                        m.id,
+                        m.status,
+                        m.spec.scheduled_for,
+                        m.spec.scheduled_until,
+                        m.spec.title,
+                        m.spec.components.join(", ")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        MaintenanceCommand::Schedule {
+            title,
+            from,
+            until,
+            components,
+            message,
+            remote,
+        } => {
+            let spec = MaintenanceSpec {
+                title,
+                body: message,
+                components,
+                scheduled_for: from,
+                scheduled_until: until,
+            };
+            let m = rt.block_on(remote.client().schedule_maintenance(&spec))?;
+            println!("maintenance #{} {} ({})", m.id, m.spec.title, m.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        MaintenanceCommand::Cancel { id, remote } => {
+            rt.block_on(remote.client().cancel_maintenance(id))?;
+            println!("maintenance #{id} cancelled");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn subscriber(command: SubscriberCommand) -> Result<ExitCode> {
+    let rt = runtime()?;
+    match command {
+        SubscriberCommand::List { remote } => {
+            let list = rt.block_on(remote.client().subscribers())?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&list)?);
+            } else {
+                for s in &list {
+                    let state = match (s.unsubscribed, s.confirmed) {
+                        (true, _) => "unsubscribed",
+                        (false, true) => "confirmed",
+                        (false, false) => "unconfirmed",
+                    };
+                    println!(
+                        "#{:<4} {:<8} {:<13} {}",
+                        s.id,
+                        format!("{:?}", s.kind).to_lowercase(),
+                        state,
+                        s.target
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscriberCommand::Add { target, remote } => {
+            let kind = if target.contains("://") {
+                SubscriberKind::Webhook
+            } else {
+                SubscriberKind::Email
+            };
+            let s = rt.block_on(
+                remote
+                    .client()
+                    .add_subscriber(&SubscriberSpec { kind, target }),
+            )?;
+            println!("subscriber #{} {}", s.id, s.target);
+            if let Some(secret) = s.secret {
+                println!(
+                    "signing secret (verify X-Rampart-Signature with it; shown once): {secret}"
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn parse_impact(s: &str) -> Result<Impact, String> {

@@ -100,7 +100,7 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
         &["testing".into(), "production".into()],
         tokens,
         o.control,
-        |c| c.with_plan(None),
+        |c| c.with_plan(None).with_page_name("rampart (local) status"),
     )
     .await
     .map_err(anyhow::Error::msg)?;
@@ -144,6 +144,22 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
     // first production config sets listeners and auth providers).
     let op = ApiClient::new(&url, Some(operator));
     let ap = ApiClient::new(&url, Some(approver));
+    // What the status page shows: the two routes as components with SLOs.
+    for (name, route, description) in [
+        ("Public API", "public", "Unauthenticated endpoints"),
+        ("Secure API", "secure", "Endpoints behind the auth server"),
+    ] {
+        op.put_component(
+            name,
+            &rampart_api::ComponentSpec {
+                description: description.into(),
+                routes: vec![route.into()],
+                environment: None,
+                slo: 99.9,
+            },
+        )
+        .await?;
+    }
     let version = op
         .push(
             &example(backend.addr, auth.addr),
@@ -191,6 +207,7 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
         "  control plane API     {url}/v1/environments   (tokens in {})",
         data.join("tokens.json").display()
     );
+    println!("  status page           {url}/          (JSON: {url}/api/v2/summary.json)");
     println!("  OpenAPI               {url}/openapi.json");
     println!(
         "  backend, auth server  http://{}  http://{}",

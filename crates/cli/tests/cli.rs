@@ -243,6 +243,24 @@ fn up_serves_and_a_second_run_reuses_the_data() {
             secure.starts_with("HTTP/1.1 401"),
             "run {run}: an unauthenticated request must be refused: {secure}"
         );
+        // The status page, served by the control plane, shows the components.
+        let control: u16 = ports[0]
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        let page = http_get(control, "/").expect("status page answers");
+        assert!(
+            page.starts_with("HTTP/1.1 200")
+                && page.contains("Public API")
+                && page.contains("Secure API"),
+            "run {run}: status page: {}",
+            &page[..page.len().min(300)]
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("status page")),
+            "run {run}: the status page URL is not printed: {lines:?}"
+        );
         assert!(
             Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])

@@ -2,7 +2,9 @@
 CREATE TABLE components (
     name        TEXT PRIMARY KEY,
     spec        TEXT NOT NULL,             -- JSON of rampart_api::ComponentSpec
-    position    INTEGER NOT NULL
+    position    INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
 );
 
 -- Completed minutes of each SLI series (component:NAME, environment:NAME).

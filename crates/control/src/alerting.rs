@@ -47,6 +47,12 @@ pub struct Ops {
     /// How long a platform-opened incident stays in monitoring, alerts all resolved, before it
     /// resolves itself.
     pub(crate) quiet: Duration,
+    /// The status page's title.
+    pub(crate) page_name: String,
+    /// The SMTP relay subscriber emails go through (`smtp://host:port`).
+    pub(crate) smtp: String,
+    /// Base URL of the page and API as users reach them (set once; defaults to the listener).
+    public_url: std::sync::OnceLock<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,7 +79,23 @@ impl Ops {
             backoff: Backoff::default(),
             notify_timeout: Duration::from_secs(5),
             quiet: Duration::from_secs(300),
+            page_name: "rampart status".into(),
+            smtp: "smtp://127.0.0.1:25".into(),
+            public_url: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the public URL unless one is set already.
+    pub fn set_public_url(&self, url: &str) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_owned());
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.get().cloned().unwrap_or_default()
+    }
+
+    pub fn smtp_url(&self) -> String {
+        self.smtp.clone()
     }
 
     fn component_environment<'a>(&'a self, spec: &'a ComponentSpec) -> &'a str {
@@ -179,6 +201,23 @@ impl Ops {
 impl ControlPlane {
     pub fn with_incident_quiet(mut self, quiet: Duration) -> ControlPlane {
         self.ops.quiet = quiet;
+        self
+    }
+
+    /// The SMTP relay for subscriber emails (`smtp://host:port`).
+    pub fn with_smtp(mut self, url: &str) -> ControlPlane {
+        self.ops.smtp = url.to_owned();
+        self
+    }
+
+    /// The base URL users reach the page and API at (links in feeds and notifications).
+    pub fn with_public_url(self, url: &str) -> ControlPlane {
+        self.ops.set_public_url(url);
+        self
+    }
+
+    pub fn with_page_name(mut self, name: &str) -> ControlPlane {
+        self.ops.page_name = name.to_owned();
         self
     }
 
@@ -339,6 +378,7 @@ impl ControlPlane {
     ) -> Result<(), ControlError> {
         let now = now_ms() / 1000;
         let components = lock(&self.ops.components).clone();
+        let maintained = self.under_maintenance().await?;
         for (name, spec) in components {
             let Ok(objective) = Objective::percent(spec.slo) else {
                 continue;
@@ -359,6 +399,8 @@ impl ControlPlane {
                     )
                 };
                 match (burning, active.contains_key(&key)) {
+                    // Maintenance windows suppress new SLO alerts of their components.
+                    (true, false) if maintained.contains(&name) => {}
                     (true, false) => {
                         let summary = format!(
                             "{name}: error budget burning {:.1}x over {} and {:.1}x over {} (page at {:.1}x; SLO {}%)",
@@ -696,6 +738,7 @@ impl ControlPlane {
             }
         }
         let specs = lock(&self.ops.components).clone();
+        let maintained = self.under_maintenance().await?;
         Ok(specs
             .into_iter()
             .map(|(name, spec)| {
@@ -706,6 +749,7 @@ impl ControlPlane {
                 let status = match worst {
                     Some(Severity::Page) => "major_outage",
                     Some(Severity::Ticket) => "degraded_performance",
+                    None if maintained.contains(&name) => "under_maintenance",
                     None if open.contains(&name) => "partial_outage",
                     None => "operational",
                 };
@@ -847,6 +891,11 @@ impl ControlPlane {
                 }
             }
         }
+        let maintained = self.under_maintenance().await?;
+        actions.retain(|(a, _)| {
+            let component = a.data.get("component").and_then(|c| c.as_str());
+            !component.is_some_and(|c| maintained.iter().any(|m| m == c))
+        });
         let mut changed = 0;
         for (alert, seed) in actions {
             changed += usize::from(self.fire(alert, seed).await?);

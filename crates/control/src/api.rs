@@ -45,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/desired", get(desired))
         .route("/v1/agents/{id}/report", post(report))
         .merge(crate::ops_api::routes())
+        .merge(crate::status_api::routes())
         .with_state(state)
 }
 

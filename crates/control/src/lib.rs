@@ -18,6 +18,10 @@ pub mod release;
 pub mod semantic;
 pub mod service;
 pub mod slo;
+pub mod status;
+pub mod status_api;
+pub mod status_page;
+pub mod status_records;
 pub mod store;
 pub mod tokens;
 
@@ -127,6 +131,9 @@ pub async fn serve(
             }
         })
     };
+    if let Ok(addr) = listener.local_addr() {
+        control.ops().set_public_url(&format!("http://{addr}"));
+    }
     let outbox = tokio::spawn(notify::run(control.clone()));
     let state = std::sync::Arc::new(api::AppState { control, tokens });
     let served = axum::serve(listener, api::router(state))

@@ -25,6 +25,10 @@ use crate::store::now_ms;
 pub enum NotifyAction {
     Trigger,
     Resolve,
+    /// A status-page subscriber: an incident opened or changed (payload built at delivery).
+    Incident,
+    /// A status-page subscriber: please confirm the subscription.
+    Confirm,
 }
 
 /// What is delivered, whatever the channel.
@@ -58,8 +62,8 @@ impl Notification {
 
     fn new(a: &Alert, action: NotifyAction, subject: String) -> Notification {
         let verb = match action {
-            NotifyAction::Trigger => "trigger",
             NotifyAction::Resolve => "resolve",
+            _ => "trigger",
         };
         Notification {
             key: format!("{subject}-{verb}"),
@@ -69,8 +73,8 @@ impl Notification {
             name: a.name.clone(),
             summary: a.summary.clone(),
             at: match action {
-                NotifyAction::Trigger => a.fired_at.clone(),
                 NotifyAction::Resolve => a.resolved_at.clone().unwrap_or_default(),
+                _ => a.fired_at.clone(),
             },
             details: serde_json::json!({
                 "alert": a.id,
@@ -143,6 +147,14 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// A rendering that replaces a channel kind's own: the JSON of a webhook, or an email.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub json: serde_json::Value,
+    pub subject: String,
+    pub text: String,
+}
+
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -209,11 +221,18 @@ impl Sender {
         }
     }
 
-    pub async fn send(&self, spec: &ChannelSpec, n: &Notification) -> Outcome {
+    /// Sends `n` to a channel; `custom` replaces the channel kind's own rendering (status-page
+    /// subscribers get Statuspage-shaped payloads).
+    pub async fn send(
+        &self,
+        spec: &ChannelSpec,
+        n: &Notification,
+        custom: Option<&Message>,
+    ) -> Outcome {
         let attempt = async {
             match spec.kind {
-                ChannelKind::Email => self.email(spec, n).await,
-                _ => self.http(spec, n).await,
+                ChannelKind::Email => self.email(spec, n, custom).await,
+                _ => self.http(spec, n, custom).await,
             }
         };
         match tokio::time::timeout(self.timeout, attempt).await {
@@ -225,11 +244,17 @@ impl Sender {
         }
     }
 
-    async fn http(&self, spec: &ChannelSpec, n: &Notification) -> Outcome {
-        let body = match spec.kind {
-            ChannelKind::Pagerduty => pagerduty_body(spec, n),
-            ChannelKind::Slack => slack_body(n),
-            _ => serde_json::to_value(n).unwrap_or_default(),
+    async fn http(
+        &self,
+        spec: &ChannelSpec,
+        n: &Notification,
+        custom: Option<&Message>,
+    ) -> Outcome {
+        let body = match (custom, spec.kind) {
+            (Some(m), _) => m.json.clone(),
+            (None, ChannelKind::Pagerduty) => pagerduty_body(spec, n),
+            (None, ChannelKind::Slack) => slack_body(n),
+            (None, _) => serde_json::to_value(n).unwrap_or_default(),
         }
         .to_string()
         .into_bytes();
@@ -287,7 +312,12 @@ impl Sender {
         }
     }
 
-    async fn email(&self, spec: &ChannelSpec, n: &Notification) -> Outcome {
+    async fn email(
+        &self,
+        spec: &ChannelSpec,
+        n: &Notification,
+        custom: Option<&Message>,
+    ) -> Outcome {
         use lettre::AsyncTransport;
         let Some((host, port)) = spec
             .url
@@ -303,7 +333,7 @@ impl Sender {
             .unwrap_or_else(|| "rampart <rampart@localhost>".into());
         let mut message = lettre::Message::builder()
             .message_id(Some(format!("<{}@rampart>", n.key)))
-            .subject(email_subject(n));
+            .subject(custom.map_or_else(|| email_subject(n), |m| m.subject.clone()));
         match from.parse() {
             Ok(f) => message = message.from(f),
             Err(e) => return Outcome::Refused(format!("from {from:?}: {e}")),
@@ -314,7 +344,7 @@ impl Sender {
                 Err(e) => return Outcome::Refused(format!("to {to:?}: {e}")),
             }
         }
-        let message = match message.body(email_text(n)) {
+        let message = match message.body(custom.map_or_else(|| email_text(n), |m| m.text.clone())) {
             Ok(m) => m,
             Err(e) => return Outcome::Refused(format!("building the email: {e}")),
         };
@@ -347,8 +377,8 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 /// PagerDuty Events API v2.
 fn pagerduty_body(spec: &ChannelSpec, n: &Notification) -> serde_json::Value {
     let action = match n.action {
-        NotifyAction::Trigger => "trigger",
         NotifyAction::Resolve => "resolve",
+        _ => "trigger",
     };
     serde_json::json!({
         "routing_key": spec.routing_key,
@@ -369,16 +399,16 @@ fn pagerduty_body(spec: &ChannelSpec, n: &Notification) -> serde_json::Value {
 fn slack_body(n: &Notification) -> serde_json::Value {
     let text = match (n.action, n.severity) {
         (NotifyAction::Resolve, _) => format!(":white_check_mark: Resolved: {}", n.summary),
-        (NotifyAction::Trigger, Severity::Page) => format!(":rotating_light: Page: {}", n.summary),
-        (NotifyAction::Trigger, Severity::Ticket) => format!(":warning: Ticket: {}", n.summary),
+        (_, Severity::Page) => format!(":rotating_light: Page: {}", n.summary),
+        (_, Severity::Ticket) => format!(":warning: Ticket: {}", n.summary),
     };
     serde_json::json!({ "text": text })
 }
 
 fn email_subject(n: &Notification) -> String {
     match n.action {
-        NotifyAction::Trigger => format!("[rampart {}] {}", n.severity.as_str(), n.summary),
         NotifyAction::Resolve => format!("[rampart resolved] {}", n.summary),
+        _ => format!("[rampart {}] {}", n.severity.as_str(), n.summary),
     }
 }
 
@@ -419,7 +449,7 @@ pub async fn run(control: Arc<crate::ControlPlane>) {
 async fn deliver_due(
     control: &crate::ControlPlane,
     sender: &Sender,
-) -> Result<usize, crate::store::StoreError> {
+) -> Result<usize, crate::ControlError> {
     let store = control.store();
     let heads = store.outbox_heads().await?;
     let now = now_ms();
@@ -428,18 +458,24 @@ async fn deliver_due(
         return Ok(0);
     }
     let channels = store.channels().await?;
-    let attempts = due.into_iter().map(|p| {
-        let spec = channels
-            .iter()
-            .find(|c| c.0 == p.channel)
-            .map(|c| c.1.clone());
-        async move {
-            let outcome = match &spec {
-                Some(spec) => sender.send(spec, &p.notification).await,
-                None => Outcome::Refused(format!("channel {:?} no longer exists", p.channel)),
-            };
-            (p, outcome)
-        }
+    let mut work = vec![];
+    for p in due {
+        let target = match p.channel.strip_prefix("subscriber:") {
+            Some(id) => control.subscriber_delivery(id, &p.notification).await?,
+            None => channels
+                .iter()
+                .find(|c| c.0 == p.channel)
+                .map(|c| (c.1.clone(), None))
+                .ok_or_else(|| format!("channel {:?} no longer exists", p.channel)),
+        };
+        work.push((p, target));
+    }
+    let attempts = work.into_iter().map(|(p, target)| async move {
+        let outcome = match &target {
+            Ok((spec, custom)) => sender.send(spec, &p.notification, custom.as_ref()).await,
+            Err(why) => Outcome::Refused(why.clone()),
+        };
+        (p, outcome)
     });
     let mut left = 0;
     for (p, outcome) in futures_util::future::join_all(attempts).await {

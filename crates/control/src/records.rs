@@ -86,9 +86,11 @@ fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Alert {
 impl Store {
     pub async fn put_component(&self, name: &str, spec: &ComponentSpec) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO components (name, spec, position) VALUES (?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM components)) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec")
+        sqlx::query("INSERT INTO components (name, spec, position, created_at, updated_at) VALUES (?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM components), ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at")
             .bind(name)
             .bind(to_json(spec))
+            .bind(now())
+            .bind(now())
             .execute(&mut *tx)
             .await?;
         let event = NewEvent {
@@ -121,6 +123,17 @@ impl Store {
         }
         tx.commit().await?;
         Ok(gone)
+    }
+
+    /// When each component was created and last changed, by name.
+    pub async fn component_times(&self) -> Result<HashMap<String, (String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT name, created_at, updated_at FROM components")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect())
     }
 
     /// Components in the order they were added.
@@ -510,14 +523,16 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .last_insert_rowid();
-        sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, ?)")
+        let update = sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(&at)
             .bind(seed.status.as_str())
             .bind(&seed.body)
             .bind(actor)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .last_insert_rowid();
+        Self::enqueue_subscribers(&mut *tx, id, update, seed.status.as_str()).await?;
         let event = NewEvent {
             kind: "incident.opened",
             subject: &format!("incident-{id}"),
@@ -711,14 +726,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let body = change.body.clone().unwrap_or_default();
-            sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, ?)")
+            let update = sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, ?)")
                 .bind(id)
                 .bind(&at)
                 .bind(status.as_str())
                 .bind(&body)
                 .bind(actor)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .last_insert_rowid();
+            Self::enqueue_subscribers(&mut tx, id, update, status.as_str()).await?;
             let kind = if status == IncidentStatus::Resolved {
                 "incident.resolved"
             } else {

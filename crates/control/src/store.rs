@@ -111,10 +111,12 @@ impl Store {
         tx: &mut sqlx::SqliteConnection,
         e: &NewEvent<'_>,
     ) -> Result<i64, StoreError> {
+        // The time is taken by SQLite while the insert holds the write lock, so sequence order
+        // and time order agree (a time taken before waiting for the lock could be older than an
+        // event committed meanwhile). Same format as `now()`.
         let seq = sqlx::query(
-            "INSERT INTO events (at, kind, subject, actor, data) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO events (at, kind, subject, actor, data) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?)",
         )
-        .bind(now())
         .bind(e.kind)
         .bind(e.subject)
         .bind(e.actor)

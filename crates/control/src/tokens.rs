@@ -57,7 +57,7 @@ impl Tokens {
                 .map(|(name, role)| TokenEntry {
                     name: name.into(),
                     role,
-                    token: format!("rp_{:032x}", fastrand::u128(..)),
+                    token: secret("rp_"),
                 })
                 .collect();
                 let text = serde_json::to_vec_pretty(&entries).map_err(std::io::Error::other)?;
@@ -80,4 +80,15 @@ impl Tokens {
     pub fn check(&self, token: &str) -> Option<(String, Role)> {
         self.by_token.get(token).cloned()
     }
+}
+
+/// 128 random bits from the operating system, hex, after `prefix`: API tokens, subscriber tokens
+/// and webhook signing keys.
+pub fn secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS source failing is not something to limp on with a weaker one.
+        panic!("the operating system's random source failed");
+    }
+    format!("{prefix}{}", hex::encode(bytes))
 }

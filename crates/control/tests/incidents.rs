@@ -1,7 +1,8 @@
 //! An automatic rollback on a real three-gateway fleet under load opens an incident by itself,
 //! pages once (trigger, then resolve with the same dedup_key), moves to monitoring when the
 //! fleet is whole, resolves after the quiet period, and yields a postmortem with all five
-//! sections, its timeline in order and its impact equal to what the agents reported.
+//! sections, its timeline in order and its impact equal to what the agents reported. The public
+//! status page shows the incident within 5 s of the rollback, and a subscriber's webhook gets it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 use rampart_api::{
     ActionItemSpec, ApiClient, ChannelKind, ChannelSpec, ComponentSpec, IncidentChange,
-    IncidentStatus,
+    IncidentStatus, SubscriberKind, SubscriberSpec,
 };
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::watchdog::WatchdogSettings;
@@ -83,6 +84,14 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
     .await
     .expect("channel");
 
+    let subscriber = Receiver::start().await.expect("subscriber");
+    op.add_subscriber(&SubscriberSpec {
+        kind: SubscriberKind::Webhook,
+        target: subscriber.url(),
+    })
+    .await
+    .expect("subscriber");
+
     let watchdog = WatchdogSettings {
         window: Duration::from_secs(1),
         floor: 1.0,
@@ -154,16 +163,47 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         .await
         .expect("deploy v2");
 
-    // The incident opens by itself and pages.
+    // rampart rolls the release back; the public page shows the incident within 5 s.
     assert!(
-        wait_until(Duration::from_secs(20), async || !op
-            .incidents()
+        wait_until(Duration::from_secs(20), async || op
+            .releases()
             .await
-            .expect("incidents")
-            .is_empty())
+            .is_ok_and(|r| r[0].state == "rolled_back"))
         .await,
-        "no incident opened: {:?}",
+        "no automatic rollback: {:?}",
         op.releases().await
+    );
+    let rolled_back = std::time::Instant::now();
+    let page_url = format!("{}/api/v2/incidents/unresolved.json", control.url());
+    let on_page = wait_until(Duration::from_secs(5), async || {
+        client::get(&client::http1(), &page_url)
+            .await
+            .ok()
+            .and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.body).ok())
+            .is_some_and(|v| v["incidents"].as_array().is_some_and(|l| !l.is_empty()))
+    })
+    .await;
+    assert!(
+        on_page,
+        "the status page did not show the incident within 5 s of the rollback"
+    );
+    println!(
+        "status page showed the incident {:?} after the rollback was observed",
+        rolled_back.elapsed()
+    );
+    let html = client::get(&client::http1(), &format!("{}/", control.url()))
+        .await
+        .expect("page");
+    assert!(String::from_utf8_lossy(&html.body).contains("Automatic rollback in production"));
+    assert!(
+        wait_until(Duration::from_secs(5), async || subscriber
+            .received()
+            .iter()
+            .any(|r| r.body["incident"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains("Automatic rollback"))))
+        .await,
+        "the subscriber's webhook did not receive the incident"
     );
     let incident = op.incidents().await.expect("incidents").remove(0);
     assert_eq!(incident.environment.as_deref(), Some("production"));

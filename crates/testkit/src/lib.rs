@@ -10,6 +10,7 @@ pub mod serve;
 pub use echo::{EchoControl, EchoServer};
 pub mod agents;
 pub mod auth;
+pub mod browser;
 pub mod client;
 pub mod dns;
 pub mod load;

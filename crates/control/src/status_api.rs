@@ -1,0 +1,288 @@
+//! Routes of the public status page (no login: HTML, Statuspage v2 JSON, feeds, subscribe and
+//! unsubscribe forms) and of its management (maintenance, subscribers; operator role).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get};
+use rampart_api::{MaintenanceSpec, SubscriberKind, SubscriberSpec};
+use serde::Deserialize;
+
+use crate::api::{ApiResult, AppState, Body, Caller};
+use crate::service::ControlError;
+use crate::status_page as html;
+use crate::tokens::Role;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/incidents/{id}", get(incident_page))
+        .route("/api/v2/{*name}", get(v2))
+        .route("/history.atom", get(atom))
+        .route("/history.rss", get(rss))
+        .route("/subscribe", axum::routing::post(subscribe))
+        .route("/subscribe/confirm", get(confirm))
+        .route("/unsubscribe", get(unsubscribe_form).post(unsubscribe))
+        .route("/v1/maintenances", get(maintenances).post(schedule))
+        .route("/v1/maintenances/{id}", delete(cancel))
+        .route("/v1/subscribers", get(subscribers).post(add_subscriber))
+}
+
+/// Public pages are cacheable for a few seconds: fresh enough, and cheap under a stampede.
+fn public(content_type: &'static str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=5"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    Ok(public("text/html; charset=utf-8", html::page(&snap, None)))
+}
+
+async fn incident_page(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    let incident = s.control.incident(id).await?;
+    Ok(public(
+        "text/html; charset=utf-8",
+        html::incident_page(&snap, &incident),
+    ))
+}
+
+async fn v2(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    let value = crate::status::v2(&snap, &name).ok_or_else(|| {
+        ControlError::NotFound(format!(
+            "no /api/v2/{name}; try summary.json, status.json, components.json, incidents.json, incidents/unresolved.json or scheduled-maintenances.json"
+        ))
+    })?;
+    Ok(public("application/json", value.to_string()))
+}
+
+async fn atom(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    Ok(public(
+        "application/atom+xml; charset=utf-8",
+        html::atom(&snap),
+    ))
+}
+
+async fn rss(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    Ok(public(
+        "application/rss+xml; charset=utf-8",
+        html::rss(&snap),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SubscribeForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    webhook: String,
+}
+
+async fn subscribe(
+    State(s): State<Arc<AppState>>,
+    Form(form): Form<SubscribeForm>,
+) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    let (kind, target) = match (form.email.trim(), form.webhook.trim()) {
+        ("", "") => {
+            let page = html::message_page(
+                &snap,
+                "Nothing to subscribe",
+                "Give an email address or a webhook URL.",
+                None,
+            );
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
+        }
+        (email, "") => (SubscriberKind::Email, email.to_owned()),
+        ("", hook) => (SubscriberKind::Webhook, hook.to_owned()),
+        _ => {
+            let page = html::message_page(
+                &snap,
+                "One at a time",
+                "Give either an email address or a webhook URL, not both.",
+                None,
+            );
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
+        }
+    };
+    match s.control.subscribe(kind, &target, false, "public").await {
+        Ok(sub) => {
+            let text = match (kind, sub.confirmed) {
+                (_, true) => "This address is already subscribed.".to_owned(),
+                (SubscriberKind::Email, false) => format!(
+                    "We sent a confirmation link to {target}. Notifications start once you follow it."
+                ),
+                (SubscriberKind::Webhook, false) => format!(
+                    "We sent a confirmation to {target}: its `confirm_url` confirms the subscription, and its `signing_secret` verifies our signatures."
+                ),
+            };
+            Ok(Html(html::message_page(&snap, "Check your inbox", &text, None)).into_response())
+        }
+        Err(ControlError::Invalid(m)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(html::message_page(&snap, "Could not subscribe", &m, None)),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+async fn confirm(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    match s
+        .control
+        .store()
+        .confirm_subscriber(q.token.trim())
+        .await
+        .map_err(ControlError::from)?
+    {
+        Some(_) => Ok(Html(html::message_page(
+            &snap,
+            "Subscription confirmed",
+            "You will be notified when an incident opens, changes or resolves.",
+            None,
+        ))
+        .into_response()),
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            Html(html::message_page(
+                &snap,
+                "Unknown link",
+                "This confirmation link is not valid (or the subscription was cancelled).",
+                None,
+            )),
+        )
+            .into_response()),
+    }
+}
+
+async fn unsubscribe_form(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<TokenQuery>,
+) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    let form = format!(
+        r#"<form method="post" action="/unsubscribe"><input type="hidden" name="token" value="{}"><button type="submit">Unsubscribe</button></form>"#,
+        html::esc(&q.token)
+    );
+    Ok(Html(html::message_page(
+        &snap,
+        "Unsubscribe",
+        "Stop receiving notifications from this page?",
+        Some(&form),
+    ))
+    .into_response())
+}
+
+async fn unsubscribe(
+    State(s): State<Arc<AppState>>,
+    Form(q): Form<TokenQuery>,
+) -> ApiResult<Response> {
+    let snap = s.control.snapshot().await?;
+    match s
+        .control
+        .store()
+        .unsubscribe(q.token.trim())
+        .await
+        .map_err(ControlError::from)?
+    {
+        Some(_) => Ok(Html(html::message_page(
+            &snap,
+            "Unsubscribed",
+            "You will not receive further notifications.",
+            None,
+        ))
+        .into_response()),
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            Html(html::message_page(
+                &snap,
+                "Unknown link",
+                "This unsubscribe link is not valid.",
+                None,
+            )),
+        )
+            .into_response()),
+    }
+}
+
+async fn maintenances(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.maintenances().await?))
+}
+
+async fn schedule(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(spec): Body<MaintenanceSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.control.schedule_maintenance(spec, &actor.name).await?),
+    ))
+}
+
+async fn cancel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    s.control.cancel_maintenance(id, &actor.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn subscribers(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Operator)?;
+    Ok(Json(
+        s.control
+            .store()
+            .subscribers()
+            .await
+            .map_err(ControlError::from)?,
+    ))
+}
+
+async fn add_subscriber(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(spec): Body<SubscriberSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    let sub = s
+        .control
+        .subscribe(spec.kind, &spec.target, true, &actor.name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(sub)))
+}
