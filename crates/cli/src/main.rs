@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod drill;
 mod ops;
 mod up;
 
@@ -104,6 +105,24 @@ enum Command {
     Subscriber {
         #[command(subcommand)]
         command: ops::SubscriberCommand,
+    },
+    /// Replay an incident end to end on loopback and check every defence (exit 1 if one fails).
+    Drill {
+        /// The scenario: seed-2013 (a bad auth-server address pushed straight to production).
+        #[arg(value_parser = ["seed-2013"])]
+        scenario: String,
+        /// Keep the status page and the pager receiver's log up until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
+        /// Also push the same change all at once with the defences off, and compare.
+        #[arg(long)]
+        counterfactual: bool,
+        /// Where to write the postmortem (HTML beside it).
+        #[arg(long, default_value = "seed-2013-postmortem.md")]
+        postmortem: PathBuf,
+        /// Production gateways.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=20))]
+        gateways: u16,
     },
     /// Everything on one machine: control plane, example backend and auth server, gateways in
     /// testing and production, the example config released through both. Ctrl-C stops it.
@@ -692,6 +711,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Channel { command } => ops::channel(command),
         Command::Component { command } => ops::component(command),
         Command::Maintenance { command } => ops::maintenance(command),
+        Command::Drill {
+            scenario: _,
+            keep,
+            counterfactual,
+            postmortem,
+            gateways,
+        } => {
+            let held = runtime()?.block_on(drill::run(
+                drill::DrillOptions {
+                    keep,
+                    counterfactual,
+                    postmortem,
+                    gateways: usize::from(gateways),
+                },
+                shutdown_signal(),
+            ))?;
+            Ok(if held {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Subscriber { command } => ops::subscriber(command),
         Command::Testkit { command } => testkit(command),
     }

@@ -499,6 +499,9 @@ impl ControlPlane {
                 && live.iter().all(|i| i.applied == desired)
                 && !self.release_active(&env);
             if !whole {
+                // Forget the last convergence, so becoming whole again (after a rollback, on the
+                // same version) is recorded too.
+                lock(&self.ops.converged).remove(&env);
                 continue;
             }
             out.push(env.clone());

@@ -28,8 +28,11 @@ pub fn now_ms() -> u64 {
 #[derive(Debug, Clone)]
 pub struct Live {
     pub row: ReleaseRow,
-    /// Each instance's cumulative counts when the current wave started.
+    /// Each instance's cumulative counts when the current wave started, or — for a cohort
+    /// instance — when it was first seen running the new version, so its counts are its own.
     pub snapshot: HashMap<String, Counts>,
+    /// Cohort instances seen running the new version.
+    pub applied: std::collections::HashSet<String>,
 }
 
 pub fn cumulative(i: &Instance) -> Counts {
@@ -96,6 +99,20 @@ impl Live {
             })
             .collect();
         Observed { instances: views }
+    }
+
+    /// Re-bases a cohort instance's counts the first time it reports the new version: the
+    /// requests it served on the previous version before applying must not dilute the gate.
+    pub fn note_applies(&mut self, instances: &[Instance]) {
+        for i in instances {
+            let id = &i.registration.instance;
+            if self.row.cohort.contains(id)
+                && i.applied.as_deref() == Some(self.row.version.as_str())
+                && self.applied.insert(id.clone())
+            {
+                self.snapshot.insert(id.clone(), cumulative(i));
+            }
+        }
     }
 
     pub fn take_snapshot(&mut self, instances: &[Instance]) {

@@ -99,6 +99,7 @@ impl ControlPlane {
                     Live {
                         row,
                         snapshot: HashMap::new(),
+                        applied: Default::default(),
                     },
                 );
             }
@@ -171,6 +172,7 @@ impl ControlPlane {
                     Live {
                         row,
                         snapshot: HashMap::new(),
+                        applied: Default::default(),
                     }
                     .status()
                 })
@@ -283,6 +285,7 @@ impl ControlPlane {
             if live.snapshot.is_empty() {
                 live.take_snapshot(&instances);
             }
+            live.note_applies(&instances);
             let mut changed = false;
             let mut event: Option<(String, serde_json::Value)> = None;
             let mut ended: Option<(ReleaseState, String)> = None;
@@ -650,6 +653,7 @@ impl ControlPlane {
                 Live {
                     row,
                     snapshot: HashMap::new(),
+                    applied: Default::default(),
                 },
             );
             tracing::info!(
