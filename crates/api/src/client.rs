@@ -274,17 +274,23 @@ impl ApiClient {
     }
 
     /// Long-poll: held by the server up to `wait`; the client waits a little longer.
+    /// Long-polls for the desired version; answers early when it differs from `current` or the
+    /// restart generation differs from `restart` (when given).
     pub async fn desired(
         &self,
         instance: &str,
         current: Option<&str>,
+        restart: Option<u64>,
         wait: Duration,
     ) -> Result<Desired, ClientError> {
-        let path = format!(
+        let mut path = format!(
             "/v1/agents/{instance}/desired?current={}&wait_ms={}",
             current.unwrap_or(""),
             wait.as_millis()
         );
+        if let Some(r) = restart {
+            path.push_str(&format!("&restart={r}"));
+        }
         self.call(Method::GET, &path, None, wait + Duration::from_secs(2))
             .await
     }
@@ -436,6 +442,21 @@ impl ApiClient {
             DEFAULT_TIMEOUT,
         )
         .await
+    }
+
+    /// Starts a rolling restart of an environment's gateways.
+    pub async fn restart(&self, env: &str, batch: &str) -> Result<RestartStatus, ClientError> {
+        let body = RestartRequest {
+            batch: batch.to_owned(),
+        };
+        let path = format!("/v1/environments/{env}/restart");
+        self.call(Method::POST, &path, Self::json(&body), DEFAULT_TIMEOUT)
+            .await
+    }
+
+    pub async fn restart_status(&self, env: &str) -> Result<RestartStatus, ClientError> {
+        let path = format!("/v1/environments/{env}/restart");
+        self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
     }
 }
 

@@ -126,6 +126,9 @@ pub struct Desired {
     pub version: Option<String>,
     /// Canonical JSON of the desired document, when it differs from `current`.
     pub document: Option<String>,
+    /// Restart generation: when it grows, the agent drains and restarts its gateway.
+    #[serde(default)]
+    pub restart: u64,
 }
 
 /// The outcome of an agent's last apply.
@@ -166,6 +169,9 @@ pub struct Report {
     /// Requests by status class since the last report, per route that served any.
     #[serde(default)]
     pub routes: std::collections::BTreeMap<String, [u64; 5]>,
+    /// The last restart generation this agent completed.
+    #[serde(default)]
+    pub restarts: u64,
 }
 
 /// Upper bounds (ms) of the latency buckets in a [`Report`]; one more bucket holds the rest.
@@ -201,4 +207,27 @@ pub struct Approval {
     pub requested_by: String,
     pub requested_at: String,
     pub approved_by: Option<String>,
+}
+
+/// `POST /v1/environments/{env}/restart`: restart an environment's gateways batch by batch.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    /// Gateways per batch: a count ("1") or a share of the live instances ("20%").
+    pub batch: String,
+}
+
+/// A rolling restart (`GET /v1/environments/{env}/restart`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RestartStatus {
+    pub environment: String,
+    /// running, succeeded or failed
+    pub state: String,
+    pub batch_size: usize,
+    pub batches: Vec<Vec<String>>,
+    /// The batch being restarted (== batches.len() when done).
+    pub current: usize,
+    /// Instances restarted and healthy again.
+    pub restarted: Vec<String>,
+    pub reason: Option<String>,
 }

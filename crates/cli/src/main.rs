@@ -208,8 +208,10 @@ enum Command {
         remote: Remote,
         id: i64,
     },
-    /// Environments, their versions and instances.
+    /// Environments, their versions and instances; `fleet restart` restarts gateways in batches.
     Fleet {
+        #[command(subcommand)]
+        command: Option<ops::FleetCommand>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -688,7 +690,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let status = runtime()?.block_on(remote.client().approve(id))?;
             print_env(&remote, &status)
         }
-        Command::Fleet { remote } => {
+        Command::Fleet {
+            command: Some(command),
+            ..
+        } => ops::fleet(command),
+        Command::Fleet {
+            command: None,
+            remote,
+        } => {
             let envs = runtime()?.block_on(remote.client().environments())?;
             if remote.output == Output::Json {
                 println!("{:#}", serde_json::to_value(&envs)?);

@@ -282,6 +282,99 @@ pub fn subscriber(command: SubscriberCommand) -> Result<ExitCode> {
     }
 }
 
+#[derive(Subcommand)]
+pub enum FleetCommand {
+    /// Restart an environment's gateways batch by batch: each batch drains (readiness says
+    /// "draining" first), restarts, and must be back and healthy before the next starts.
+    Restart {
+        #[arg(long)]
+        env: String,
+        /// Gateways per batch: a count or a share of the live ones.
+        #[arg(long, default_value = "20%")]
+        batch: String,
+        /// Only show how the current (or last) restart is doing.
+        #[arg(long)]
+        status: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Draws a restart's progress: one bar over all gateways, then the batch being restarted.
+fn draw_restart(s: &rampart_api::RestartStatus) -> String {
+    let total: usize = s.batches.iter().map(Vec::len).sum();
+    let done = s.restarted.len();
+    let width = 30;
+    let filled = (done * width).checked_div(total).unwrap_or(0);
+    let batch = s
+        .batches
+        .get(s.current)
+        .map(|b| {
+            format!(
+                "batch {}/{}: {}",
+                s.current + 1,
+                s.batches.len(),
+                b.join(", ")
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "[{}{}] {done}/{total} restarted  {}  {batch}",
+        "█".repeat(filled),
+        "░".repeat(width - filled),
+        s.state
+    )
+}
+
+pub fn fleet(command: FleetCommand) -> Result<ExitCode> {
+    let FleetCommand::Restart {
+        env,
+        batch,
+        status,
+        remote,
+    } = command;
+    let rt = runtime()?;
+    let client = remote.client();
+    let mut s = if status {
+        rt.block_on(client.restart_status(&env))?
+    } else {
+        rt.block_on(client.restart(&env, &batch))?
+    };
+    if remote.output == Output::Json {
+        println!("{:#}", serde_json::to_value(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "restarting {env}: {} gateways in {} batches of up to {}",
+        s.batches.iter().map(Vec::len).sum::<usize>(),
+        s.batches.len(),
+        s.batch_size
+    );
+    let mut last = String::new();
+    loop {
+        let line = draw_restart(&s);
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+        if s.state != "running" || status {
+            break;
+        }
+        rt.block_on(tokio::time::sleep(std::time::Duration::from_millis(500)));
+        s = rt.block_on(client.restart_status(&env))?;
+    }
+    match s.state.as_str() {
+        "succeeded" | "running" => Ok(ExitCode::SUCCESS),
+        _ => {
+            eprintln!(
+                "restart failed: {}",
+                s.reason.as_deref().unwrap_or("no reason recorded")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn parse_impact(s: &str) -> Result<Impact, String> {
     serde_json::from_value(serde_json::Value::String(s.into()))
         .map_err(|_| format!("{s:?}: expected none, minor, major or critical"))

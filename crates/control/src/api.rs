@@ -36,6 +36,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/environments", get(environments))
         .route("/v1/environments/{env}/deploy", post(deploy))
         .route("/v1/environments/{env}/rollback", post(rollback))
+        .route(
+            "/v1/environments/{env}/restart",
+            post(start_restart).get(restart_status),
+        )
         .route("/v1/events", get(events))
         .route("/v1/releases", get(releases))
         .route("/v1/releases/{id}/{action}", post(release_action))
@@ -233,6 +237,33 @@ async fn rollback(
     ))
 }
 
+async fn start_restart(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(env): Path<String>,
+    Body(req): Body<rampart_api::RestartRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(s.control.start_restart(&actor, &env, &req.batch).await?),
+    ))
+}
+
+async fn restart_status(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(env): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    let status = s.control.restart_status(&env).ok_or_else(|| {
+        ControlError::NotFound(format!(
+            "no restart of {env:?} since the control plane started"
+        ))
+    })?;
+    Ok(Json(status))
+}
+
 #[derive(Deserialize)]
 struct EventsQuery {
     #[serde(default)]
@@ -269,6 +300,8 @@ struct DesiredQuery {
     current: String,
     #[serde(default)]
     wait_ms: u64,
+    #[serde(default)]
+    restart: Option<u64>,
 }
 
 async fn desired(
@@ -281,7 +314,7 @@ async fn desired(
     let current = (!q.current.is_empty()).then_some(q.current.as_str());
     Ok(Json(
         s.control
-            .desired(&id, current, Duration::from_millis(q.wait_ms))
+            .desired(&id, current, q.restart, Duration::from_millis(q.wait_ms))
             .await?,
     ))
 }

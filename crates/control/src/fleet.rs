@@ -21,6 +21,8 @@ pub struct Instance {
     /// Latency histogram since registration (buckets of `rampart_api::LATENCY_BOUNDS_MS`).
     pub latency: Vec<u64>,
     pub problems: Vec<String>,
+    /// The last restart generation the agent completed.
+    pub restarts: u64,
 }
 
 #[derive(Default)]
@@ -44,6 +46,7 @@ impl Fleet {
             shed: 0,
             latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
             problems: vec![],
+            restarts: 0,
         });
         entry.registration = r;
         entry.last_seen = Instant::now();
@@ -66,6 +69,7 @@ impl Fleet {
             *total += n;
         }
         i.problems = r.problems.clone();
+        i.restarts = r.restarts;
         i.last_seen = Instant::now();
         Some((i.registration.environment.clone(), before))
     }

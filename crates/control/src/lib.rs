@@ -15,6 +15,7 @@ pub mod ops_api;
 pub mod postmortem;
 pub mod records;
 pub mod release;
+pub mod restart;
 pub mod semantic;
 pub mod service;
 pub mod slo;

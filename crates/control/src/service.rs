@@ -58,6 +58,10 @@ pub struct ControlPlane {
     tick: Duration,
     /// SLIs, alerting and incident settings and state.
     pub(crate) ops: crate::alerting::Ops,
+    /// Rolling restarts by environment (memory: a control-plane restart ends them).
+    restarts: std::sync::Mutex<HashMap<String, crate::restart::RestartOp>>,
+    /// Restart generation per instance, handed to agents with their desired version.
+    restart_gen: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 /// Who is asking.
@@ -115,6 +119,8 @@ impl ControlPlane {
             plan: Some(rampart_rollout::Plan::standard(30_000)),
             tick: Duration::from_secs(1),
             ops: crate::alerting::Ops::load(&store_for_ops, environments).await?,
+            restarts: std::sync::Mutex::default(),
+            restart_gen: std::sync::Mutex::default(),
         })
     }
 
@@ -132,6 +138,32 @@ impl ControlPlane {
     pub fn with_plan(mut self, plan: Option<rampart_rollout::Plan>) -> ControlPlane {
         self.plan = plan;
         self
+    }
+
+    pub(crate) fn restarts_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, crate::restart::RestartOp>> {
+        self.restarts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn restart_generation(&self, instance: &str) -> u64 {
+        self.restart_gen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Asks one instance to restart, waking its long-poll.
+    pub(crate) fn bump_restart(&self, instance: &str) {
+        *self
+            .restart_gen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(instance.to_owned())
+            .or_default() += 1;
+        self.cohort_changes.send_modify(|g| *g += 1);
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
@@ -275,6 +307,7 @@ impl ControlPlane {
 
     /// One reconciler pass over every active release.
     pub async fn reconcile(&self) -> Result<(), ControlError> {
+        self.drive_restarts().await?;
         let envs: Vec<String> = self.live().keys().cloned().collect();
         for env in envs {
             let Some(mut live) = self.live().get(&env).cloned() else {
@@ -821,6 +854,7 @@ impl ControlPlane {
         &self,
         instance: &str,
         current: Option<&str>,
+        known_restart: Option<u64>,
         wait: Duration,
     ) -> Result<Desired, ControlError> {
         let env = self.fleet.environment_of(instance).ok_or_else(|| {
@@ -841,6 +875,9 @@ impl ControlPlane {
             if want.is_some() && want.as_deref() != current {
                 break want;
             }
+            if known_restart.is_some_and(|k| k != self.restart_generation(instance)) {
+                break want;
+            }
             tokio::select! {
                 _ = env_rx.changed() => {}
                 _ = cohort_rx.changed() => {}
@@ -851,7 +888,11 @@ impl ControlPlane {
             Some(v) if Some(v.as_str()) != current => Some(self.version(v).await?.1),
             _ => None,
         };
-        Ok(Desired { version, document })
+        Ok(Desired {
+            version,
+            document,
+            restart: self.restart_generation(instance),
+        })
     }
 
     /// Records a report; when every live instance of the environment runs the desired version,

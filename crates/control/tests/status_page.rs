@@ -93,6 +93,7 @@ async fn populate(op: &ApiClient, url: &str) {
         problems: vec![],
         latency: vec![],
         routes: Default::default(),
+        restarts: 0,
     };
     report.routes.insert("users".into(), [0, 1000, 0, 0, 3]);
     report.routes.insert("billing".into(), [0, 1000, 0, 0, 0]);

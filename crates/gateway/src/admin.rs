@@ -99,6 +99,9 @@ async fn serve(
     }
 }
 
+/// How long a started gateway's advertised weight takes to reach 1.
+pub const WARMUP: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -106,7 +109,17 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             let ready =
                 shared.ready.load(Ordering::Acquire) && !shared.draining.load(Ordering::Acquire);
             if ready {
-                text(StatusCode::OK, "ready\n")
+                // A freshly started gateway asks for a share of traffic that ramps from 10 % to
+                // all of it over `WARMUP` (caches and pools are cold): balancers that honour
+                // the weight ramp it up instead of giving it full load at once.
+                let warm = shared.started.elapsed().as_secs_f64() / WARMUP.as_secs_f64();
+                let mut resp = text(StatusCode::OK, "ready\n");
+                if let Ok(v) =
+                    header::HeaderValue::from_str(&format!("{:.2}", warm.clamp(0.1, 1.0)))
+                {
+                    resp.headers_mut().insert("x-rampart-weight", v);
+                }
+                resp
             } else if shared.draining.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             } else {

@@ -65,6 +65,9 @@ struct State {
     watch: Option<Watch>,
     /// A version the watchdog reverted: not applied again until the desired version changes.
     vetoed: Option<String>,
+    /// The restart generation last seen (None before the first answer: a new agent adopts the
+    /// current one without restarting).
+    restart: Option<u64>,
 }
 
 type Shared = Arc<Mutex<Option<Gateway>>>;
@@ -148,19 +151,27 @@ async fn poll_loop(
             }
         }
         // Wait for a change from what we serve, or from the version we vetoed.
-        let current = {
+        let (current, restart) = {
             let st = state.lock().await;
-            st.vetoed
+            let current = st
+                .vetoed
                 .clone()
-                .or_else(|| st.serving.as_ref().map(|s| s.version.clone()))
+                .or_else(|| st.serving.as_ref().map(|s| s.version.clone()));
+            (current, st.restart)
         };
         match client
-            .desired(&opts.instance, current.as_deref(), wait)
+            .desired(&opts.instance, current.as_deref(), restart, wait)
             .await
         {
             Ok(desired) => {
                 backoff = BACKOFF_MIN;
+                let generation = desired.restart;
                 apply(opts, desired, state, gateway).await;
+                let due = restart.is_some_and(|r| generation > r);
+                if due {
+                    restart_gateway(opts, state, gateway).await;
+                }
+                state.lock().await.restart = Some(generation);
             }
             Err(e) => {
                 // Unknown instance (control plane restarted) or unreachable: register again.
@@ -169,6 +180,52 @@ async fn poll_loop(
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
+        }
+    }
+}
+
+/// How long a restarting gateway says "draining" on `/readyz`, still serving, before it stops
+/// accepting: long enough for load balancers polling readiness to send nothing new.
+pub const DRAIN_NOTICE: Duration = Duration::from_secs(1);
+
+/// A rolling restart's step on this instance: announce draining, wait for balancers to notice,
+/// drain what is in flight, then start a fresh gateway from the config being served (listeners
+/// rebound, pools and caches new — what a process restart gives, without losing the agent).
+async fn restart_gateway(opts: &AgentOptions, state: &Arc<Mutex<State>>, gateway: &Shared) {
+    let Some(serving) = state.lock().await.serving.clone() else {
+        return;
+    };
+    let config = match rampart_model::load(&serving.document) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "restart: the served document no longer loads; not restarting");
+            return;
+        }
+    };
+    tracing::info!("restart: draining");
+    if let Some(g) = gateway.lock().await.as_ref() {
+        g.begin_drain();
+    }
+    tokio::time::sleep(DRAIN_NOTICE).await;
+    let old = gateway.lock().await.take();
+    if let Some(g) = old {
+        g.shutdown().await;
+    }
+    match Gateway::start(config, opts.gateway.clone()).await {
+        Ok(g) => {
+            *gateway.lock().await = Some(g);
+            tracing::info!(
+                version = &serving.version[..12.min(serving.version.len())],
+                "restart: serving again"
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "restart: the gateway did not start again");
+            state
+                .lock()
+                .await
+                .problems
+                .push(format!("restart failed: {e}"));
         }
     }
 }
@@ -292,6 +349,14 @@ async fn report_loop(
             .as_ref()
             .map(|g| g.metrics().totals())
             .unwrap_or_default();
+        // A restarted gateway counts from zero again.
+        let sum = |t: &TotalsReading| t.requests.iter().sum::<u64>();
+        if sum(&totals) < sum(&reported) {
+            reported = TotalsReading::default();
+        }
+        if sum(&totals) < sum(&previous_tick) {
+            previous_tick = TotalsReading::default();
+        }
         watchdog(
             &opts,
             &state,
@@ -318,6 +383,7 @@ async fn report_loop(
                     .map(|i| totals.latency[i].saturating_sub(reported.latency[i]))
                     .collect(),
                 routes: route_deltas(&totals, &reported),
+                restarts: st.restart.unwrap_or(0),
             }
         };
         // Counters only advance when the control plane has them; a failed report is resent.

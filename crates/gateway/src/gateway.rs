@@ -27,6 +27,8 @@ pub struct Shared {
     pub connections: Arc<Limit>,
     pub ready: AtomicBool,
     pub draining: AtomicBool,
+    /// When this gateway started: `/readyz` advertises a weight that ramps up from it.
+    pub started: std::time::Instant,
 }
 
 /// Process-level settings that are not part of the config document.
@@ -76,6 +78,7 @@ impl Gateway {
             connections: Limit::new(config.limits.max_connections),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         });
         let gateway = Gateway {
             shared,
@@ -210,6 +213,12 @@ impl Gateway {
 
     /// Graceful shutdown: not ready, stop accepting, let requests in flight finish (up to the
     /// drain time), then stop the admin server.
+    /// Says "draining" on `/readyz` (so load balancers stop sending new requests) while still
+    /// serving; `shutdown` then drains what is in flight.
+    pub fn begin_drain(&self) {
+        self.shared.draining.store(true, Ordering::Release);
+    }
+
     pub async fn shutdown(self) {
         self.shared.draining.store(true, Ordering::Release);
         let listeners = std::mem::take(&mut *self.listeners.lock().await);

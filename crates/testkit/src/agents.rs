@@ -54,6 +54,7 @@ impl SimulatedFleet {
                         .desired(
                             &reg.instance,
                             current.as_deref(),
+                            None,
                             wait.min(Duration::from_secs(1)),
                         )
                         .await

@@ -55,6 +55,20 @@ pub fn start_agent(
     listen: SocketAddr,
     watchdog: WatchdogSettings,
 ) -> Agent {
+    let admin = "127.0.0.1:0".parse().expect("addr");
+    start_agent_at(control, env, instance, state_dir, listen, admin, watchdog)
+}
+
+/// Like [`start_agent`], with the admin listener on a known address.
+pub fn start_agent_at(
+    control: &str,
+    env: &str,
+    instance: &str,
+    state_dir: PathBuf,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    watchdog: WatchdogSettings,
+) -> Agent {
     let opts = AgentOptions {
         control: control.into(),
         token: Some("agent".into()),
@@ -64,7 +78,7 @@ pub fn start_agent(
         state_dir: state_dir.clone(),
         gateway: rampart_gateway::Options {
             listen: vec![("public".into(), listen)],
-            admin: Some("127.0.0.1:0".parse().expect("addr")),
+            admin: Some(admin),
             drain: Duration::from_millis(500),
         },
         watchdog,

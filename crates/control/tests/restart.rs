@@ -1,0 +1,257 @@
+//! A rolling restart of a five-gateway fleet under steady load, behind a balancer that follows
+//! each gateway's `/readyz` (and its warm-up weight), as a load balancer in front of a fleet
+//! does: no request is lost, never more than one batch is out at a time, every gateway restarts,
+//! and a restarted gateway ramps up instead of taking full load at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use rampart_api::ApiClient;
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_testkit::EchoServer;
+use rampart_testkit::client;
+
+mod common;
+use common::{document, free_addr, start_agent_at, temp, wait_until};
+
+#[derive(Clone, Copy, Default)]
+struct View {
+    ready: bool,
+    weight: f64,
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_load_loses_no_request() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let tokens = Tokens::from_entries(&[
+        TokenEntry {
+            name: "olivia".into(),
+            role: Role::Operator,
+            token: "op".into(),
+        },
+        TokenEntry {
+            name: "amir".into(),
+            role: Role::Approver,
+            token: "ap".into(),
+        },
+        TokenEntry {
+            name: "agent".into(),
+            role: Role::Viewer,
+            token: "agent".into(),
+        },
+    ]);
+    let control = rampart_control::spawn_with(
+        &temp("restart"),
+        &["production".into()],
+        tokens,
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| c.with_plan(None).with_tick(Duration::from_millis(200)),
+    )
+    .await
+    .expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    let gateways: Vec<(SocketAddr, SocketAddr)> =
+        (0..5).map(|_| (free_addr(), free_addr())).collect();
+    let agents: Vec<_> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, (listen, admin))| {
+            start_agent_at(
+                &control.url(),
+                "production",
+                &format!("p{i}"),
+                temp("gw"),
+                *listen,
+                *admin,
+                WatchdogSettings::default(),
+            )
+        })
+        .collect();
+    let v1 = op
+        .push(&document(backend.addr, 2000), "v1")
+        .await
+        .expect("push")
+        .version
+        .id;
+    approver
+        .deploy("production", &v1, Some("first config".into()))
+        .await
+        .expect("deploy");
+    for (listen, _) in &gateways {
+        let l = *listen;
+        assert!(
+            wait_until(Duration::from_secs(10), async || client::get(
+                &client::http1(),
+                &format!("http://{l}/x")
+            )
+            .await
+            .is_ok_and(|a| a.status == StatusCode::OK))
+            .await
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), async || op
+            .environments()
+            .await
+            .is_ok_and(|e| e[0]
+                .instances
+                .iter()
+                .filter(|i| i.applied.as_deref() == Some(v1.as_str()))
+                .count()
+                == 5))
+        .await
+    );
+
+    // The balancer: polls every gateway's /readyz every 50 ms.
+    let views: Arc<Mutex<Vec<View>>> = Arc::new(Mutex::new(vec![View::default(); 5]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_out = Arc::new(AtomicU64::new(0));
+    let ramps: Arc<Mutex<HashMap<usize, f64>>> = Arc::default();
+    let balancer = {
+        let (views, stop, max_out, ramps) =
+            (views.clone(), stop.clone(), max_out.clone(), ramps.clone());
+        let admins: Vec<SocketAddr> = gateways.iter().map(|g| g.1).collect();
+        tokio::spawn(async move {
+            let c = client::http1();
+            let mut seen_draining = [false; 5];
+            while !stop.load(Ordering::Relaxed) {
+                let mut fresh = vec![];
+                for (i, admin) in admins.iter().enumerate() {
+                    let answer = client::get(&c, &format!("http://{admin}/readyz")).await;
+                    let view = match answer {
+                        Ok(a) if a.status == StatusCode::OK => View {
+                            ready: true,
+                            weight: a
+                                .headers
+                                .get("x-rampart-weight")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or(1.0),
+                        },
+                        _ => {
+                            seen_draining[i] = true;
+                            View::default()
+                        }
+                    };
+                    if seen_draining[i] && view.ready {
+                        // First readings after a restart: the advertised warm-up weight.
+                        ramps.lock().expect("lock").entry(i).or_insert(view.weight);
+                    }
+                    fresh.push(view);
+                }
+                let out = fresh.iter().filter(|v| !v.ready).count() as u64;
+                max_out.fetch_max(out, Ordering::Relaxed);
+                *views.lock().expect("lock") = fresh;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Steady load through the balancer: weighted choice among ready gateways.
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut load = vec![];
+    for _ in 0..4 {
+        let (views, stop, ok, failed) = (views.clone(), stop.clone(), ok.clone(), failed.clone());
+        let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
+        load.push(tokio::spawn(async move {
+            let c = client::http1();
+            while !stop.load(Ordering::Relaxed) {
+                let pick = {
+                    let v = views.lock().expect("lock").clone();
+                    let total: f64 = v.iter().filter(|x| x.ready).map(|x| x.weight).sum();
+                    let mut r = fastrand::f64() * total;
+                    v.iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.ready)
+                        .find_map(|(i, x)| {
+                            r -= x.weight;
+                            (r <= 0.0).then_some(i)
+                        })
+                };
+                let Some(i) = pick else {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                match client::get(&c, &format!("http://{}/x", listens[i])).await {
+                    Ok(a) if a.status == StatusCode::OK => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("lost: gateway {i}: {:?}", other.map(|a| a.status));
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Bad input first: refused, nothing starts.
+    assert!(op.restart("production", "0%").await.is_err());
+    assert!(op.restart("staging", "20%").await.is_err());
+    let started = op.restart("production", "20%").await.expect("restart");
+    assert_eq!(started.batch_size, 1);
+    assert_eq!(started.batches.len(), 5);
+    assert!(
+        op.restart("production", "20%").await.is_err(),
+        "a second restart while one runs"
+    );
+    let done = wait_until(Duration::from_secs(60), async || {
+        op.restart_status("production")
+            .await
+            .is_ok_and(|s| s.state != "running")
+    })
+    .await;
+    let status = op.restart_status("production").await.expect("status");
+    assert!(done && status.state == "succeeded", "{status:?}");
+    assert_eq!(status.restarted.len(), 5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load");
+    }
+    balancer.await.expect("balancer");
+
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!(
+        "rolling restart under load: {ok} requests served, {failed} lost; at most {} gateway(s) out at once",
+        max_out.load(Ordering::Relaxed)
+    );
+    assert_eq!(failed, 0, "requests were lost during the rolling restart");
+    assert!(ok > 500, "too little load to mean anything: {ok}");
+    assert_eq!(
+        max_out.load(Ordering::Relaxed),
+        1,
+        "more gateways were out at once than the batch allows"
+    );
+    let ramps = ramps.lock().expect("lock").clone();
+    assert_eq!(
+        ramps.len(),
+        5,
+        "every gateway restarted and came back: {ramps:?}"
+    );
+    assert!(
+        ramps.values().all(|w| *w < 0.5),
+        "restarted gateways must ramp up, not take full load at once: {ramps:?}"
+    );
+    let events = op.events(0).await.expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "restart.batch_done")
+            .count(),
+        5
+    );
+    assert!(events.iter().any(|e| e.kind == "restart.completed"));
+    for a in agents {
+        a.stop().await;
+    }
+    control.kill().await;
+}
