@@ -401,44 +401,65 @@ fn mark_colour(kind: &str) -> &'static str {
     }
 }
 
-/// A timeline picture: one mark per event along the incident's time axis.
+/// A timeline picture: one row per event — its time and what happened on the left, a mark on
+/// the incident's time axis on the right — with the phases (bad version live, rolling back,
+/// recovering) shaded behind.
 pub fn timeline_svg(f: &Facts) -> String {
     let (Some(a), Some(b)) = (f.first_ms(), f.end_ms()) else {
         return String::new();
     };
     let span = b.saturating_sub(a).max(1) as f64;
-    let (w, left, right) = (900.0, 20.0, 20.0);
-    let x = |ms: u64| left + (ms.saturating_sub(a) as f64 / span) * (w - left - right);
-    let rows = f.events.len().max(1);
-    let h = 60.0 + rows as f64 * 16.0;
+    let (label_w, axis_w, row_h, top) = (470.0, 430.0, 18.0, 34.0);
+    let w = label_w + axis_w + 20.0;
+    let x = |ms: u64| label_w + (ms.saturating_sub(a) as f64 / span) * axis_w;
+    let h = top + f.events.len().max(1) as f64 * row_h + 10.0;
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="Timeline of incident {}">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" role="img" aria-label="Timeline of incident {}" font-family="system-ui,sans-serif">"#,
         f.incident.id
     );
     svg.push_str(&format!(
-        r##"<line x1="{left}" y1="30" x2="{}" y2="30" stroke="#98a2b3" stroke-width="2"/>"##,
-        w - right
+        r##"<rect width="{w}" height="{h}" fill="#ffffff"/>"##
     ));
+    // Phases: from the first bad apply to the rollback, and from the rollback to recovery.
+    let at = |e: Option<&Event>| e.and_then(|e| parse_ms(&e.at));
+    let rolled = at(f.find("release.rolled_back"));
+    for (from, to, colour, name) in [
+        (at(f.bad_apply()), rolled, "#fee4e2", "bad version live"),
+        (rolled, at(f.recovered()), "#fef0c7", "rolling back"),
+    ] {
+        if let (Some(p), Some(q)) = (from, to) {
+            let (x0, x1) = (x(p), x(q).max(x(p) + 2.0));
+            svg.push_str(&format!(
+                r##"<rect x="{x0:.1}" y="{}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{name}</title></rect>"##,
+                top - 8.0,
+                x1 - x0,
+                h - top
+            ));
+        }
+    }
+    svg.push_str(r##"<rect x="4" y="5" width="10" height="10" fill="#fee4e2" stroke="#f97066"/><text x="18" y="14" font-size="11" fill="#475467">bad version live</text><rect x="120" y="5" width="10" height="10" fill="#fef0c7" stroke="#fdb022"/><text x="134" y="14" font-size="11" fill="#475467">rolling back</text>"##);
     svg.push_str(&format!(
-        r##"<text x="{left}" y="20" font-size="11" fill="#475467">{}</text><text x="{}" y="20" font-size="11" text-anchor="end" fill="#475467">+{}</text>"##,
+        r##"<text x="{label_w}" y="14" font-size="11" fill="#475467">{}</text><text x="{}" y="14" font-size="11" text-anchor="end" fill="#475467">+{}</text>"##,
         esc(f.events.first().map(|e| clock(&e.at)).unwrap_or_default()),
-        w - right,
+        label_w + axis_w,
         esc(&duration(b.saturating_sub(a)))
     ));
     for (n, e) in f.events.iter().enumerate() {
         let Some(ms) = parse_ms(&e.at) else { continue };
-        let cx = x(ms);
-        let y = 50.0 + n as f64 * 16.0;
+        let y = top + n as f64 * row_h + row_h / 2.0;
         let colour = mark_colour(&e.kind);
+        let mut text = describe(e);
+        if text.chars().count() > 62 {
+            text = text.chars().take(61).collect::<String>() + "…";
+        }
         svg.push_str(&format!(
-            r#"<circle cx="{cx:.1}" cy="30" r="4" fill="{colour}"><title>{}</title></circle><line x1="{cx:.1}" y1="34" x2="{cx:.1}" y2="{:.1}" stroke="{colour}" stroke-opacity="0.35"/><text x="{:.1}" y="{:.1}" font-size="11" fill="{colour}" text-anchor="{}">{} {}</text>"#,
-            esc(&describe(e)),
-            y - 4.0,
-            cx,
-            y,
-            if cx > w / 2.0 { "end" } else { "start" },
+            r##"<line x1="{label_w}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eaecf0"/><text x="4" y="{:.1}" font-size="11" fill="#101828"><tspan fill="#475467">{}</tspan> {}</text><circle cx="{:.1}" cy="{y:.1}" r="4.5" fill="{colour}"><title>{}</title></circle>"##,
+            label_w + axis_w,
+            y + 4.0,
             esc(clock(&e.at)),
-            esc(&e.kind)
+            esc(&text),
+            x(ms),
+            esc(&describe(e))
         ));
     }
     svg.push_str("</svg>");
