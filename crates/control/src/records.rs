@@ -397,7 +397,10 @@ impl Store {
                 .await?
                 .map(|r| r.get(0));
             let incident = match open {
-                Some(i) => i,
+                Some(i) => {
+                    Self::identify_cause(&mut tx, i, seed).await?;
+                    i
+                }
                 None => {
                     Self::open_incident_in(
                         &mut tx,
@@ -435,6 +438,54 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Some(alert))
+    }
+
+    /// An alert that knows its cause (a release rolled back) joining an incident opened without
+    /// one (say, an SLO burning first): the incident takes the cause, its window widens to the
+    /// cause's first event, and it moves to identified, with an update saying so.
+    async fn identify_cause(
+        tx: &mut sqlx::SqliteConnection,
+        incident: i64,
+        seed: &IncidentSeed,
+    ) -> Result<(), StoreError> {
+        if seed.cause.get("release").is_none() {
+            return Ok(());
+        }
+        let cause: String = sqlx::query("SELECT cause FROM incidents WHERE id = ?")
+            .bind(incident)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        let known: serde_json::Value = serde_json::from_str(&cause).unwrap_or_default();
+        if known.get("release").is_some() || known.get("by").is_some() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE incidents SET title = ?, cause = ?, status = ?, first_event = MIN(first_event, COALESCE(?, first_event)), started_ms = MIN(started_ms, ?) WHERE id = ?")
+            .bind(&seed.title)
+            .bind(seed.cause.to_string())
+            .bind(seed.status.as_str())
+            .bind(seed.first_event)
+            .bind(seed.started_ms as i64)
+            .bind(incident)
+            .execute(&mut *tx)
+            .await?;
+        let update = sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, 'control')")
+            .bind(incident)
+            .bind(now())
+            .bind(seed.status.as_str())
+            .bind(&seed.body)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        let event = NewEvent {
+            kind: "incident.updated",
+            subject: &format!("incident-{incident}"),
+            actor: "control",
+            data: serde_json::json!({ "incident": incident, "status": seed.status, "body": seed.body, "cause": seed.cause }),
+        };
+        Self::append(&mut *tx, &event).await?;
+        Self::enqueue_subscribers(&mut *tx, incident, update, seed.status.as_str()).await?;
+        Ok(())
     }
 
     async fn active_alerts_of(
@@ -837,20 +888,7 @@ impl Store {
             .bind(last)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let data: String = r.get(5);
-                rampart_api::Event {
-                    seq: r.get(0),
-                    at: r.get(1),
-                    kind: r.get(2),
-                    subject: r.get(3),
-                    actor: r.get(4),
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(crate::store::event_row).collect())
     }
 
     /// The release row with `id`.

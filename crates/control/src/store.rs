@@ -61,6 +61,19 @@ pub struct NewEvent<'a> {
     pub data: serde_json::Value,
 }
 
+/// An event from a `SELECT seq, at, kind, subject, actor, data` row.
+pub(crate) fn event_row(r: &sqlx::sqlite::SqliteRow) -> Event {
+    let data: String = r.get(5);
+    Event {
+        seq: r.get(0),
+        at: r.get(1),
+        kind: r.get(2),
+        subject: r.get(3),
+        actor: r.get(4),
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
@@ -316,20 +329,7 @@ impl Store {
             .bind(after)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let data: String = r.get(5);
-                Event {
-                    seq: r.get(0),
-                    at: r.get(1),
-                    kind: r.get(2),
-                    subject: r.get(3),
-                    actor: r.get(4),
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                }
-            })
-            .collect())
+        Ok(rows.iter().map(event_row).collect())
     }
 }
 

@@ -13,7 +13,6 @@ use rampart_api::{
     ActionItemSpec, ApiClient, ChannelKind, ChannelSpec, ComponentSpec, IncidentChange,
     IncidentStatus, SubscriberKind, SubscriberSpec,
 };
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
@@ -26,23 +25,7 @@ use common::{blackholed_auth, document, free_addr, plan, start_agent, temp, wait
 async fn an_automatic_rollback_writes_its_own_postmortem() {
     let backend = EchoServer::start("b").await.expect("backend");
     let pager = Receiver::start().await.expect("pager");
-    let tokens = Tokens::from_entries(&[
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
-        TokenEntry {
-            name: "amir".into(),
-            role: Role::Approver,
-            token: "ap".into(),
-        },
-        TokenEntry {
-            name: "agent".into(),
-            role: Role::Viewer,
-            token: "agent".into(),
-        },
-    ]);
+    let tokens = common::tokens();
     let control = rampart_control::spawn_with(
         &temp("incident"),
         &["production".into()],
@@ -64,7 +47,9 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
             description: "users and sessions".into(),
             routes: vec!["r".into()],
             environment: None,
-            slo: 99.9,
+            // With seconds of history, a 99.9 % objective's 6 h window dilutes a burst only
+            // after tens of thousands of good requests; 99 % clears in seconds.
+            slo: 99.0,
         },
     )
     .await
@@ -216,7 +201,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
 
     // Monitoring once the fleet is whole, then resolved after the quiet period.
     assert!(
-        wait_until(Duration::from_secs(60), async || op
+        wait_until(Duration::from_secs(90), async || op
             .incident(incident.id)
             .await
             .is_ok_and(|i| i.status == IncidentStatus::Resolved))
@@ -229,14 +214,19 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         l.await.expect("load");
     }
     let incident = op.incident(incident.id).await.expect("incident");
+    // An SLO page may open the incident a moment before the gate fails (investigating); the
+    // rollback then identifies the cause.
     let statuses: Vec<IncidentStatus> = incident.updates.iter().map(|u| u.status).collect();
-    assert_eq!(
-        statuses,
-        vec![
-            IncidentStatus::Identified,
-            IncidentStatus::Monitoring,
-            IncidentStatus::Resolved
-        ]
+    let tail = [
+        IncidentStatus::Identified,
+        IncidentStatus::Monitoring,
+        IncidentStatus::Resolved,
+    ];
+    assert!(
+        statuses.ends_with(&tail)
+            && (statuses.len() == 3
+                || statuses.len() == 4 && statuses[0] == IncidentStatus::Investigating),
+        "{statuses:?}"
     );
 
     // Paged once: trigger, then resolve with the same dedup_key.
@@ -357,15 +347,14 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("no {needle:?} in {timeline:#?}"))
     };
+    // The story in order. (Whether the SLO page or the rollback's page opened the incident
+    // depends on which came first; both are in the timeline.)
     let story = [
         "pushed version",
         "release 1 of",
         &format!("p0 applied {}", &v2[..12]),
         "gate: fail",
         "rolled release 1 back",
-        "alert fired (page)",
-        "incident opened",
-        "paged pager",
         "every instance of production runs",
         "incident monitoring",
         "incident resolved",
@@ -376,6 +365,12 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         "story out of order: {:?}\n{timeline:#?}",
         story.iter().zip(&positions).collect::<Vec<_>>()
     );
+    for s in ["alert fired (page)", "incident opened", "paged pager"] {
+        assert!(
+            position(s) > position("release 1 of") && position(s) < position("incident monitoring"),
+            "{s:?} outside the incident: {timeline:#?}"
+        );
+    }
 
     let html = op.postmortem(incident.id, "html").await.expect("html").text;
     assert!(html.contains("<svg") && html.contains("<h2>Root Cause</h2>"));

@@ -8,26 +8,17 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use rampart_api::{ApiClient, ChannelKind, ChannelSpec, Severity};
 use rampart_control::notify::Backoff;
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_testkit::receiver::Receiver;
 use rampart_testkit::smtp::SmtpSink;
 
 mod common;
 use common::{temp, wait_until};
 
-fn tokens() -> Tokens {
-    Tokens::from_entries(&[TokenEntry {
-        name: "olivia".into(),
-        role: Role::Operator,
-        token: "op".into(),
-    }])
-}
-
 async fn spawn(data: &std::path::Path, addr: &str) -> rampart_control::Running {
     rampart_control::spawn_with(
         data,
         &["production".into()],
-        tokens(),
+        common::tokens(),
         addr.parse().expect("addr"),
         |c| {
             c.with_backoff(Backoff {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use rampart_api::{ApiClient, ClientError};
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
@@ -19,23 +18,7 @@ struct Control;
 
 impl Control {
     async fn start(data: &std::path::Path, addr: SocketAddr) -> rampart_control::Running {
-        let tokens = Tokens::from_entries(&[
-            TokenEntry {
-                name: "olivia".into(),
-                role: Role::Operator,
-                token: "op".into(),
-            },
-            TokenEntry {
-                name: "amir".into(),
-                role: Role::Approver,
-                token: "ap".into(),
-            },
-            TokenEntry {
-                name: "agent".into(),
-                role: Role::Viewer,
-                token: "agent".into(),
-            },
-        ]);
+        let tokens = common::tokens();
         // These tests are about the pipeline, rollback and agents: deploys go everywhere at once.
         // Releases in waves have their own tests (rollout.rs).
         rampart_control::spawn_with(

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use http::StatusCode;
 use rampart_api::ApiClient;
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
@@ -28,23 +27,7 @@ struct View {
 #[tokio::test]
 async fn a_rolling_restart_under_load_loses_no_request() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let tokens = Tokens::from_entries(&[
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
-        TokenEntry {
-            name: "amir".into(),
-            role: Role::Approver,
-            token: "ap".into(),
-        },
-        TokenEntry {
-            name: "agent".into(),
-            role: Role::Viewer,
-            token: "agent".into(),
-        },
-    ]);
+    let tokens = common::tokens();
     let control = rampart_control::spawn_with(
         &temp("restart"),
         &["production".into()],

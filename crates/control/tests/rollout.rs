@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use rampart_api::ApiClient;
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
@@ -20,23 +19,7 @@ use common::{Agent, blackholed_auth, document, free_addr, plan, start_agent, tem
 #[tokio::test]
 async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let tokens = Tokens::from_entries(&[
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
-        TokenEntry {
-            name: "amir".into(),
-            role: Role::Approver,
-            token: "ap".into(),
-        },
-        TokenEntry {
-            name: "agent".into(),
-            role: Role::Viewer,
-            token: "agent".into(),
-        },
-    ]);
+    let tokens = common::tokens();
     let control = rampart_control::spawn_with(
         &temp("cp"),
         &["production".into()],
@@ -251,20 +234,7 @@ async fn a_release_survives_a_control_plane_restart() {
     let backend = EchoServer::start("b").await.expect("backend");
     let data = temp("restart");
     let addr = free_addr();
-    let tokens = || {
-        Tokens::from_entries(&[
-            TokenEntry {
-                name: "amir".into(),
-                role: Role::Approver,
-                token: "ap".into(),
-            },
-            TokenEntry {
-                name: "agent".into(),
-                role: Role::Viewer,
-                token: "agent".into(),
-            },
-        ])
-    };
+    let tokens = || common::tokens();
     // Long enough waves that the kill lands mid-release.
     let mut slow = plan();
     for w in &mut slow.waves {

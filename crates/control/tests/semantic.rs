@@ -4,29 +4,14 @@
 use std::time::{Duration, Instant};
 
 use rampart_api::{ApiClient, ClientError};
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_testkit::auth::AuthServer;
 use rampart_testkit::dns::{BlackHoleDns, StaticDns};
 
+mod common;
+
 async fn control() -> (ApiClient, ApiClient, rampart_control::Running) {
-    let dir = std::env::temp_dir().join(format!(
-        "rampart-semantic-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let tokens = Tokens::from_entries(&[
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
-        TokenEntry {
-            name: "amir".into(),
-            role: Role::Approver,
-            token: "ap".into(),
-        },
-    ]);
+    let dir = common::temp("semantic");
+    let tokens = common::tokens();
     let running = rampart_control::spawn(
         &dir,
         &["testing".into(), "production".into()],

@@ -10,7 +10,6 @@ use rampart_api::{
     ApiClient, ComponentSpec, Impact, IncidentChange, IncidentStatus, MaintenanceSpec, NewIncident,
     RegisterRequest, Report,
 };
-use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_testkit::receiver::Receiver;
 use rampart_testkit::smtp::SmtpSink;
 use serde_json::{Value, json};
@@ -18,26 +17,11 @@ use serde_json::{Value, json};
 mod common;
 use common::{temp, wait_until};
 
-fn tokens() -> Tokens {
-    Tokens::from_entries(&[
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
-        TokenEntry {
-            name: "agent".into(),
-            role: Role::Viewer,
-            token: "agent".into(),
-        },
-    ])
-}
-
 async fn spawn(smtp: Option<String>) -> rampart_control::Running {
     rampart_control::spawn_with(
         &temp("status"),
         &["testing".into(), "production".into()],
-        tokens(),
+        common::tokens(),
         "127.0.0.1:0".parse().expect("addr"),
         move |c| {
             let c = c.with_page_name("Acme API status");

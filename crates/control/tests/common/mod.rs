@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::agent::{AgentOptions, run};
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::{Plan, Wave, WaveTarget};
@@ -143,4 +144,25 @@ pub fn document(backend: SocketAddr, timeout_ms: u64) -> String {
     format!(
         "listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}]\nupstreams: [{{ name: b, endpoints: [\"{backend}\"] }}]\nroutes: [{{ name: r, upstream: b, timeout: {timeout_ms}ms }}]\n"
     )
+}
+
+/// Tokens the tests use: "op" (olivia, operator), "ap" (amir, approver), "agent" (viewer).
+pub fn tokens() -> Tokens {
+    Tokens::from_entries(&[
+        TokenEntry {
+            name: "olivia".into(),
+            role: Role::Operator,
+            token: "op".into(),
+        },
+        TokenEntry {
+            name: "amir".into(),
+            role: Role::Approver,
+            token: "ap".into(),
+        },
+        TokenEntry {
+            name: "agent".into(),
+            role: Role::Viewer,
+            token: "agent".into(),
+        },
+    ])
 }
