@@ -51,6 +51,9 @@ pub struct Ops {
     pub(crate) page_name: String,
     /// The SMTP relay subscriber emails go through (`smtp://host:port`).
     pub(crate) smtp: String,
+    /// The status page's last snapshot: a stampede of page views reads the database once a second.
+    pub(crate) snapshot:
+        Mutex<Option<(std::time::Instant, std::sync::Arc<crate::status::Snapshot>)>>,
     /// Base URL of the page and API as users reach them (set once; defaults to the listener).
     public_url: std::sync::OnceLock<String>,
 }
@@ -81,6 +84,7 @@ impl Ops {
             quiet: Duration::from_secs(300),
             page_name: "rampart status".into(),
             smtp: "smtp://127.0.0.1:25".into(),
+            snapshot: Mutex::new(None),
             public_url: std::sync::OnceLock::new(),
         })
     }
@@ -527,7 +531,8 @@ impl ControlPlane {
     /// Moves platform-opened incidents along: identified → monitoring once the environment is
     /// whole and their alerts resolved; monitoring → resolved after the quiet period.
     async fn advance_incidents(&self) -> Result<(), ControlError> {
-        for id in self.store().incident_ids(true).await? {
+        let active = self.store().alerts(true).await?;
+        for id in self.store().incident_ids(true, 500).await? {
             let Some(incident) = self.store().incident(id).await? else {
                 continue;
             };
@@ -535,11 +540,7 @@ impl ControlPlane {
             if !by_platform {
                 continue;
             }
-            let alerts = self.store().alerts(false).await?;
-            let open_alerts = alerts
-                .iter()
-                .filter(|a| a.incident == Some(id) && a.resolved_at.is_none())
-                .count();
+            let open_alerts = active.iter().filter(|a| a.incident == Some(id)).count();
             if open_alerts > 0 {
                 continue;
             }
@@ -649,9 +650,14 @@ impl ControlPlane {
         Ok(incident)
     }
 
+    /// The latest 500 incidents, newest first.
     pub async fn incidents(&self) -> Result<Vec<Incident>, ControlError> {
+        self.recent_incidents(500).await
+    }
+
+    pub async fn recent_incidents(&self, limit: i64) -> Result<Vec<Incident>, ControlError> {
         let mut out = vec![];
-        for id in self.store().incident_ids(false).await? {
+        for id in self.store().incident_ids(false, limit).await? {
             out.push(self.incident(id).await?);
         }
         Ok(out)
@@ -735,7 +741,7 @@ impl ControlPlane {
     pub async fn components(&self) -> Result<Vec<Component>, ControlError> {
         let alerts = self.store().alerts(true).await?;
         let mut open = vec![];
-        for id in self.store().incident_ids(true).await? {
+        for id in self.store().incident_ids(true, 500).await? {
             if let Some(i) = self.store().incident(id).await? {
                 open.extend(i.components);
             }

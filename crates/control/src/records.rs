@@ -711,14 +711,15 @@ impl Store {
             .map(|r| r.get::<i64, _>(0) as u64))
     }
 
-    /// Incidents, newest first; `open_only` leaves out resolved ones.
-    pub async fn incident_ids(&self, open_only: bool) -> Result<Vec<i64>, StoreError> {
+    /// Incidents, newest first, at most `limit`; `open_only` leaves out resolved ones.
+    pub async fn incident_ids(&self, open_only: bool, limit: i64) -> Result<Vec<i64>, StoreError> {
         let sql = if open_only {
-            "SELECT id FROM incidents WHERE resolved_at IS NULL ORDER BY id DESC"
+            "SELECT id FROM incidents WHERE resolved_at IS NULL ORDER BY id DESC LIMIT ?"
         } else {
-            "SELECT id FROM incidents ORDER BY id DESC LIMIT 500"
+            "SELECT id FROM incidents ORDER BY id DESC LIMIT ?"
         };
         Ok(sqlx::query(sql)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?
             .into_iter()

@@ -15,6 +15,8 @@ use crate::store::{now, now_ms, parse_ms};
 
 /// Days of history on the page.
 pub const UPTIME_DAYS: u64 = 90;
+/// How long a snapshot of the page serves before it is read again.
+pub const SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ComponentView {
@@ -438,8 +440,29 @@ impl ControlPlane {
         Ok(s)
     }
 
-    /// Reads everything the page shows.
-    pub async fn snapshot(&self) -> Result<Snapshot, ControlError> {
+    /// Everything the page shows, read at most once a second (page views in between share it).
+    pub async fn snapshot(&self) -> Result<std::sync::Arc<Snapshot>, ControlError> {
+        let cached = self
+            .ops()
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((at, snap)) = cached
+            && at.elapsed() < SNAPSHOT_TTL
+        {
+            return Ok(snap);
+        }
+        let snap = std::sync::Arc::new(self.read_snapshot().await?);
+        *self
+            .ops()
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), snap.clone()));
+        Ok(snap)
+    }
+
+    async fn read_snapshot(&self) -> Result<Snapshot, ControlError> {
         let times = self.store().component_times().await?;
         let components = self
             .components()
@@ -457,8 +480,7 @@ impl ControlPlane {
                 }
             })
             .collect();
-        let mut incidents = self.incidents().await?;
-        incidents.truncate(50);
+        let incidents = self.recent_incidents(50).await?;
         let maintenances = self
             .maintenances()
             .await?
