@@ -756,23 +756,24 @@ pub async fn run(o: DrillOptions, shutdown: impl std::future::Future<Output = ()
                 .count()
         ),
     );
-    let page = rampart_testkit::client::get(
-        &rampart_testkit::client::http1(),
-        &format!("{url}/api/v2/incidents/unresolved.json"),
-    )
-    .await;
-    let shown = page
-        .ok()
-        .and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.body).ok())
-        .is_some_and(|v| {
-            v["incidents"].as_array().is_some_and(|l| {
-                l.iter().any(|i| {
-                    i["name"]
-                        .as_str()
-                        .is_some_and(|n| n.contains("Automatic rollback"))
+    // The page is read into a snapshot at most once a second: give it a few.
+    let unresolved = format!("{url}/api/v2/incidents/unresolved.json");
+    let shown = wait_for(Duration::from_secs(5), async || {
+        rampart_testkit::client::get(&rampart_testkit::client::http1(), &unresolved)
+            .await
+            .ok()
+            .and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.body).ok())
+            .is_some_and(|v| {
+                v["incidents"].as_array().is_some_and(|l| {
+                    l.iter().any(|i| {
+                        i["name"]
+                            .as_str()
+                            .is_some_and(|n| n.contains("Automatic rollback"))
+                    })
                 })
             })
-        });
+    })
+    .await;
     d.check(
         shown,
         format!("on the status page: {url}/ and {url}/api/v2/summary.json"),
