@@ -423,21 +423,38 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?,
         );
-        let notification = match alert.incident {
-            // The incident is already paged while another of its alerts is active.
-            Some(i) if Self::active_alerts_of(&mut tx, i).await? > 1 => None,
-            Some(i) => Some(Notification::for_incident(&alert, i, NotifyAction::Trigger)),
-            None => Some(Notification::for_alert(&alert, NotifyAction::Trigger)),
-        };
-        if let Some(n) = notification {
-            for (name, spec) in channels {
-                if crate::notify::wants(spec, a.severity) {
-                    Self::enqueue(&mut tx, name, &n).await?;
-                }
-            }
-        }
+        Self::queue_alert_notification(&mut tx, &alert, NotifyAction::Trigger, channels).await?;
         tx.commit().await?;
         Ok(Some(alert))
+    }
+
+    /// Queues an alert's notification for the channels that take its severity. The paging
+    /// alerts of an incident page as the incident: the first active one triggers it, the last
+    /// to resolve resolves it, and the others notify nobody.
+    async fn queue_alert_notification(
+        tx: &mut sqlx::SqliteConnection,
+        alert: &Alert,
+        action: NotifyAction,
+        channels: &[(String, ChannelSpec)],
+    ) -> Result<(), StoreError> {
+        let n = match alert.incident {
+            Some(i) => {
+                // When firing, the alert itself is among the active ones.
+                let others = Self::active_alerts_of(&mut *tx, i).await?
+                    - i64::from(action == NotifyAction::Trigger);
+                if others > 0 {
+                    return Ok(());
+                }
+                Notification::for_incident(alert, i, action)
+            }
+            None => Notification::for_alert(alert, action),
+        };
+        for (name, spec) in channels {
+            if crate::notify::wants(spec, alert.severity) {
+                Self::enqueue(&mut *tx, name, &n).await?;
+            }
+        }
+        Ok(())
     }
 
     /// An alert that knows its cause (a release rolled back) joining an incident opened without
@@ -526,19 +543,7 @@ impl Store {
             data: serde_json::json!({ "alert": alert.id, "name": alert.name, "summary": alert.summary }),
         };
         Self::append(&mut tx, &event).await?;
-        let notification = match alert.incident {
-            // The incident's page resolves with the last of its alerts.
-            Some(i) if Self::active_alerts_of(&mut tx, i).await? > 0 => None,
-            Some(i) => Some(Notification::for_incident(&alert, i, NotifyAction::Resolve)),
-            None => Some(Notification::for_alert(&alert, NotifyAction::Resolve)),
-        };
-        if let Some(n) = notification {
-            for (name, spec) in channels {
-                if crate::notify::wants(spec, alert.severity) {
-                    Self::enqueue(&mut tx, name, &n).await?;
-                }
-            }
-        }
+        Self::queue_alert_notification(&mut tx, &alert, NotifyAction::Resolve, channels).await?;
         tx.commit().await?;
         Ok(Some(alert))
     }
