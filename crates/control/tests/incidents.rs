@@ -8,18 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::StatusCode;
 use rampart_api::{
     ActionItemSpec, ApiClient, ChannelKind, ChannelSpec, ComponentSpec, IncidentChange,
     IncidentStatus, SubscriberKind, SubscriberSpec,
 };
-use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 use rampart_testkit::receiver::Receiver;
 
 mod common;
-use common::{blackholed_auth, document, free_addr, plan, start_agent, temp, wait_until};
+use common::{
+    blackholed_auth, document, first_version, plan, quiet_watchdog, start_fleet, temp, wait_until,
+};
 
 #[tokio::test]
 async fn an_automatic_rollback_writes_its_own_postmortem() {
@@ -77,45 +77,16 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
     .await
     .expect("subscriber");
 
-    let watchdog = WatchdogSettings {
-        window: Duration::from_secs(1),
-        floor: 1.0,
-        ..Default::default()
-    };
-    let gateways: Vec<_> = (0..3)
-        .map(|i| {
-            start_agent(
-                &control.url(),
-                "production",
-                &format!("p{i}"),
-                temp("gw"),
-                free_addr(),
-                watchdog.clone(),
-            )
-        })
-        .collect();
-    let v1 = op
-        .push(&document(backend.addr, 2000), "v1")
-        .await
-        .expect("push")
-        .version
-        .id;
-    approver
-        .deploy("production", &v1, Some("initial".into()))
-        .await
-        .expect("deploy v1");
-    for g in &gateways {
-        let l = g.listen;
-        assert!(
-            wait_until(Duration::from_secs(15), async || client::get(
-                &client::http1(),
-                &format!("http://{l}/x")
-            )
-            .await
-            .is_ok_and(|a| a.status == StatusCode::OK))
-            .await
-        );
-    }
+    let gateways = start_fleet(&control.url(), 3, quiet_watchdog());
+    let listens: Vec<_> = gateways.iter().map(|g| g.listen).collect();
+    first_version(
+        &op,
+        &approver,
+        &document(backend.addr, 2000),
+        &listens,
+        Duration::from_secs(15),
+    )
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = vec![];
     for g in &gateways {

@@ -16,7 +16,7 @@ use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
 mod common;
-use common::{document, free_addr, start_agent_at, temp, wait_until};
+use common::{document, first_version, free_addr, start_agent_at, temp, wait_until};
 
 #[derive(Clone, Copy, Default)]
 struct View {
@@ -56,28 +56,15 @@ async fn a_rolling_restart_under_load_loses_no_request() {
             )
         })
         .collect();
-    let v1 = op
-        .push(&document(backend.addr, 2000), "v1")
-        .await
-        .expect("push")
-        .version
-        .id;
-    approver
-        .deploy("production", &v1, Some("first config".into()))
-        .await
-        .expect("deploy");
-    for (listen, _) in &gateways {
-        let l = *listen;
-        assert!(
-            wait_until(Duration::from_secs(10), async || client::get(
-                &client::http1(),
-                &format!("http://{l}/x")
-            )
-            .await
-            .is_ok_and(|a| a.status == StatusCode::OK))
-            .await
-        );
-    }
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
+    let v1 = first_version(
+        &op,
+        &approver,
+        &document(backend.addr, 2000),
+        &listens,
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         wait_until(Duration::from_secs(10), async || op
             .environments()

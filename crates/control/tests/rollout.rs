@@ -14,7 +14,10 @@ use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
 mod common;
-use common::{Agent, blackholed_auth, document, free_addr, plan, start_agent, temp, wait_until};
+use common::{
+    Agent, blackholed_auth, document, first_version, free_addr, plan, quiet_watchdog, start_agent,
+    start_fleet, temp, wait_until,
+};
 
 #[tokio::test]
 async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
@@ -36,48 +39,18 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
 
     // The agents' own watchdog is out of the way: this test is about the control plane's gates.
-    let watchdog = WatchdogSettings {
-        window: Duration::from_secs(1),
-        floor: 1.0,
-        ..Default::default()
-    };
-    let gateways: Vec<Agent> = (0..5)
-        .map(|i| {
-            start_agent(
-                &control.url(),
-                "production",
-                &format!("p{i}"),
-                temp("gw"),
-                free_addr(),
-                watchdog.clone(),
-            )
-        })
-        .collect();
+    let gateways: Vec<Agent> = start_fleet(&control.url(), 5, quiet_watchdog());
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
 
     // v1 everywhere (a first version goes out at once), with a second person's approval.
-    let v1 = op
-        .push(&document(backend.addr, 2000), "v1")
-        .await
-        .expect("push")
-        .version
-        .id;
-    approver
-        .deploy("production", &v1, Some("initial production config".into()))
-        .await
-        .expect("deploy v1");
-    for l in &listens {
-        let l = *l;
-        assert!(
-            wait_until(Duration::from_secs(5), async || client::get(
-                &client::http1(),
-                &format!("http://{l}/x")
-            )
-            .await
-            .is_ok_and(|a| a.status == StatusCode::OK))
-            .await
-        );
-    }
+    let v1 = first_version(
+        &op,
+        &approver,
+        &document(backend.addr, 2000),
+        &listens,
+        Duration::from_secs(5),
+    )
+    .await;
 
     // Steady load on every gateway, and a watch on who runs what.
     let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -166,3 +166,56 @@ pub fn tokens() -> Tokens {
         },
     ])
 }
+
+/// The agents' own watchdog out of the way, so a test sees the control plane's gates act.
+pub fn quiet_watchdog() -> WatchdogSettings {
+    WatchdogSettings {
+        window: Duration::from_secs(1),
+        floor: 1.0,
+        ..Default::default()
+    }
+}
+
+/// `n` production gateways, `p0`…, running as agents of `control`.
+pub fn start_fleet(control: &str, n: usize, watchdog: WatchdogSettings) -> Vec<Agent> {
+    (0..n)
+        .map(|i| {
+            start_agent(
+                control,
+                "production",
+                &format!("p{i}"),
+                temp("gw"),
+                free_addr(),
+                watchdog.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Pushes `document` as the first version and deploys it to production with an approver's
+/// reason (a first production config is a high-risk change); waits up to `within` for every
+/// gateway in `listens` to answer `GET /x` with 200. Returns the version id.
+pub async fn first_version(
+    op: &rampart_api::ApiClient,
+    approver: &rampart_api::ApiClient,
+    document: &str,
+    listens: &[SocketAddr],
+    within: Duration,
+) -> String {
+    let v1 = op.push(document, "v1").await.expect("push").version.id;
+    approver
+        .deploy("production", &v1, Some("initial production config".into()))
+        .await
+        .expect("deploy v1");
+    for l in listens {
+        let url = format!("http://{l}/x");
+        let serving = wait_until(within, async || {
+            rampart_testkit::client::get(&rampart_testkit::client::http1(), &url)
+                .await
+                .is_ok_and(|a| a.status == http::StatusCode::OK)
+        })
+        .await;
+        assert!(serving, "{l} does not serve v1 within {within:?}");
+    }
+    v1
+}
