@@ -13,7 +13,7 @@ use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
-mod common;
+use crate::common;
 use common::{
     Agent, blackholed_auth, document, first_version, free_addr, plan, quiet_watchdog, start_agent,
     start_fleet, temp, wait_until,

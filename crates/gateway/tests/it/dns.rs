@@ -1,7 +1,7 @@
 //! DNS: lookups with a hard deadline, positive and negative caching, serve-stale, and upstream
 //! endpoints given by name.
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

@@ -16,7 +16,7 @@ use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 use rampart_testkit::receiver::Receiver;
 
-mod common;
+use crate::common;
 use common::{
     blackholed_auth, document, first_version, plan, quiet_watchdog, start_fleet, temp, wait_until,
 };

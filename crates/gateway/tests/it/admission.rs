@@ -1,6 +1,6 @@
 //! Admission control: route, upstream and connection limits refuse at once; nothing queues.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

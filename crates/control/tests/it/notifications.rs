@@ -11,7 +11,7 @@ use rampart_control::notify::Backoff;
 use rampart_testkit::receiver::Receiver;
 use rampart_testkit::smtp::SmtpSink;
 
-mod common;
+use crate::common;
 use common::{temp, wait_until};
 
 async fn spawn(data: &std::path::Path, addr: &str) -> rampart_control::Running {

@@ -1,6 +1,6 @@
 //! Reload: under load nothing is lost; an invalid config changes nothing; drain on shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

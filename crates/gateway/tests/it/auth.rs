@@ -1,7 +1,7 @@
 //! Authentication against a real auth server, and the seed incident's failure contained:
 //! an auth provider whose host only a black-hole DNS server can answer.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rampart_api::ApiClient;
 
-mod common;
+use crate::common;
 use common::{free_port, operator_token, start, wait_up};
 
 fn document(i: usize) -> String {

@@ -14,7 +14,7 @@ use rampart_testkit::receiver::Receiver;
 use rampart_testkit::smtp::SmtpSink;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::{temp, wait_until};
 
 async fn spawn(smtp: Option<String>) -> rampart_control::Running {

@@ -15,7 +15,7 @@ use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
-mod common;
+use crate::common;
 use common::{document, first_version, free_addr, start_agent_at, temp, wait_until};
 
 #[derive(Clone, Copy, Default)]

@@ -7,7 +7,7 @@ use rampart_api::{ApiClient, ClientError};
 use rampart_testkit::auth::AuthServer;
 use rampart_testkit::dns::{BlackHoleDns, StaticDns};
 
-mod common;
+use crate::common;
 
 async fn control() -> (ApiClient, ApiClient, rampart_control::Running) {
     let dir = common::temp("semantic");

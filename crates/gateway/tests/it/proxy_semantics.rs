@@ -1,6 +1,6 @@
 //! Proxy semantics end to end: what the backend receives and what the client gets back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

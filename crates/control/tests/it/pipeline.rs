@@ -10,7 +10,7 @@ use rampart_api::{ApiClient, ClientError};
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
-mod common;
+use crate::common;
 use common::{Agent, free_addr, temp, wait_until};
 
 /// The control plane under test, with an operator, an approver and an agent token.

@@ -1,6 +1,6 @@
 //! Load balancing, health checking, passive ejection and retry budgets against real backends.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The admin listener answers while the serving side is saturated or stuck (design §7, invariant 3).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-mod common;
+use crate::common;
 use common::{free_port, operator_token, start, wait_up};
 
 fn rampart(port: u16, token: &str, args: &[&str]) -> (bool, String, String) {

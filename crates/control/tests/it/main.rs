@@ -1,0 +1,15 @@
+//! The control plane's integration tests: real gateways, agents and receivers on loopback.
+//!
+//! One binary for all of them: it links once, and the build stays small on disk.
+
+mod common;
+
+mod api;
+mod burn_rate;
+mod incidents;
+mod notifications;
+mod pipeline;
+mod restart;
+mod rollout;
+mod semantic;
+mod status_page;

@@ -1,0 +1,13 @@
+//! The gateway's integration tests: real gateways, backends, auth and DNS servers on loopback.
+//!
+//! One binary for all of them: it links once, and the build stays small on disk.
+
+mod common;
+
+mod admin;
+mod admission;
+mod auth;
+mod balancing;
+mod dns;
+mod proxy_semantics;
+mod reload;
