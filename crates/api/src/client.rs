@@ -65,6 +65,26 @@ impl ApiClient {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
+        let (status, bytes) = self.fetch(method, path, body, timeout).await?;
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url: format!("{}{path}", self.base),
+            reason: e.to_string(),
+        })
+    }
+
+    /// One exchange under `timeout`: a successful answer's status and body, or the API's error.
+    async fn fetch(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|e| ClientError::Unreachable {
             url: url.clone(),
@@ -123,15 +143,7 @@ impl ApiClient {
                 message: err.message,
             });
         }
-        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
-            Bytes::from_static(b"null")
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            url,
-            reason: e.to_string(),
-        })
+        Ok((status, bytes))
     }
 
     fn json<B: Serialize>(body: &B) -> Option<Vec<u8>> {
@@ -218,6 +230,18 @@ impl ApiClient {
     }
 
     /// `action`: pause, resume or abort (abort rolls the release's instances back).
+    /// The release drawn as SVG.
+    pub async fn release_picture(&self, id: i64) -> Result<String, ClientError> {
+        let path = format!("/v1/releases/{id}/picture.svg");
+        let (_, bytes) = self
+            .fetch(Method::GET, &path, None, DEFAULT_TIMEOUT)
+            .await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Decode {
+            url: format!("{}{path}", self.base),
+            reason: e.to_string(),
+        })
+    }
+
     pub async fn release_action(
         &self,
         id: i64,

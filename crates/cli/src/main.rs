@@ -318,6 +318,15 @@ enum RolloutCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Draw a release as SVG: its waves, each gateway's version over time, its gate verdicts.
+    Picture {
+        id: i64,
+        /// Write the SVG here instead of to standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// Where the control plane is, and how to talk to it.
@@ -389,8 +398,8 @@ fn print_releases(list: &[rampart_api::ReleaseStatus]) {
             "#{:<4} {:<12} {} -> {}  [{bar}] wave {}/{}  {:<11} cohort {}",
             r.id,
             r.environment,
-            &r.previous[..12],
-            &r.version[..12],
+            short(&Some(r.previous.clone())),
+            short(&Some(r.version.clone())),
             (r.wave + 1).min(r.waves),
             r.waves,
             r.state,
@@ -650,6 +659,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 RolloutCommand::Resume { id, remote } => {
                     let r = runtime()?.block_on(remote.client().release_action(id, "resume"))?;
                     (remote, vec![r])
+                }
+                RolloutCommand::Picture { id, out, remote } => {
+                    let svg = runtime()?.block_on(remote.client().release_picture(id))?;
+                    match out {
+                        Some(path) => {
+                            std::fs::write(&path, svg)
+                                .with_context(|| format!("writing {}", path.display()))?;
+                            eprintln!("release {id}: picture written to {}", path.display());
+                        }
+                        None => println!("{svg}"),
+                    }
+                    return Ok(ExitCode::SUCCESS);
                 }
                 RolloutCommand::Abort { id, remote } => {
                     let r = runtime()?.block_on(remote.client().release_action(id, "abort"))?;

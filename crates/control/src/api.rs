@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/events", get(events))
         .route("/v1/releases", get(releases))
+        .route("/v1/releases/{id}/picture.svg", get(release_picture))
         .route("/v1/releases/{id}/{action}", post(release_action))
         .route("/v1/approvals", get(approvals))
         .route("/v1/approvals/{id}/approve", post(approve))
@@ -347,6 +348,20 @@ async fn approve(
 async fn releases(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
     caller.at_least(Role::Viewer)?;
     Ok(Json(s.control.releases().await?))
+}
+
+/// The release drawn as SVG (`rollout_picture`): waves, each instance's version over time, gates.
+async fn release_picture(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    let story = s.control.release_story(id).await?;
+    Ok((
+        [(http::header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        crate::rollout_picture::svg(&story),
+    ))
 }
 
 async fn release_action(

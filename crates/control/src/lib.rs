@@ -16,6 +16,7 @@ pub mod postmortem;
 pub mod records;
 pub mod release;
 pub mod restart;
+pub mod rollout_picture;
 pub mod semantic;
 pub mod service;
 pub mod slo;

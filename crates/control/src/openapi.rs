@@ -84,6 +84,8 @@ fn operations_paths() -> Value {
     let incident = param("id", "path", "incident id");
     let mut paths = json!({
         "/v1/releases": { "get": op("Releases, newest first, with wave, cohort and latest gate verdict", "viewer", None, list("ReleaseStatus", "releases"), &[]) },
+        "/v1/releases/{id}/picture.svg": { "parameters": [param("id", "path", "release id")],
+            "get": op("The release as a picture: waves, each instance's version over time, gate verdicts", "viewer", None, json!({ "description": "the picture", "content": { "image/svg+xml": { "schema": { "type": "string" } } } }), &[("404", "no such release")]) },
         "/v1/releases/{id}/{action}": { "parameters": [param("id", "path", "release id"), param("action", "path", "pause, resume or abort")],
             "post": op("Pause, resume or abort a release (abort rolls its cohort back)", "operator", None, ok("ReleaseStatus", "the release"), &[("404", "no such release"), ("409", "the release has ended")]) },
         "/v1/components": { "get": op("Components with their status", "viewer", None, list("Component", "components"), &[]) },

@@ -380,12 +380,7 @@ pub fn markdown(f: &Facts) -> String {
     out
 }
 
-fn esc(t: &str) -> String {
-    t.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::status_page::esc;
 
 /// Colour of a timeline mark by what happened.
 fn mark_colour(kind: &str) -> &'static str {

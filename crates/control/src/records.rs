@@ -897,8 +897,19 @@ impl Store {
         Ok(rows.iter().map(crate::store::event_row).collect())
     }
 
-    /// The release row with `id`.
-    pub async fn release(&self, id: i64) -> Result<Option<crate::store::ReleaseRow>, StoreError> {
-        Ok(self.releases().await?.into_iter().find(|r| r.id == id))
+    /// A release's story: from its `release.started` event, its own events (waves, gate
+    /// verdicts, the end), the applies and convergence of its environment, and the
+    /// environment's next release start (where the story ends at the latest); at most 5000.
+    pub async fn release_events(
+        &self,
+        release: i64,
+        env: &str,
+    ) -> Result<Vec<rampart_api::Event>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, kind, subject, actor, data FROM events WHERE seq >= (SELECT MIN(seq) FROM events WHERE kind = 'release.started' AND json_extract(data, '$.release') = ?1) AND (json_extract(data, '$.release') = ?1 OR (kind = 'instance.applied' AND json_extract(data, '$.environment') = ?2) OR (subject = ?2 AND kind IN ('environment.converged', 'release.started', 'release.succeeded', 'rollback'))) ORDER BY seq LIMIT 5000")
+            .bind(release)
+            .bind(env)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(crate::store::event_row).collect())
     }
 }

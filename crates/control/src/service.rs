@@ -250,12 +250,12 @@ impl ControlPlane {
             .update_release(
                 &live.row,
                 None,
-                Some(&NewEvent {
+                &[NewEvent {
                     kind: &kind,
                     subject: &live.row.environment,
                     actor: &actor.name,
                     data,
-                }),
+                }],
             )
             .await?;
         let status = live.status();
@@ -286,7 +286,7 @@ impl ControlPlane {
             data,
         };
         self.store
-            .update_release(&live.row, Some(&target), Some(&event))
+            .update_release(&live.row, Some(&target), &[event])
             .await?;
         self.live().remove(&live.row.environment);
         self.publish(&live.row.environment, &target);
@@ -320,7 +320,8 @@ impl ControlPlane {
             }
             live.note_applies(&instances);
             let mut changed = false;
-            let mut event: Option<(String, serde_json::Value)> = None;
+            // Every event of this pass: a gate verdict and the wave it lets start both count.
+            let mut events: Vec<(String, serde_json::Value)> = Vec::new();
             let mut ended: Option<(ReleaseState, String)> = None;
             for action in crate::release::decide(&live, &instances, now) {
                 match action {
@@ -330,7 +331,7 @@ impl ControlPlane {
                         live.row.intent.wave_started_ms = now;
                         live.take_snapshot(&instances);
                         changed = true;
-                        event = Some((
+                        events.push((
                             "release.wave".into(),
                             serde_json::json!({ "release": live.row.id, "wave": wave }),
                         ));
@@ -349,7 +350,7 @@ impl ControlPlane {
                         let kind_changed = live.row.gate.as_deref().map(|g| g.split(':').next())
                             != Some(text.split(':').next());
                         if kind_changed {
-                            event = Some((
+                            events.push((
                                 "gate.verdict".into(),
                                 serde_json::json!({ "release": live.row.id, "wave": wave, "verdict": verdict }),
                             ));
@@ -367,7 +368,7 @@ impl ControlPlane {
                 }
             }
             if let Some((state, reason)) = ended {
-                if let Some((kind, data)) = event.take() {
+                for (kind, data) in events {
                     self.store
                         .append_event(&NewEvent {
                             kind: &kind,
@@ -381,16 +382,17 @@ impl ControlPlane {
                     .await?;
                 continue;
             }
-            if changed || event.is_some() {
-                let e = event.as_ref().map(|(kind, data)| NewEvent {
-                    kind,
-                    subject: &env,
-                    actor: "control",
-                    data: data.clone(),
-                });
-                self.store
-                    .update_release(&live.row, None, e.as_ref())
-                    .await?;
+            if changed || !events.is_empty() {
+                let events: Vec<NewEvent> = events
+                    .iter()
+                    .map(|(kind, data)| NewEvent {
+                        kind,
+                        subject: &env,
+                        actor: "control",
+                        data: data.clone(),
+                    })
+                    .collect();
+                self.store.update_release(&live.row, None, &events).await?;
             }
             if self.live().contains_key(&env) {
                 self.live().insert(env.clone(), live);
@@ -794,9 +796,7 @@ impl ControlPlane {
                 actor: &actor.name,
                 data,
             };
-            self.store
-                .update_release(&live.row, None, Some(&event))
-                .await?;
+            self.store.update_release(&live.row, None, &[event]).await?;
             self.cohort_changes.send_modify(|g| *g += 1);
         }
         let data = serde_json::json!({ "from": current.desired, "to": target });

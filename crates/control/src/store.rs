@@ -74,6 +74,33 @@ pub(crate) fn event_row(r: &sqlx::sqlite::SqliteRow) -> Event {
     }
 }
 
+/// A query for releases, with the columns `release_row` reads, followed by `$tail`.
+macro_rules! select_releases {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, environment, version, previous, intent, cohort, gate, reason, created_at FROM releases ",
+            $tail
+        )
+    };
+}
+
+/// A release from a `select_releases!` row; `None` if its stored intent no longer parses.
+fn release_row(r: &sqlx::sqlite::SqliteRow) -> Option<ReleaseRow> {
+    let intent: String = r.get(4);
+    let cohort: String = r.get(5);
+    Some(ReleaseRow {
+        id: r.get(0),
+        environment: r.get(1),
+        version: r.get(2),
+        previous: r.get(3),
+        intent: serde_json::from_str(&intent).ok()?,
+        cohort: serde_json::from_str(&cohort).unwrap_or_default(),
+        gate: r.get(6),
+        reason: r.get(7),
+        created_at: r.get(8),
+    })
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
@@ -499,7 +526,7 @@ impl Store {
         &self,
         r: &ReleaseRow,
         desired: Option<&str>,
-        event: Option<&NewEvent<'_>>,
+        events: &[NewEvent<'_>],
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
@@ -519,7 +546,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        if let Some(e) = event {
+        for e in events {
             Self::append(&mut tx, e).await?;
         }
         tx.commit().await?;
@@ -527,26 +554,18 @@ impl Store {
     }
 
     pub async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
-        let rows = sqlx::query("SELECT id, environment, version, previous, intent, cohort, gate, reason, created_at FROM releases ORDER BY id DESC LIMIT 100")
+        let rows = sqlx::query(select_releases!("ORDER BY id DESC LIMIT 100"))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let intent: String = r.get(4);
-                let cohort: String = r.get(5);
-                Some(ReleaseRow {
-                    id: r.get(0),
-                    environment: r.get(1),
-                    version: r.get(2),
-                    previous: r.get(3),
-                    intent: serde_json::from_str(&intent).ok()?,
-                    cohort: serde_json::from_str(&cohort).unwrap_or_default(),
-                    gate: r.get(6),
-                    reason: r.get(7),
-                    created_at: r.get(8),
-                })
-            })
-            .collect())
+        Ok(rows.iter().filter_map(release_row).collect())
+    }
+
+    /// The release with `id`, however old.
+    pub async fn release(&self, id: i64) -> Result<Option<ReleaseRow>, StoreError> {
+        let row = sqlx::query(select_releases!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().and_then(release_row))
     }
 }

@@ -76,6 +76,8 @@ async fn an_incident_by_hand_from_open_to_postmortem() {
         &["incident", "update", "1", "--status", "fixed"],
     );
     assert!(!success && err.contains("expected investigating"), "{err}");
+    let (success, _, err) = rampart(port, &token, &["rollout", "picture", "99"]);
+    assert!(!success && err.contains("no release 99"), "{err}");
 
     ok(&[
         "incident",

@@ -179,6 +179,7 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
         op.environments().await.expect("envs")[0].desired.as_deref(),
         Some(v3.as_str())
     );
+    pictures_tell_both_releases(&op).await;
 
     stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed) = (0, 0);
@@ -200,6 +201,72 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
         g.stop().await;
     }
     control.kill().await;
+}
+
+/// The pictures of both releases: the bad one red on the canary only, with its failed gate; the
+/// good one blue on every gateway, one band per wave. Saved under `target/artifacts`.
+async fn pictures_tell_both_releases(op: &ApiClient) {
+    let releases = op.releases().await.expect("releases");
+    let (good, bad) = (&releases[0], &releases[1]);
+    let bad_svg = op
+        .release_picture(bad.id)
+        .await
+        .expect("bad release picture");
+    let good_svg = op
+        .release_picture(good.id)
+        .await
+        .expect("good release picture");
+    let groups = |svg: &str| -> Vec<String> {
+        svg.split(r#"<g class="instance""#)
+            .skip(1)
+            .map(|g| g.split("</g>").next().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    assert!(bad_svg.contains(r#"data-state="rolled_back""#), "{bad_svg}");
+    let bad_rows = groups(&bad_svg);
+    assert_eq!(bad_rows.len(), 5, "one row per gateway: {bad_svg}");
+    let red: Vec<&String> = bad_rows
+        .iter()
+        .filter(|g| g.contains("new-rolled-back"))
+        .collect();
+    assert_eq!(
+        red.len(),
+        1,
+        "only the canary ran the bad version: {bad_svg}"
+    );
+    assert!(red[0].contains(r#"data-instance="p0""#), "{}", red[0]);
+    assert!(bad_svg.contains(r#"class="gate fail""#), "{bad_svg}");
+
+    assert!(good_svg.contains(r#"data-state="succeeded""#), "{good_svg}");
+    let good_rows = groups(&good_svg);
+    assert_eq!(good_rows.len(), 5, "{good_svg}");
+    assert!(
+        good_rows.iter().all(|g| g.contains(r#"class="span new""#)),
+        "every gateway ends on the new version: {good_svg}"
+    );
+    assert!(!good_svg.contains("new-rolled-back"), "{good_svg}");
+    assert_eq!(
+        good_svg.matches(r#"<g class="wave""#).count(),
+        plan().waves.len(),
+        "a band per wave: {good_svg}"
+    );
+    assert!(good_svg.contains(r#"class="gate pass""#), "{good_svg}");
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .expect("artifacts dir");
+    tokio::fs::write(dir.join("rollout-rolled-back.svg"), &bad_svg)
+        .await
+        .expect("write");
+    tokio::fs::write(dir.join("rollout-succeeded.svg"), &good_svg)
+        .await
+        .expect("write");
+    assert!(
+        op.release_picture(9999).await.is_err(),
+        "an unknown release is a 404"
+    );
 }
 
 #[tokio::test]
