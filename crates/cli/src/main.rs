@@ -165,6 +165,13 @@ enum Command {
         /// SMTP relay for subscriber emails.
         #[arg(long, default_value = "smtp://127.0.0.1:25")]
         smtp: String,
+        /// Nameservers for notification hosts (default: the system's resolv.conf). Lookups are
+        /// non-blocking, each bounded by --notify-dns-timeout × 2 attempts.
+        #[arg(long, value_delimiter = ',')]
+        notify_nameserver: Vec<SocketAddr>,
+        /// Deadline of one DNS attempt for a notification host (e.g. 500ms).
+        #[arg(long, default_value = "500ms")]
+        notify_dns_timeout: String,
     },
     /// Work with config documents (locally, or versions on the control plane).
     Config {
@@ -580,9 +587,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             public_url,
             page_name,
             smtp,
+            notify_nameserver,
+            notify_dns_timeout,
         } => {
             let quiet = rampart_model::duration::parse_duration(&incident_quiet)
                 .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
+            let mut resolver = rampart_control::alerting::default_notify_resolver();
+            resolver.timeout = rampart_model::duration::parse_duration(&notify_dns_timeout)
+                .map_err(|e| anyhow::anyhow!("--notify-dns-timeout: {e}"))?;
+            anyhow::ensure!(
+                !resolver.timeout.is_zero(),
+                "--notify-dns-timeout: must be more than 0"
+            );
+            if !notify_nameserver.is_empty() {
+                resolver.nameservers = Some(notify_nameserver);
+            }
             runtime()?.block_on(async {
                 tokio::fs::create_dir_all(&data)
                     .await
@@ -592,7 +611,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .with_context(|| format!("opening the store in {}", data.display()))?
                     .with_incident_quiet(quiet)
                     .with_page_name(&page_name)
-                    .with_smtp(&smtp);
+                    .with_smtp(&smtp)
+                    .with_notify_resolver(resolver);
                 let control = match &public_url {
                     Some(u) => control.with_public_url(u),
                     None => control,

@@ -44,6 +44,9 @@ pub struct Ops {
     pub(crate) outbox_wake: tokio::sync::Notify,
     pub(crate) backoff: Backoff,
     pub(crate) notify_timeout: Duration,
+    /// How notification hosts are resolved: the gateway's resolver (hickory, deadlines,
+    /// negative caching), never the system's blocking `getaddrinfo`.
+    pub(crate) notify_resolver: rampart_model::ResolverConfig,
     /// How long a platform-opened incident stays in monitoring, alerts all resolved, before it
     /// resolves itself.
     pub(crate) quiet: Duration,
@@ -81,6 +84,7 @@ impl Ops {
             outbox_wake: tokio::sync::Notify::new(),
             backoff: Backoff::default(),
             notify_timeout: Duration::from_secs(5),
+            notify_resolver: default_notify_resolver(),
             quiet: Duration::from_secs(300),
             page_name: "rampart status".into(),
             smtp: "smtp://127.0.0.1:25".into(),
@@ -236,6 +240,17 @@ impl ControlPlane {
 
     pub(crate) fn notify_timeout(&self) -> Duration {
         self.ops.notify_timeout
+    }
+
+    /// Where notification hosts are looked up (default: the system's nameservers, through
+    /// hickory with the gateway's default deadlines).
+    pub fn with_notify_resolver(mut self, resolver: rampart_model::ResolverConfig) -> ControlPlane {
+        self.ops.notify_resolver = resolver;
+        self
+    }
+
+    pub(crate) fn notify_resolver(&self) -> &rampart_model::ResolverConfig {
+        &self.ops.notify_resolver
     }
 
     pub(crate) fn outbox_wake(&self) -> &tokio::sync::Notify {
@@ -922,5 +937,18 @@ fn human(secs: u64) -> String {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+/// The gateway's resolver defaults, on the system's nameservers.
+pub fn default_notify_resolver() -> rampart_model::ResolverConfig {
+    use rampart_model::compile::defaults as d;
+    rampart_model::ResolverConfig {
+        nameservers: None,
+        timeout: d::RESOLVER_TIMEOUT,
+        attempts: d::RESOLVER_ATTEMPTS,
+        cache_ttl: d::RESOLVER_CACHE_TTL,
+        negative_ttl: d::RESOLVER_NEGATIVE_TTL,
+        serve_stale: d::RESOLVER_SERVE_STALE,
     }
 }

@@ -107,6 +107,12 @@ pub async fn serve(
     tokens: tokens::Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Notifications resolve hosts with the gateway's resolver; without one nothing starts.
+    let resolver = rampart_gateway::resolve::Resolver::new(
+        control.notify_resolver(),
+        rampart_gateway::metrics::Metrics::new(),
+    )
+    .map_err(|e| std::io::Error::other(format!("notification DNS resolver: {e}")))?;
     // The reconciler drives releases every tick while the API serves.
     let reconciler = {
         let control = control.clone();
@@ -136,7 +142,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         control.ops().set_public_url(&format!("http://{addr}"));
     }
-    let outbox = tokio::spawn(notify::run(control.clone()));
+    let outbox = tokio::spawn(notify::run(control.clone(), resolver));
     let state = std::sync::Arc::new(api::AppState { control, tokens });
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)

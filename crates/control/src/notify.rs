@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_api::{Alert, ChannelKind, ChannelSpec, Severity};
+use rampart_gateway::resolve::Resolver;
 use serde::{Deserialize, Serialize};
 
 use crate::records::Pending;
@@ -196,18 +197,20 @@ impl Backoff {
     }
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
-/// Delivers notifications to channels; every attempt has a deadline.
+/// Delivers notifications to channels; every attempt has a deadline, and so does every DNS
+/// lookup inside it (the gateway's non-blocking resolver).
 #[derive(Clone)]
 pub struct Sender {
     client: HttpClient,
+    resolver: Resolver,
     timeout: Duration,
 }
 
 impl Sender {
-    pub fn new(timeout: Duration) -> Sender {
-        let mut http = HttpConnector::new();
+    pub fn new(timeout: Duration, resolver: Resolver) -> Sender {
+        let mut http = HttpConnector::new_with_resolver(resolver.clone());
         http.set_connect_timeout(Some(timeout));
         http.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -217,6 +220,7 @@ impl Sender {
             .wrap_connector(http);
         Sender {
             client: Client::builder(TokioExecutor::new()).build(connector),
+            resolver,
             timeout,
         }
     }
@@ -348,8 +352,24 @@ impl Sender {
             Ok(m) => m,
             Err(e) => return Outcome::Refused(format!("building the email: {e}")),
         };
+        // lettre would resolve with the system's blocking resolver: hand it an address.
+        let ip = match self.resolver.lookup(&host).await {
+            Ok(ips) if !ips.is_empty() => ips[0],
+            Ok(_) => {
+                return Outcome::Retry {
+                    error: format!("DNS lookup of {host} returned no address"),
+                    after: None,
+                };
+            }
+            Err(e) => {
+                return Outcome::Retry {
+                    error: e.to_string(),
+                    after: None,
+                };
+            }
+        };
         let transport =
-            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(ip.to_string())
                 .port(port)
                 .timeout(Some(self.timeout))
                 .build();
@@ -425,8 +445,8 @@ fn email_text(n: &Notification) -> String {
 
 /// Delivers the outbox until the task is dropped: the oldest pending notification of every
 /// channel whose next attempt is due, channels in parallel.
-pub async fn run(control: Arc<crate::ControlPlane>) {
-    let sender = Sender::new(control.notify_timeout());
+pub async fn run(control: Arc<crate::ControlPlane>, resolver: Resolver) {
+    let sender = Sender::new(control.notify_timeout(), resolver);
     loop {
         let idle = match deliver_due(&control, &sender).await {
             Ok(0) => Duration::from_millis(200),

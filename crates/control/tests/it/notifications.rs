@@ -277,3 +277,101 @@ async fn a_receiver_asking_to_wait_is_retried_after_retry_after() {
     assert_eq!(active.len(), 1, "{active:?}");
     control.kill().await;
 }
+
+/// The seed's failure, on the notification path: channels whose hosts never resolve (their
+/// nameserver never answers) fail each attempt at the DNS deadline with the reason, are
+/// retried, and block no one: the other channel is delivered at once and the API answers.
+#[tokio::test]
+async fn channels_whose_hosts_never_resolve_fail_at_the_dns_deadline_and_block_no_one() {
+    let data = temp("blackhole-channel");
+    let dns = rampart_testkit::dns::BlackHoleDns::start()
+        .await
+        .expect("dns");
+    let good = Receiver::start().await.expect("receiver");
+    let mut resolver = rampart_control::alerting::default_notify_resolver();
+    resolver.nameservers = Some(vec![dns.addr]);
+    resolver.timeout = Duration::from_millis(100);
+    resolver.attempts = 1;
+    let control = rampart_control::spawn_with(
+        &data,
+        &["production".into()],
+        common::tokens(),
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| {
+            c.with_backoff(Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(300),
+            })
+            .with_notify_resolver(resolver)
+        },
+    )
+    .await
+    .expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let channel = |kind, url: &str, to: Vec<String>| ChannelSpec {
+        kind,
+        url: url.into(),
+        routing_key: None,
+        secret: (kind == ChannelKind::Webhook).then(|| "s3cret".to_owned()),
+        to,
+        from: None,
+        severities: vec![],
+    };
+    op.put_channel(
+        "lost-hook",
+        &channel(
+            ChannelKind::Webhook,
+            "http://hooks.blackhole.test:9/x",
+            vec![],
+        ),
+    )
+    .await
+    .expect("channel");
+    op.put_channel(
+        "lost-mail",
+        &channel(
+            ChannelKind::Email,
+            "smtp://mail.blackhole.test:25",
+            vec!["oncall@example.test".into()],
+        ),
+    )
+    .await
+    .expect("channel");
+    op.put_channel("good", &channel(ChannelKind::Slack, &good.url(), vec![]))
+        .await
+        .expect("channel");
+
+    let fired = std::time::Instant::now();
+    assert_eq!(post_am(&control.url(), &am("dns1", "firing")).await, 200);
+    assert!(
+        wait_until(Duration::from_secs(3), async || !good.received().is_empty()).await,
+        "the reachable channel was not delivered"
+    );
+    let took = fired.elapsed();
+    assert!(took < Duration::from_secs(2), "delivered after {took:?}");
+
+    // Each lost channel has failed at least twice within 1.5 s (the 5 s attempt deadline never
+    // came into it), and says why: its host's lookup.
+    let retried = wait_until(Duration::from_millis(1500), async || {
+        let outbox = op.outbox().await.expect("outbox");
+        ["lost-hook", "lost-mail"].iter().all(|name| {
+            outbox.iter().any(|o| {
+                o.channel == *name
+                    && o.attempts >= 2
+                    && o.delivered_at.is_none()
+                    && o.last_error.as_deref().is_some_and(|e| {
+                        e.contains("DNS lookup of") && e.contains("blackhole.test")
+                    })
+            })
+        })
+    })
+    .await;
+    assert!(retried, "{:?}", op.outbox().await);
+    assert!(dns.queries() >= 2, "the black hole was never asked");
+
+    // The API answers at once all the while.
+    let asked = std::time::Instant::now();
+    op.alerts(true).await.expect("alerts");
+    assert!(asked.elapsed() < Duration::from_millis(500));
+    control.kill().await;
+}
