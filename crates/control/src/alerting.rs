@@ -57,6 +57,10 @@ pub struct Ops {
     /// The status page's last snapshot: a stampede of page views reads the database once a second.
     pub(crate) snapshot:
         Mutex<Option<(std::time::Instant, std::sync::Arc<crate::status::Snapshot>)>>,
+    /// Held by the one request re-reading the snapshot.
+    pub(crate) snapshot_refresh: tokio::sync::Mutex<()>,
+    /// Snapshots read from the store so far.
+    pub(crate) snapshot_reads: std::sync::atomic::AtomicU64,
     /// Base URL of the page and API as users reach them (set once; defaults to the listener).
     public_url: std::sync::OnceLock<String>,
 }
@@ -89,6 +93,8 @@ impl Ops {
             page_name: "rampart status".into(),
             smtp: "smtp://127.0.0.1:25".into(),
             snapshot: Mutex::new(None),
+            snapshot_refresh: tokio::sync::Mutex::new(()),
+            snapshot_reads: std::sync::atomic::AtomicU64::new(0),
             public_url: std::sync::OnceLock::new(),
         })
     }

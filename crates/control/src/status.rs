@@ -52,6 +52,43 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
     /// Not cancelled; latest start first.
     pub maintenances: Vec<Maintenance>,
+    /// What the public routes rendered from this snapshot.
+    pub rendered: Rendered,
+}
+
+/// Public resources rendered from one snapshot, kept with it: under a stampede each is rendered
+/// once per snapshot (once a second), not once per request.
+#[derive(Debug, Default)]
+pub struct Rendered(std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>);
+
+/// A copy of a snapshot renders afresh.
+impl Clone for Rendered {
+    fn clone(&self) -> Rendered {
+        Rendered::default()
+    }
+}
+
+impl Snapshot {
+    /// The resource `key` as rendered from this snapshot, rendering it the first time.
+    pub fn rendered(&self, key: &str, render: impl FnOnce(&Snapshot) -> String) -> bytes::Bytes {
+        let cache = |c: &Rendered| {
+            c.0.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key)
+                .cloned()
+        };
+        if let Some(done) = cache(&self.rendered) {
+            return done;
+        }
+        // Rendered outside the lock: two first requests may both render; neither waits.
+        let body = bytes::Bytes::from(render(self));
+        self.rendered
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned(), body.clone());
+        body
+    }
 }
 
 pub fn slug(name: &str) -> String {
@@ -245,6 +282,19 @@ fn status_object(s: &Snapshot) -> Value {
 }
 
 /// `/api/v2/{name}` as Statuspage answers it; None for a name it does not have.
+/// The resources under `/api/v2/`.
+pub const V2_NAMES: [&str; 8] = [
+    "summary.json",
+    "status.json",
+    "components.json",
+    "incidents.json",
+    "incidents/unresolved.json",
+    "scheduled-maintenances.json",
+    "scheduled-maintenances/upcoming.json",
+    "scheduled-maintenances/active.json",
+];
+
+/// The Statuspage v2 resource `name` (one of [`V2_NAMES`]).
 pub fn v2(s: &Snapshot, name: &str) -> Option<Value> {
     let components = || -> Vec<Value> { s.components.iter().map(|c| component(s, c)).collect() };
     let incidents = |open_only: bool| -> Vec<Value> {
@@ -448,7 +498,23 @@ impl ControlPlane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let Some((at, snap)) = cached
+        if let Some((at, snap)) = &cached
+            && at.elapsed() < SNAPSHOT_TTL
+        {
+            return Ok(snap.clone());
+        }
+        // One request reads the store; the others meanwhile serve the snapshot there is.
+        let _refreshing = match (self.ops().snapshot_refresh.try_lock(), cached) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, stale))) => return Ok(stale),
+            (Err(_), None) => self.ops().snapshot_refresh.lock().await,
+        };
+        if let Some((at, snap)) = self
+            .ops()
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
             && at.elapsed() < SNAPSHOT_TTL
         {
             return Ok(snap);
@@ -463,6 +529,9 @@ impl ControlPlane {
     }
 
     async fn read_snapshot(&self) -> Result<Snapshot, ControlError> {
+        self.ops()
+            .snapshot_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let times = self.store().component_times().await?;
         let components = self
             .components()
@@ -494,6 +563,7 @@ impl ControlPlane {
             components,
             incidents,
             maintenances,
+            rendered: Rendered::default(),
         })
     }
 
@@ -585,5 +655,63 @@ impl ControlPlane {
             severities: vec![],
         };
         Ok(Ok((spec, Some(message))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stampede_reads_the_store_once_per_snapshot_and_renders_each_resource_once() {
+        let dir = std::env::temp_dir().join(format!(
+            "rampart-snapshot-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        tokio::fs::create_dir_all(&dir).await.expect("dir");
+        let control = Arc::new(
+            ControlPlane::open(&dir, &["production".into()])
+                .await
+                .expect("control plane"),
+        );
+        let reads = || control.ops().snapshot_reads.load(Ordering::Relaxed);
+
+        // Fifty requests at once with nothing cached: one reads, the others wait for it.
+        let first: Vec<_> =
+            futures_util::future::join_all((0..50).map(|_| control.snapshot())).await;
+        assert_eq!(reads(), 1);
+        let first: Vec<Arc<Snapshot>> = first.into_iter().map(|s| s.expect("snapshot")).collect();
+        assert!(first.iter().all(|s| Arc::ptr_eq(s, &first[0])));
+
+        // Each resource renders once per snapshot, however many ask.
+        let renders = AtomicUsize::new(0);
+        for s in &first {
+            let body = s.rendered("page", |_| {
+                renders.fetch_add(1, Ordering::Relaxed);
+                "page".into()
+            });
+            assert_eq!(&body[..], b"page");
+        }
+        assert_eq!(renders.load(Ordering::Relaxed), 1);
+
+        // Once it is stale, one request re-reads while the others serve the stale snapshot.
+        tokio::time::sleep(SNAPSHOT_TTL + std::time::Duration::from_millis(50)).await;
+        let second: Vec<Arc<Snapshot>> =
+            futures_util::future::join_all((0..50).map(|_| control.snapshot()))
+                .await
+                .into_iter()
+                .map(|s| s.expect("snapshot"))
+                .collect();
+        assert_eq!(reads(), 2);
+        let fresh = second.iter().filter(|s| !Arc::ptr_eq(s, &first[0])).count();
+        assert_eq!(
+            fresh, 1,
+            "only the refreshing request waits for the new snapshot"
+        );
+        let _ = tokio::fs::remove_dir_all(&dir).await;
     }
 }

@@ -33,7 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// Public pages are cacheable for a few seconds: fresh enough, and cheap under a stampede.
-fn public(content_type: &'static str, body: String) -> Response {
+fn public(content_type: &'static str, body: bytes::Bytes) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -47,7 +47,10 @@ fn public(content_type: &'static str, body: String) -> Response {
 
 async fn page(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
-    Ok(public("text/html; charset=utf-8", html::page(&snap, None)))
+    Ok(public(
+        "text/html; charset=utf-8",
+        snap.rendered("page", |snap| html::page(snap, None)),
+    ))
 }
 
 async fn incident_page(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> ApiResult<Response> {
@@ -55,25 +58,32 @@ async fn incident_page(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> A
     let incident = s.control.incident(id).await?;
     Ok(public(
         "text/html; charset=utf-8",
-        html::incident_page(&snap, &incident),
+        html::incident_page(&snap, &incident).into(),
     ))
 }
 
 async fn v2(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
-    let value = crate::status::v2(&snap, &name).ok_or_else(|| {
-        ControlError::NotFound(format!(
-            "no /api/v2/{name}; try summary.json, status.json, components.json, incidents.json, incidents/unresolved.json or scheduled-maintenances.json"
+    if !crate::status::V2_NAMES.contains(&name.as_str()) {
+        return Err(ControlError::NotFound(format!(
+            "no /api/v2/{name}; try one of {}",
+            crate::status::V2_NAMES.join(", ")
         ))
-    })?;
-    Ok(public("application/json", value.to_string()))
+        .into());
+    }
+    let snap = s.control.snapshot().await?;
+    let body = snap.rendered(&name, |snap| {
+        crate::status::v2(snap, &name)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    });
+    Ok(public("application/json", body))
 }
 
 async fn atom(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     Ok(public(
         "application/atom+xml; charset=utf-8",
-        html::atom(&snap),
+        snap.rendered("atom", html::atom),
     ))
 }
 
@@ -81,7 +91,7 @@ async fn rss(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     Ok(public(
         "application/rss+xml; charset=utf-8",
-        html::rss(&snap),
+        snap.rendered("rss", html::rss),
     ))
 }
 
