@@ -16,8 +16,16 @@ pub struct BlackHoleDns {
 }
 
 impl BlackHoleDns {
+    /// On a free loopback port. The UDP port the system picks may be taken for TCP (by a
+    /// client's ephemeral port, say); then another is tried.
     pub async fn start() -> std::io::Result<BlackHoleDns> {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+        let mut tries = 0;
+        loop {
+            match Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<BlackHoleDns> {
