@@ -114,9 +114,9 @@ pub async fn serve(
     )
     .map_err(|e| std::io::Error::other(format!("notification DNS resolver: {e}")))?;
     // The reconciler drives releases every tick while the API serves.
-    let reconciler = {
+    let _reconciler = {
         let control = control.clone();
-        tokio::spawn(async move {
+        Background(tokio::spawn(async move {
             let mut tick = tokio::time::interval(control.tick());
             loop {
                 tick.tick().await;
@@ -124,12 +124,12 @@ pub async fn serve(
                     tracing::error!(error = %e, "reconciling releases");
                 }
             }
-        })
+        }))
     };
     // Alerts and incidents are evaluated every second; the outbox delivers notifications.
-    let evaluator = {
+    let _evaluator = {
         let control = control.clone();
-        tokio::spawn(async move {
+        Background(tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
@@ -137,18 +137,25 @@ pub async fn serve(
                     tracing::error!(error = %e, "evaluating alerts");
                 }
             }
-        })
+        }))
     };
     if let Ok(addr) = listener.local_addr() {
         control.ops().set_public_url(&format!("http://{addr}"));
     }
-    let outbox = tokio::spawn(notify::run(control.clone(), resolver));
+    let _outbox = Background(tokio::spawn(notify::run(control.clone(), resolver)));
     let state = std::sync::Arc::new(api::AppState { control, tokens });
-    let served = axum::serve(listener, api::router(state))
+    // The background tasks' guards drop (and stop them) only after this has returned.
+    axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
-        .await;
-    reconciler.abort();
-    evaluator.abort();
-    outbox.abort();
-    served
+        .await
+}
+
+/// A background task of `serve`, stopped when `serve` ends — returning, or dropped (a killed
+/// control plane leaves nothing running behind it).
+struct Background(tokio::task::JoinHandle<()>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use rampart_api::RestartStatus;
 
+use sqlx::Row;
+
 use crate::release::cumulative;
 use crate::service::{Actor, ControlError, ControlPlane};
-use crate::store::NewEvent;
+use crate::store::{NewEvent, Store, StoreError, now};
 
 /// How long a batch may take to come back before the restart stops, failed.
 pub const BATCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,6 +32,35 @@ pub struct RestartOp {
 
 /// (requests, 5xx) per instance.
 type BatchCounts = HashMap<String, (u64, u64)>;
+
+impl RestartOp {
+    /// A restart read back from the store. A batch already told to restart is watched again
+    /// from now (its instances may be re-registering); one not yet told is told on the next step.
+    pub fn resumed(status: RestartStatus, batch_issued: bool) -> RestartOp {
+        RestartOp {
+            status,
+            issued: batch_issued.then(Instant::now),
+            back: None,
+        }
+    }
+}
+
+/// One step's outcome: its event, and the instances to tell to restart.
+struct Step {
+    kind: &'static str,
+    data: serde_json::Value,
+    bump: Vec<String>,
+}
+
+impl Step {
+    fn event(kind: &'static str, data: serde_json::Value) -> Step {
+        Step {
+            kind,
+            data,
+            bump: vec![],
+        }
+    }
+}
 
 /// Parses "20%" (of `live`, rounded up) or "2"; at least 1.
 pub fn batch_size(spec: &str, live: usize) -> Result<usize, String> {
@@ -101,27 +132,22 @@ impl ControlPlane {
                     "{env} is already restarting; `rampart fleet restart --env {env} --status` shows how far"
                 )));
             }
-            restarts.insert(
-                env.to_owned(),
-                RestartOp {
-                    status: status.clone(),
-                    issued: None,
-                    back: None,
-                },
-            );
+            restarts.insert(env.to_owned(), RestartOp::resumed(status.clone(), false));
         }
-        self.store()
-            .append_event(&NewEvent {
-                kind: "restart.started",
-                subject: env,
-                actor: &actor.name,
-                data: serde_json::json!({ "batch_size": size, "batches": status.batches }),
-            })
-            .await?;
+        let event = NewEvent {
+            kind: "restart.started",
+            subject: env,
+            actor: &actor.name,
+            data: serde_json::json!({ "batch_size": size, "batches": status.batches }),
+        };
+        if let Err(e) = self.store().save_restart(&status, false, &[], &event).await {
+            self.restarts_lock().remove(env);
+            return Err(e.into());
+        }
         Ok(status)
     }
 
-    /// The running or last restart of `env` (since this control plane started).
+    /// The running or last restart of `env`.
     pub fn restart_status(&self, env: &str) -> Option<RestartStatus> {
         self.restarts_lock().get(env).map(|r| r.status.clone())
     }
@@ -136,43 +162,49 @@ impl ControlPlane {
             if op.status.state != "running" {
                 continue;
             }
-            let event = self.restart_step(&env, &mut op);
-            self.restarts_lock().insert(env.clone(), op);
-            if let Some((kind, data)) = event {
-                self.store()
-                    .append_event(&NewEvent {
-                        kind,
-                        subject: &env,
-                        actor: "control",
-                        data,
-                    })
-                    .await?;
+            // A step that changes the restart is stored (with its event and the generations it
+            // bumps, in one transaction) before it takes effect; if storing fails, the step is
+            // taken again next tick.
+            let before = op.clone();
+            if let Some(step) = self.restart_step(&env, &mut op) {
+                let event = NewEvent {
+                    kind: step.kind,
+                    subject: &env,
+                    actor: "control",
+                    data: step.data,
+                };
+                let saved = self
+                    .store()
+                    .save_restart(&op.status, op.issued.is_some(), &step.bump, &event)
+                    .await;
+                match saved {
+                    Ok(generations) => self.set_restart_generations(&generations),
+                    Err(e) => {
+                        self.restarts_lock().insert(env.clone(), before);
+                        return Err(e.into());
+                    }
+                }
             }
+            self.restarts_lock().insert(env.clone(), op);
         }
         Ok(())
     }
 
-    fn restart_step(
-        &self,
-        env: &str,
-        op: &mut RestartOp,
-    ) -> Option<(&'static str, serde_json::Value)> {
+    fn restart_step(&self, env: &str, op: &mut RestartOp) -> Option<Step> {
         let Some(batch) = op.status.batches.get(op.status.current).cloned() else {
             op.status.state = "succeeded".into();
-            return Some((
+            return Some(Step::event(
                 "restart.completed",
                 serde_json::json!({ "restarted": op.status.restarted }),
             ));
         };
         let Some(issued) = op.issued else {
-            for i in &batch {
-                self.bump_restart(i);
-            }
             op.issued = Some(Instant::now());
-            return Some((
-                "restart.batch",
-                serde_json::json!({ "batch": op.status.current, "instances": batch }),
-            ));
+            return Some(Step {
+                kind: "restart.batch",
+                data: serde_json::json!({ "batch": op.status.current, "instances": batch }),
+                bump: batch,
+            });
         };
         let instances = self.fleet_all(env);
         let target = |id: &str| self.restart_generation(id);
@@ -195,7 +227,10 @@ impl ControlPlane {
                     BATCH_TIMEOUT.as_secs()
                 );
                 op.status.reason = Some(reason.clone());
-                return Some(("restart.failed", serde_json::json!({ "reason": reason })));
+                return Some(Step::event(
+                    "restart.failed",
+                    serde_json::json!({ "reason": reason }),
+                ));
             }
             return None;
         }
@@ -231,15 +266,76 @@ impl ControlPlane {
                 op.status.current
             );
             op.status.reason = Some(reason.clone());
-            return Some(("restart.failed", serde_json::json!({ "reason": reason })));
+            return Some(Step::event(
+                "restart.failed",
+                serde_json::json!({ "reason": reason }),
+            ));
         }
         op.status.restarted.extend(batch.iter().cloned());
         op.status.current += 1;
         op.issued = None;
         op.back = None;
-        Some((
+        Some(Step::event(
             "restart.batch_done",
             serde_json::json!({ "batch": op.status.current - 1, "instances": batch, "requests": requests, "errors": errors }),
         ))
+    }
+}
+
+impl Store {
+    /// Stores an environment's restart, bumps the restart generation of `bump`, and appends
+    /// `event`, in one transaction; returns the bumped generations.
+    pub async fn save_restart(
+        &self,
+        status: &RestartStatus,
+        batch_issued: bool,
+        bump: &[String],
+        event: &NewEvent<'_>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT INTO restarts (environment, status, batch_issued, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(environment) DO UPDATE SET status = excluded.status, batch_issued = excluded.batch_issued, updated_at = excluded.updated_at")
+            .bind(&status.environment)
+            .bind(serde_json::to_string(status).unwrap_or_default())
+            .bind(batch_issued)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        let mut generations = Vec::with_capacity(bump.len());
+        for instance in bump {
+            let generation: i64 = sqlx::query("INSERT INTO restart_generations (instance, generation) VALUES (?, 1) ON CONFLICT(instance) DO UPDATE SET generation = generation + 1 RETURNING generation")
+                .bind(instance)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+            generations.push((instance.clone(), generation.max(0) as u64));
+        }
+        Self::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(generations)
+    }
+
+    /// Every environment's last restart, and whether its current batch was told to restart.
+    pub async fn restarts(&self) -> Result<Vec<(RestartStatus, bool)>, StoreError> {
+        let rows = sqlx::query("SELECT status, batch_issued FROM restarts")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let status: String = r.get(0);
+                Some((serde_json::from_str(&status).ok()?, r.get(1)))
+            })
+            .collect())
+    }
+
+    /// The restart generation of every instance ever told to restart.
+    pub async fn restart_generations(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let rows = sqlx::query("SELECT instance, generation FROM restart_generations")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1).max(0) as u64))
+            .collect())
     }
 }

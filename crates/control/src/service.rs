@@ -108,6 +108,22 @@ impl ControlPlane {
                 );
             }
         }
+        // Rolling restarts go on where they were (their generations are stored too).
+        let restarts = store
+            .restarts()
+            .await?
+            .into_iter()
+            .map(|(status, issued)| {
+                if status.state == "running" {
+                    tracing::info!(env = %status.environment, batch = status.current, "resuming rolling restart");
+                }
+                (
+                    status.environment.clone(),
+                    crate::restart::RestartOp::resumed(status, issued),
+                )
+            })
+            .collect();
+        let restart_gen = store.restart_generations().await?;
         Ok(ControlPlane {
             store,
             fleet: Fleet::default(),
@@ -119,8 +135,8 @@ impl ControlPlane {
             plan: Some(rampart_rollout::Plan::standard(30_000)),
             tick: Duration::from_secs(1),
             ops: crate::alerting::Ops::load(&store_for_ops, environments).await?,
-            restarts: std::sync::Mutex::default(),
-            restart_gen: std::sync::Mutex::default(),
+            restarts: std::sync::Mutex::new(restarts),
+            restart_gen: std::sync::Mutex::new(restart_gen),
         })
     }
 
@@ -155,14 +171,16 @@ impl ControlPlane {
             .unwrap_or(0)
     }
 
-    /// Asks one instance to restart, waking its long-poll.
-    pub(crate) fn bump_restart(&self, instance: &str) {
-        *self
-            .restart_gen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(instance.to_owned())
-            .or_default() += 1;
+    /// Hands instances their new (stored) restart generations, waking their long-polls.
+    pub(crate) fn set_restart_generations(&self, generations: &[(String, u64)]) {
+        if generations.is_empty() {
+            return;
+        }
+        let mut all = self.restart_gen.lock().unwrap_or_else(|p| p.into_inner());
+        for (instance, generation) in generations {
+            all.insert(instance.clone(), *generation);
+        }
+        drop(all);
         self.cohort_changes.send_modify(|g| *g += 1);
     }
 

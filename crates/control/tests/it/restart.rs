@@ -225,3 +225,92 @@ async fn a_rolling_restart_under_load_loses_no_request() {
     }
     control.kill().await;
 }
+
+/// A rolling restart survives the control plane: killed after the first batch, restarted on the
+/// same data, it goes on with the next batch and completes, and no batch is told twice.
+#[tokio::test]
+async fn a_rolling_restart_survives_a_control_plane_restart() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let data = temp("restart-resume");
+    let addr = free_addr();
+    let envs = ["production".to_owned()];
+    let spawn = || {
+        rampart_control::spawn_with(&data, &envs, common::tokens(), addr, |c| {
+            c.with_plan(None).with_tick(Duration::from_millis(200))
+        })
+    };
+    let control = spawn().await.expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    let gateways: Vec<(SocketAddr, SocketAddr)> =
+        (0..3).map(|_| (free_addr(), free_addr())).collect();
+    let _agents: Vec<_> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, (listen, admin))| {
+            start_agent_at(
+                &control.url(),
+                "production",
+                &format!("q{i}"),
+                temp("gw"),
+                *listen,
+                *admin,
+                WatchdogSettings::default(),
+            )
+        })
+        .collect();
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
+    first_version(
+        &op,
+        &approver,
+        &document(backend.addr, 2000),
+        &listens,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(10), async || op
+            .environments()
+            .await
+            .is_ok_and(|e| e[0].instances.len() == 3))
+        .await
+    );
+    op.restart("production", "1").await.expect("restart");
+    assert!(
+        wait_until(Duration::from_secs(30), async || op
+            .restart_status("production")
+            .await
+            .is_ok_and(|s| s.current >= 1))
+        .await,
+        "the first batch did not come back: {:?}",
+        op.restart_status("production").await
+    );
+
+    control.kill().await;
+    let control = spawn().await.expect("control plane, again");
+    let done = wait_until(Duration::from_secs(60), async || {
+        op.restart_status("production")
+            .await
+            .is_ok_and(|s| s.state != "running")
+    })
+    .await;
+    let status = op.restart_status("production").await.expect("status");
+    assert!(done && status.state == "succeeded", "{status:?}");
+    assert_eq!(status.restarted, ["q0", "q1", "q2"], "{status:?}");
+
+    let events = op.events(0).await.expect("events");
+    let batches: Vec<i64> = events
+        .iter()
+        .filter(|e| e.kind == "restart.batch")
+        .filter_map(|e| e.data["batch"].as_i64())
+        .collect();
+    assert_eq!(batches, [0, 1, 2], "each batch told once, in order");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "restart.completed")
+            .count(),
+        1
+    );
+    control.kill().await;
+}
