@@ -725,3 +725,103 @@ async fn the_page_renders_in_headless_chromium_with_and_without_javascript() {
     }
     control.kill().await;
 }
+
+/// A maintenance window suppresses its components' SLO alerts and nothing else: the same burn
+/// fires for a component outside the window at once, and for the maintained one as soon as
+/// the window is cancelled.
+#[tokio::test]
+async fn maintenance_suppresses_its_components_slo_alerts_only() {
+    let control = rampart_control::spawn(
+        &temp("maintenance-alerts"),
+        &["production".into()],
+        common::tokens(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let agent = ApiClient::new(&control.url(), Some("agent".into()));
+    for (name, route) in [("Billing API", "billing"), ("Users API", "users")] {
+        op.put_component(
+            name,
+            &ComponentSpec {
+                description: String::new(),
+                routes: vec![route.into()],
+                environment: None,
+                slo: 99.9,
+            },
+        )
+        .await
+        .expect("component");
+    }
+    let window = op
+        .schedule_maintenance(&MaintenanceSpec {
+            title: "Billing database upgrade".into(),
+            body: String::new(),
+            components: vec!["Billing API".into()],
+            scheduled_for: at(-60),
+            scheduled_until: at(3600),
+        })
+        .await
+        .expect("maintenance in progress");
+    agent
+        .register(&rampart_api::RegisterRequest {
+            instance: "m0".into(),
+            environment: "production".into(),
+            zone: "z".into(),
+            build: "test".into(),
+        })
+        .await
+        .expect("register");
+    // Both components fail every request: a burn far over every tier's factor.
+    let report = || rampart_api::Report {
+        applied: None,
+        result: None,
+        requests: [0, 0, 0, 0, 200],
+        inflight: 0,
+        shed: 0,
+        auth_failures: 0,
+        problems: vec![],
+        latency: vec![],
+        routes: [
+            ("billing".to_owned(), [0, 0, 0, 0, 100]),
+            ("users".to_owned(), [0, 0, 0, 0, 100]),
+        ]
+        .into_iter()
+        .collect(),
+        restarts: 0,
+    };
+    let slo_alerts = async |component: &str| -> usize {
+        op.alerts(true)
+            .await
+            .expect("alerts")
+            .iter()
+            .filter(|a| a.key.starts_with(&format!("slo:{component}:")))
+            .count()
+    };
+    let users_fired = wait_until(Duration::from_secs(10), async || {
+        agent.report("m0", &report()).await.expect("report");
+        slo_alerts("Users API").await > 0
+    })
+    .await;
+    assert!(users_fired, "the burn outside the window must fire");
+    // A few more evaluations with the same burn: still nothing for the maintained component.
+    for _ in 0..3 {
+        agent.report("m0", &report()).await.expect("report");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert_eq!(
+        slo_alerts("Billing API").await,
+        0,
+        "suppressed in maintenance"
+    );
+
+    op.cancel_maintenance(window.id).await.expect("cancel");
+    let billing_fired = wait_until(Duration::from_secs(10), async || {
+        agent.report("m0", &report()).await.expect("report");
+        slo_alerts("Billing API").await > 0
+    })
+    .await;
+    assert!(billing_fired, "the window is over: the burn pages");
+    control.kill().await;
+}
