@@ -162,9 +162,13 @@ enum Command {
         /// Title of the public status page.
         #[arg(long, default_value = "rampart status")]
         page_name: String,
-        /// SMTP relay for subscriber emails.
+        /// SMTP relay for subscriber emails: smtp:// (STARTTLS when offered), smtp+starttls://
+        /// (STARTTLS required) or smtps:// (TLS from the start).
         #[arg(long, default_value = "smtp://127.0.0.1:25")]
         smtp: String,
+        /// A PEM certificate SMTP relays may chain to (a private CA), besides the web's roots.
+        #[arg(long)]
+        smtp_ca: Option<PathBuf>,
         /// Nameservers for notification hosts (default: the system's resolv.conf). Lookups are
         /// non-blocking, each bounded by --notify-dns-timeout × 2 attempts.
         #[arg(long, value_delimiter = ',')]
@@ -587,9 +591,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             public_url,
             page_name,
             smtp,
+            smtp_ca,
             notify_nameserver,
             notify_dns_timeout,
         } => {
+            rampart_control::notify::SmtpTarget::parse(&smtp)
+                .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?;
+            let smtp_ca = match &smtp_ca {
+                Some(path) => {
+                    #[allow(clippy::disallowed_methods)] // once, before anything starts
+                    let pem = std::fs::read(path)
+                        .with_context(|| format!("reading --smtp-ca {}", path.display()))?;
+                    rampart_control::alerting::check_ca_pem(&pem)
+                        .map_err(|e| anyhow::anyhow!("--smtp-ca {}: {e}", path.display()))?;
+                    Some(pem)
+                }
+                None => None,
+            };
             let quiet = rampart_model::duration::parse_duration(&incident_quiet)
                 .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
             let mut resolver = rampart_control::alerting::default_notify_resolver();
@@ -613,6 +631,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .with_page_name(&page_name)
                     .with_smtp(&smtp)
                     .with_notify_resolver(resolver);
+                let control = match smtp_ca {
+                    Some(pem) => control
+                        .with_smtp_ca(pem)
+                        .map_err(|e| anyhow::anyhow!("--smtp-ca: {e}"))?,
+                    None => control,
+                };
                 let control = match &public_url {
                     Some(u) => control.with_public_url(u),
                     None => control,

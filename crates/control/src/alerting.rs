@@ -54,6 +54,8 @@ pub struct Ops {
     pub(crate) page_name: String,
     /// The SMTP relay subscriber emails go through (`smtp://host:port`).
     pub(crate) smtp: String,
+    /// A PEM certificate SMTP relays may chain to (a private CA), besides the web's roots.
+    pub(crate) smtp_ca: Option<std::sync::Arc<Vec<u8>>>,
     /// The status page's last snapshot: a stampede of page views reads the database once a second.
     pub(crate) snapshot:
         Mutex<Option<(std::time::Instant, std::sync::Arc<crate::status::Snapshot>)>>,
@@ -92,6 +94,7 @@ impl Ops {
             quiet: Duration::from_secs(300),
             page_name: "rampart status".into(),
             smtp: "smtp://127.0.0.1:25".into(),
+            smtp_ca: None,
             snapshot: Mutex::new(None),
             snapshot_refresh: tokio::sync::Mutex::new(()),
             snapshot_reads: std::sync::atomic::AtomicU64::new(0),
@@ -222,6 +225,18 @@ impl ControlPlane {
     pub fn with_smtp(mut self, url: &str) -> ControlPlane {
         self.ops.smtp = url.to_owned();
         self
+    }
+
+    /// Trusts SMTP relays whose certificates chain to this PEM certificate (besides the web's
+    /// roots); checked here so a bad file is refused at start, not at the first email.
+    pub fn with_smtp_ca(mut self, pem: Vec<u8>) -> Result<ControlPlane, String> {
+        check_ca_pem(&pem)?;
+        self.ops.smtp_ca = Some(std::sync::Arc::new(pem));
+        Ok(self)
+    }
+
+    pub(crate) fn smtp_ca(&self) -> Option<std::sync::Arc<Vec<u8>>> {
+        self.ops.smtp_ca.clone()
     }
 
     /// The base URL users reach the page and API at (links in feeds and notifications).
@@ -957,4 +972,17 @@ pub fn default_notify_resolver() -> rampart_model::ResolverConfig {
         negative_ttl: d::RESOLVER_NEGATIVE_TTL,
         serve_stale: d::RESOLVER_SERVE_STALE,
     }
+}
+
+/// Checks that `pem` holds at least one certificate and nothing malformed.
+pub fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+    }
+    Ok(())
 }

@@ -97,17 +97,56 @@ pub fn wants(spec: &ChannelSpec, severity: Severity) -> bool {
     }
 }
 
+/// How an email channel reaches its relay: `smtp://host:port` upgrades with STARTTLS when the
+/// relay offers it, `smtp+starttls://` requires STARTTLS, `smtps://` is TLS from the first byte.
+/// Certificates are checked against the web's roots and the control plane's `--smtp-ca`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpTarget {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SmtpTls {
+    Opportunistic,
+    Required,
+    Wrapper,
+}
+
+impl SmtpTarget {
+    pub fn parse(url: &str) -> Result<SmtpTarget, String> {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let tls = match scheme {
+            "smtp" => SmtpTls::Opportunistic,
+            "smtp+starttls" => SmtpTls::Required,
+            "smtps" => SmtpTls::Wrapper,
+            _ => {
+                return Err(format!(
+                    "url: an email channel needs smtp://, smtp+starttls:// or smtps://host:port, not {url:?}"
+                ));
+            }
+        };
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| format!("url: {url:?} needs a host and a port (smtp://host:port)"))?;
+        Ok(SmtpTarget {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+}
+
 /// Checks a channel before it is stored: a URL its kind can use, and the fields it needs.
 pub fn validate(spec: &ChannelSpec) -> Result<(), String> {
     let scheme = spec.url.split("://").next().unwrap_or_default();
     match spec.kind {
         ChannelKind::Email => {
-            if scheme != "smtp" {
-                return Err(format!(
-                    "url: an email channel needs smtp://host:port, not {:?}",
-                    spec.url
-                ));
-            }
+            SmtpTarget::parse(&spec.url)?;
             if spec.to.is_empty() {
                 return Err("to: an email channel needs at least one recipient".into());
             }
@@ -206,10 +245,12 @@ pub struct Sender {
     client: HttpClient,
     resolver: Resolver,
     timeout: Duration,
+    /// A PEM certificate SMTP relays may chain to, besides the web's roots.
+    smtp_ca: Option<Arc<Vec<u8>>>,
 }
 
 impl Sender {
-    pub fn new(timeout: Duration, resolver: Resolver) -> Sender {
+    pub fn new(timeout: Duration, resolver: Resolver, smtp_ca: Option<Arc<Vec<u8>>>) -> Sender {
         let mut http = HttpConnector::new_with_resolver(resolver.clone());
         http.set_connect_timeout(Some(timeout));
         http.enforce_http(false);
@@ -222,6 +263,7 @@ impl Sender {
             client: Client::builder(TokioExecutor::new()).build(connector),
             resolver,
             timeout,
+            smtp_ca,
         }
     }
 
@@ -323,14 +365,29 @@ impl Sender {
         custom: Option<&Message>,
     ) -> Outcome {
         use lettre::AsyncTransport;
-        let Some((host, port)) = spec
-            .url
-            .strip_prefix("smtp://")
-            .and_then(|hp| hp.trim_end_matches('/').rsplit_once(':'))
-            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-        else {
-            return Outcome::Refused(format!("{:?} is not smtp://host:port", spec.url));
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let target = match SmtpTarget::parse(&spec.url) {
+            Ok(t) => t,
+            Err(e) => return Outcome::Refused(e),
         };
+        // Certificates name the relay's host, whatever address it resolves to.
+        let mut params = TlsParameters::builder(target.host.clone());
+        if let Some(pem) = &self.smtp_ca {
+            match Certificate::from_pem(pem) {
+                Ok(ca) => params = params.add_root_certificate(ca),
+                Err(e) => return Outcome::Refused(format!("--smtp-ca: {e}")),
+            }
+        }
+        let params = match params.build() {
+            Ok(p) => p,
+            Err(e) => return Outcome::Refused(format!("TLS for {}: {e}", target.host)),
+        };
+        let tls = match target.tls {
+            SmtpTls::Opportunistic => Tls::Opportunistic(params),
+            SmtpTls::Required => Tls::Required(params),
+            SmtpTls::Wrapper => Tls::Wrapper(params),
+        };
+        let (host, port) = (target.host, target.port);
         let from = spec
             .from
             .clone()
@@ -352,15 +409,10 @@ impl Sender {
             Ok(m) => m,
             Err(e) => return Outcome::Refused(format!("building the email: {e}")),
         };
-        // lettre would resolve with the system's blocking resolver: hand it an address.
-        let ip = match self.resolver.lookup(&host).await {
-            Ok(ips) if !ips.is_empty() => ips[0],
-            Ok(_) => {
-                return Outcome::Retry {
-                    error: format!("DNS lookup of {host} returned no address"),
-                    after: None,
-                };
-            }
+        // lettre would resolve with the system's blocking resolver: hand it the addresses, one
+        // after the other until one takes the message (a name may have v6 and v4 addresses).
+        let ips = match self.resolver.lookup(&host).await {
+            Ok(ips) => ips,
             Err(e) => {
                 return Outcome::Retry {
                     error: e.to_string(),
@@ -368,18 +420,25 @@ impl Sender {
                 };
             }
         };
-        let transport =
-            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(ip.to_string())
+        let mut last = format!("DNS lookup of {host} returned no address");
+        for ip in ips {
+            let transport =
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
+                    ip.to_string(),
+                )
                 .port(port)
+                .tls(tls.clone())
                 .timeout(Some(self.timeout))
                 .build();
-        match transport.send(message).await {
-            Ok(_) => Outcome::Delivered,
-            Err(e) if e.is_permanent() => Outcome::Refused(e.to_string()),
-            Err(e) => Outcome::Retry {
-                error: e.to_string(),
-                after: None,
-            },
+            match transport.send(message.clone()).await {
+                Ok(_) => return Outcome::Delivered,
+                Err(e) if e.is_permanent() => return Outcome::Refused(e.to_string()),
+                Err(e) => last = format!("{ip}: {e}"),
+            }
+        }
+        Outcome::Retry {
+            error: last,
+            after: None,
         }
     }
 }
@@ -446,7 +505,7 @@ fn email_text(n: &Notification) -> String {
 /// Delivers the outbox until the task is dropped: the oldest pending notification of every
 /// channel whose next attempt is due, channels in parallel.
 pub async fn run(control: Arc<crate::ControlPlane>, resolver: Resolver) {
-    let sender = Sender::new(control.notify_timeout(), resolver);
+    let sender = Sender::new(control.notify_timeout(), resolver, control.smtp_ca());
     loop {
         let idle = match deliver_due(&control, &sender).await {
             Ok(0) => Duration::from_millis(200),

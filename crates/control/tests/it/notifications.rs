@@ -375,3 +375,98 @@ async fn channels_whose_hosts_never_resolve_fail_at_the_dns_deadline_and_block_n
     assert!(asked.elapsed() < Duration::from_millis(500));
     control.kill().await;
 }
+
+/// Email over TLS: `smtp+starttls://` requires STARTTLS and checks the relay's certificate
+/// (trusted through `--smtp-ca`), `smtp://` upgrades when the relay offers STARTTLS, and a relay
+/// without STARTTLS never gets the message in clear when TLS is required.
+#[tokio::test]
+async fn email_goes_over_starttls_and_never_in_clear_when_tls_is_required() {
+    let secure = SmtpSink::start_tls().await.expect("tls relay");
+    let plain = SmtpSink::start().await.expect("plain relay");
+    let ca = secure.cert_pem.clone().expect("certificate").into_bytes();
+    assert!(
+        rampart_control::ControlPlane::open(&temp("bad-ca"), &["production".into()])
+            .await
+            .expect("control plane")
+            .with_smtp_ca(b"not a certificate".to_vec())
+            .is_err(),
+        "a bad --smtp-ca is refused at start"
+    );
+    let control = rampart_control::spawn_with(
+        &temp("starttls"),
+        &["production".into()],
+        common::tokens(),
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| {
+            c.with_backoff(Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(300),
+            })
+            .with_smtp_ca(ca)
+            .expect("a PEM certificate")
+        },
+    )
+    .await
+    .expect("control plane");
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let mail = |url: String| ChannelSpec {
+        kind: ChannelKind::Email,
+        url,
+        routing_key: None,
+        secret: None,
+        to: vec!["oncall@example.test".into()],
+        from: Some("rampart@example.test".into()),
+        severities: vec![],
+    };
+    let port = |sink: &SmtpSink| sink.addr.port();
+    op.put_channel(
+        "required",
+        &mail(format!("smtp+starttls://127.0.0.1:{}", port(&secure))),
+    )
+    .await
+    .expect("channel");
+    op.put_channel(
+        "opportunistic",
+        &mail(format!("smtp://localhost:{}", port(&secure))),
+    )
+    .await
+    .expect("channel");
+    op.put_channel(
+        "no-tls-offered",
+        &mail(format!("smtp+starttls://127.0.0.1:{}", port(&plain))),
+    )
+    .await
+    .expect("channel");
+    let refused = op
+        .put_channel("bad", &mail("imap://127.0.0.1:25".into()))
+        .await
+        .expect_err("not an SMTP URL");
+    assert!(
+        refused.to_string().contains("smtp+starttls://"),
+        "{refused}"
+    );
+
+    assert_eq!(post_am(&control.url(), &am("tls1", "firing")).await, 200);
+    assert!(
+        wait_until(Duration::from_secs(5), async || secure.mails().len() >= 2).await,
+        "{:?}",
+        op.outbox().await
+    );
+    assert!(
+        secure.mails().iter().all(|m| m.tls),
+        "both arrived after STARTTLS"
+    );
+    let refusing = wait_until(Duration::from_secs(5), async || {
+        op.outbox().await.expect("outbox").iter().any(|o| {
+            o.channel == "no-tls-offered"
+                && o.attempts >= 1
+                && o.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.to_ascii_lowercase().contains("tls"))
+        })
+    })
+    .await;
+    assert!(refusing, "{:?}", op.outbox().await);
+    assert!(plain.mails().is_empty(), "nothing in clear");
+    control.kill().await;
+}
