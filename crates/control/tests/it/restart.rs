@@ -16,7 +16,34 @@ use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 
 use crate::common;
-use common::{document, first_version, free_addr, start_agent_at, temp, wait_until};
+use common::{Agent, document, first_version, free_addr, start_agent_at, temp, wait_until};
+
+/// `n` production gateways named `{prefix}0`…, agents of `control`, each with its own admin
+/// listener (a balancer reads its `/readyz`): their (listen, admin) addresses, and the agents.
+fn start_gateways(
+    control: &str,
+    prefix: &str,
+    n: usize,
+) -> (Vec<(SocketAddr, SocketAddr)>, Vec<Agent>) {
+    let gateways: Vec<(SocketAddr, SocketAddr)> =
+        (0..n).map(|_| (free_addr(), free_addr())).collect();
+    let agents = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, (listen, admin))| {
+            start_agent_at(
+                control,
+                "production",
+                &format!("{prefix}{i}"),
+                temp("gw"),
+                *listen,
+                *admin,
+                WatchdogSettings::default(),
+            )
+        })
+        .collect();
+    (gateways, agents)
+}
 
 #[derive(Clone, Copy, Default)]
 struct View {
@@ -39,23 +66,7 @@ async fn a_rolling_restart_under_load_loses_no_request() {
     .expect("control plane");
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let gateways: Vec<(SocketAddr, SocketAddr)> =
-        (0..5).map(|_| (free_addr(), free_addr())).collect();
-    let agents: Vec<_> = gateways
-        .iter()
-        .enumerate()
-        .map(|(i, (listen, admin))| {
-            start_agent_at(
-                &control.url(),
-                "production",
-                &format!("p{i}"),
-                temp("gw"),
-                *listen,
-                *admin,
-                WatchdogSettings::default(),
-            )
-        })
-        .collect();
+    let (gateways, agents) = start_gateways(&control.url(), "p", 5);
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
     let v1 = first_version(
         &op,
@@ -242,23 +253,7 @@ async fn a_rolling_restart_survives_a_control_plane_restart() {
     let control = spawn().await.expect("control plane");
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let gateways: Vec<(SocketAddr, SocketAddr)> =
-        (0..3).map(|_| (free_addr(), free_addr())).collect();
-    let _agents: Vec<_> = gateways
-        .iter()
-        .enumerate()
-        .map(|(i, (listen, admin))| {
-            start_agent_at(
-                &control.url(),
-                "production",
-                &format!("q{i}"),
-                temp("gw"),
-                *listen,
-                *admin,
-                WatchdogSettings::default(),
-            )
-        })
-        .collect();
+    let (gateways, _agents) = start_gateways(&control.url(), "q", 3);
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
     first_version(
         &op,
