@@ -18,7 +18,8 @@ use anyhow::{Context, Result, bail};
 use rampart_api::{ApiClient, ChannelKind, ChannelSpec, ComponentSpec, Event, IncidentStatus};
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::watchdog::WatchdogSettings;
-use rampart_rollout::{Plan, Wave, WaveTarget};
+use rampart_model::version::short;
+use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
 
 pub struct DrillOptions {
@@ -169,10 +170,6 @@ async fn wait_for<F: AsyncFnMut() -> bool>(within: Duration, mut f: F) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
-}
-
-fn short(v: &str) -> &str {
-    &v[..v.len().min(12)]
 }
 
 fn event_secs(e: &Event, origin: u64) -> f64 {
@@ -431,34 +428,6 @@ impl World {
     }
 }
 
-/// Short waves so the drill runs in about a minute: 1 instance, 50 %, 100 %, 1 s bake each.
-fn drill_plan() -> Plan {
-    let mut plan = Plan::standard(1_000);
-    plan.waves = [
-        WaveTarget::Instances(1),
-        WaveTarget::Percent(50),
-        WaveTarget::Percent(100),
-    ]
-    .into_iter()
-    .map(|target| Wave {
-        target,
-        bake_ms: 1_000,
-    })
-    .collect();
-    plan.gates.min_requests = 30;
-    plan
-}
-
-/// The control plane's gates are what this drill shows; the agents' own watchdog (the defence
-/// for when the control plane is gone) is set out of the way so it does not act first.
-fn quiet_watchdog() -> WatchdogSettings {
-    WatchdogSettings {
-        window: Duration::from_secs(1),
-        floor: 1.0,
-        ..Default::default()
-    }
-}
-
 pub async fn run(o: DrillOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<bool> {
     let total = 8;
     let mut d = Drill {
@@ -474,7 +443,13 @@ pub async fn run(o: DrillOptions, shutdown: impl std::future::Future<Output = ()
         auth: rampart_testkit::auth::AuthServer::start().await?,
         dns: rampart_testkit::dns::BlackHoleDns::start().await?,
     };
-    let w = world("defended", o.gateways, Some(drill_plan()), quiet_watchdog()).await?;
+    let w = world(
+        "defended",
+        o.gateways,
+        Some(Plan::short(1_000)),
+        WatchdogSettings::quiet(),
+    )
+    .await?;
     let url = w.control.url();
     println!(
         "setup: control plane {url}, auth server {}, backends {} and {}, black-hole DNS {}, 1 testing + {} production gateways, pager receiver {}",

@@ -409,8 +409,8 @@ fn print_releases(list: &[rampart_api::ReleaseStatus]) {
             "#{:<4} {:<12} {} -> {}  [{bar}] wave {}/{}  {:<11} cohort {}",
             r.id,
             r.environment,
-            short(&Some(r.previous.clone())),
-            short(&Some(r.version.clone())),
+            short(Some(&r.previous)),
+            short(Some(&r.version)),
             (r.wave + 1).min(r.waves),
             r.waves,
             r.state,
@@ -467,9 +467,9 @@ fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into())
 }
 
-fn short(v: &Option<String>) -> String {
-    v.as_deref()
-        .map(|v| v[..v.len().min(12)].to_owned())
+/// The first 12 characters of a version id, or "-" for none.
+fn short(v: Option<&str>) -> String {
+    v.map(|v| rampart_model::version::short(v).to_owned())
         .unwrap_or_else(|| "-".into())
 }
 
@@ -481,8 +481,8 @@ fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<Exit
     println!(
         "{}  desired {}  last-known-good {}  ({} instances)",
         e.name,
-        short(&e.desired),
-        short(&e.last_known_good),
+        short(e.desired.as_deref()),
+        short(e.last_known_good.as_deref()),
         e.instances.len()
     );
     for i in &e.instances {
@@ -498,7 +498,7 @@ fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<Exit
             "  {:<24} {:<8} applied {}  {}  seen {} ms ago",
             i.id,
             i.zone,
-            short(&i.applied),
+            short(i.applied.as_deref()),
             result,
             i.last_seen_ms
         );
@@ -610,16 +610,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let quiet = rampart_model::duration::parse_duration(&incident_quiet)
                 .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
-            let mut resolver = rampart_control::alerting::default_notify_resolver();
-            resolver.timeout = rampart_model::duration::parse_duration(&notify_dns_timeout)
+            let timeout = rampart_model::duration::parse_duration(&notify_dns_timeout)
                 .map_err(|e| anyhow::anyhow!("--notify-dns-timeout: {e}"))?;
             anyhow::ensure!(
-                !resolver.timeout.is_zero(),
+                !timeout.is_zero(),
                 "--notify-dns-timeout: must be more than 0"
             );
-            if !notify_nameserver.is_empty() {
-                resolver.nameservers = Some(notify_nameserver);
-            }
+            let resolver = rampart_model::ResolverConfig {
+                nameservers: (!notify_nameserver.is_empty()).then_some(notify_nameserver),
+                timeout,
+                ..Default::default()
+            };
             runtime()?.block_on(async {
                 tokio::fs::create_dir_all(&data)
                     .await

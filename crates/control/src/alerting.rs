@@ -90,7 +90,7 @@ impl Ops {
             outbox_wake: tokio::sync::Notify::new(),
             backoff: Backoff::default(),
             notify_timeout: Duration::from_secs(5),
-            notify_resolver: default_notify_resolver(),
+            notify_resolver: rampart_model::ResolverConfig::default(),
             quiet: Duration::from_secs(300),
             page_name: "rampart status".into(),
             smtp: "smtp://127.0.0.1:25".into(),
@@ -329,7 +329,7 @@ impl ControlPlane {
     ) -> Result<(), ControlError> {
         let env = &release.environment;
         let gate = release.gate.clone().unwrap_or_else(|| reason.to_owned());
-        let short = &release.version[..release.version.len().min(12)];
+        let short = rampart_model::version::short(&release.version);
         let data = serde_json::json!({ "environment": env, "release": release.id, "version": release.version, "previous": release.previous, "gate": gate, "reason": reason });
         self.fire(
             NewAlert {
@@ -366,7 +366,7 @@ impl ControlPlane {
             body: format!(
                 "Release {} of {short} failed its gate ({gate}). rampart is rolling {env} back to {}.",
                 release.id,
-                &release.previous[..release.previous.len().min(12)]
+                rampart_model::version::short(&release.previous)
             ),
         };
         self.fire(
@@ -592,7 +592,7 @@ impl ControlPlane {
                         "{env} is whole again: every instance runs {}. Its alerts resolved; watching for {}s before resolving.",
                         version
                             .as_deref()
-                            .map(|v| &v[..v.len().min(12)])
+                            .map(rampart_model::version::short)
                             .unwrap_or("?"),
                         self.ops.quiet.as_secs()
                     );
@@ -958,19 +958,6 @@ fn human(secs: u64) -> String {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
-    }
-}
-
-/// The gateway's resolver defaults, on the system's nameservers.
-pub fn default_notify_resolver() -> rampart_model::ResolverConfig {
-    use rampart_model::compile::defaults as d;
-    rampart_model::ResolverConfig {
-        nameservers: None,
-        timeout: d::RESOLVER_TIMEOUT,
-        attempts: d::RESOLVER_ATTEMPTS,
-        cache_ttl: d::RESOLVER_CACHE_TTL,
-        negative_ttl: d::RESOLVER_NEGATIVE_TTL,
-        serve_stale: d::RESOLVER_SERVE_STALE,
     }
 }
 

@@ -6,6 +6,7 @@
 //! the API and are shown beside them, never instead of them.
 
 use rampart_api::{Event, Incident};
+use rampart_model::version::short;
 
 use crate::service::{ControlError, ControlPlane};
 use crate::store::parse_ms;
@@ -65,10 +66,6 @@ impl Facts {
         let to = parse_ms(&self.recovered()?.at)?;
         Some(to.saturating_sub(from) as f64 / 1000.0)
     }
-}
-
-fn short(v: &str) -> &str {
-    &v[..v.len().min(12)]
 }
 
 fn s<'a>(e: &'a Event, key: &str) -> &'a str {

@@ -5,6 +5,7 @@
 //! `environment.converged`), so it is the same picture while the release runs and long after.
 
 use rampart_api::Event;
+use rampart_model::version::short;
 use rampart_rollout::WaveTarget;
 
 use crate::release::state_name;
@@ -134,10 +135,6 @@ impl Story {
         let tail = ((last - start) / 12).max(250);
         Some((last + tail).max(start + 1_000))
     }
-}
-
-fn short(v: &str) -> &str {
-    &v[..v.len().min(12)]
 }
 
 fn offset(ms: u64) -> String {

@@ -71,22 +71,13 @@ impl Clone for Rendered {
 impl Snapshot {
     /// The resource `key` as rendered from this snapshot, rendering it the first time.
     pub fn rendered(&self, key: &str, render: impl FnOnce(&Snapshot) -> String) -> bytes::Bytes {
-        let cache = |c: &Rendered| {
-            c.0.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(key)
-                .cloned()
-        };
-        if let Some(done) = cache(&self.rendered) {
-            return done;
+        let cache = || self.rendered.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = cache().get(key) {
+            return done.clone();
         }
         // Rendered outside the lock: two first requests may both render; neither waits.
         let body = bytes::Bytes::from(render(self));
-        self.rendered
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_owned(), body.clone());
+        cache().insert(key.to_owned(), body.clone());
         body
     }
 }
@@ -281,7 +272,6 @@ fn status_object(s: &Snapshot) -> Value {
     json!({ "indicator": indicator, "description": description })
 }
 
-/// `/api/v2/{name}` as Statuspage answers it; None for a name it does not have.
 /// The resources under `/api/v2/`.
 pub const V2_NAMES: [&str; 8] = [
     "summary.json",
@@ -294,7 +284,7 @@ pub const V2_NAMES: [&str; 8] = [
     "scheduled-maintenances/active.json",
 ];
 
-/// The Statuspage v2 resource `name` (one of [`V2_NAMES`]).
+/// `/api/v2/{name}` as Statuspage answers it; None for a name not in [`V2_NAMES`].
 pub fn v2(s: &Snapshot, name: &str) -> Option<Value> {
     let components = || -> Vec<Value> { s.components.iter().map(|c| component(s, c)).collect() };
     let incidents = |open_only: bool| -> Vec<Value> {
@@ -492,12 +482,14 @@ impl ControlPlane {
 
     /// Everything the page shows, read at most once a second (page views in between share it).
     pub async fn snapshot(&self) -> Result<std::sync::Arc<Snapshot>, ControlError> {
-        let cached = self
-            .ops()
-            .snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let current = || {
+            self.ops()
+                .snapshot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        let cached = current();
         if let Some((at, snap)) = &cached
             && at.elapsed() < SNAPSHOT_TTL
         {
@@ -509,12 +501,8 @@ impl ControlPlane {
             (Err(_), Some((_, stale))) => return Ok(stale),
             (Err(_), None) => self.ops().snapshot_refresh.lock().await,
         };
-        if let Some((at, snap)) = self
-            .ops()
-            .snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        // Another request may have refreshed it while this one waited.
+        if let Some((at, snap)) = current()
             && at.elapsed() < SNAPSHOT_TTL
         {
             return Ok(snap);

@@ -89,7 +89,10 @@ pub async fn run(
         Ok(Some(config)) => {
             let version = config.version().to_string();
             let document = rampart_model::canonical_json(config.document());
-            tracing::info!(version = &version[..12], "serving last-known-good");
+            tracing::info!(
+                version = rampart_model::version::short(&version),
+                "serving last-known-good"
+            );
             *gateway.lock().await = Some(Gateway::start(config, opts.gateway.clone()).await?);
             state.lock().await.serving = Some(Served { version, document });
         }
@@ -264,7 +267,10 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
     let mut st = state.lock().await;
     match result {
         Ok(()) => {
-            tracing::info!(version = &version[..12], "applied; watching it");
+            tracing::info!(
+                version = rampart_model::version::short(&version),
+                "applied; watching it"
+            );
             let served = Served {
                 version: version.clone(),
                 document,
@@ -281,7 +287,7 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
             st.result = Some(ApplyResult::Applied { version });
         }
         Err(error) => {
-            tracing::error!(version = &version[..version.len().min(12)], %error, "rejected; still serving the previous version");
+            tracing::error!(version = rampart_model::version::short(&version), %error, "rejected; still serving the previous version");
             st.result = Some(ApplyResult::Rejected { version, error });
         }
     }
@@ -416,7 +422,7 @@ async fn watchdog(
         watch.previous.clone(),
     ) {
         let bad = watch.served.version.clone();
-        tracing::error!(version = &bad[..12], %reason, "watchdog: reverting to the previous version");
+        tracing::error!(version = rampart_model::version::short(&bad), %reason, "watchdog: reverting to the previous version");
         st.watch = None;
         drop(st);
         let reverted = match rampart_model::load(&previous.document) {
@@ -451,7 +457,7 @@ async fn watchdog(
         .await
         {
             Ok(()) => tracing::info!(
-                version = &served.version[..12],
+                version = rampart_model::version::short(&served.version),
                 "survived the watch window; now the last-known-good"
             ),
             Err(e) => {

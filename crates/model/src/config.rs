@@ -92,6 +92,22 @@ pub struct ResolverConfig {
     pub serve_stale: Duration,
 }
 
+/// What a document without a `resolver` section gets: the system's nameservers and the
+/// documented defaults.
+impl Default for ResolverConfig {
+    fn default() -> ResolverConfig {
+        use crate::compile::defaults as d;
+        ResolverConfig {
+            nameservers: None,
+            timeout: d::RESOLVER_TIMEOUT,
+            attempts: d::RESOLVER_ATTEMPTS,
+            cache_ttl: d::RESOLVER_CACHE_TTL,
+            negative_ttl: d::RESOLVER_NEGATIVE_TTL,
+            serve_stale: d::RESOLVER_SERVE_STALE,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthProviderConfig {
     Introspection(IntrospectionConfig),

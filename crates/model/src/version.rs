@@ -40,8 +40,14 @@ impl VersionId {
 
     /// The first 12 characters, for people.
     pub fn short(&self) -> &str {
-        &self.0[..12]
+        short(&self.0)
     }
+}
+
+/// A version id as people read it: its first 12 characters (all of it if shorter; never panics
+/// on an id that came over the network).
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 impl fmt::Display for VersionId {

@@ -46,6 +46,15 @@ impl Plan {
             liveness_ms: 5_000,
         }
     }
+
+    /// One instance, 50%, 100%, each baking `bake_ms`, gates judging from 30 canary requests:
+    /// a release over a handful of gateways that ends in seconds (drills, tests).
+    pub fn short(bake_ms: u64) -> Plan {
+        let mut plan = Plan::standard(bake_ms);
+        plan.waves.remove(1);
+        plan.gates.min_requests = 30;
+        plan
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_gateway::agent::{AgentOptions, run};
 use rampart_gateway::watchdog::WatchdogSettings;
-use rampart_rollout::{Plan, Wave, WaveTarget};
 
 pub fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -108,22 +107,11 @@ impl Agent {
     }
 }
 
-/// Short waves so the test runs in seconds: 1 instance, 50%, 100%, 1 s bake each.
-pub fn plan() -> Plan {
-    let mut plan = Plan::standard(1_000);
-    plan.waves = [
-        WaveTarget::Instances(1),
-        WaveTarget::Percent(50),
-        WaveTarget::Percent(100),
-    ]
-    .into_iter()
-    .map(|target| Wave {
-        target,
-        bake_ms: 1_000,
-    })
-    .collect();
-    plan.gates.min_requests = 30;
-    plan
+/// `target/artifacts`, created: where tests leave what people look at (screenshots, pictures).
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
 }
 
 /// The seed incident's bad change: the auth provider moves to a host only a black-hole DNS
@@ -165,15 +153,6 @@ pub fn tokens() -> Tokens {
             token: "agent".into(),
         },
     ])
-}
-
-/// The agents' own watchdog out of the way, so a test sees the control plane's gates act.
-pub fn quiet_watchdog() -> WatchdogSettings {
-    WatchdogSettings {
-        window: Duration::from_secs(1),
-        floor: 1.0,
-        ..Default::default()
-    }
 }
 
 /// `n` production gateways, `p0`…, running as agents of `control`.

@@ -12,14 +12,14 @@ use rampart_api::{
     ActionItemSpec, ApiClient, ChannelKind, ChannelSpec, ComponentSpec, IncidentChange,
     IncidentStatus, SubscriberKind, SubscriberSpec,
 };
+use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
 use rampart_testkit::client;
 use rampart_testkit::receiver::Receiver;
 
 use crate::common;
-use common::{
-    blackholed_auth, document, first_version, plan, quiet_watchdog, start_fleet, temp, wait_until,
-};
+use common::{blackholed_auth, document, first_version, start_fleet, temp, wait_until};
 
 #[tokio::test]
 async fn an_automatic_rollback_writes_its_own_postmortem() {
@@ -32,7 +32,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         tokens,
         "127.0.0.1:0".parse().expect("addr"),
         |c| {
-            c.with_plan(Some(plan()))
+            c.with_plan(Some(Plan::short(1_000)))
                 .with_tick(Duration::from_millis(200))
                 .with_incident_quiet(Duration::from_secs(2))
         },
@@ -77,7 +77,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
     .await
     .expect("subscriber");
 
-    let gateways = start_fleet(&control.url(), 3, quiet_watchdog());
+    let gateways = start_fleet(&control.url(), 3, WatchdogSettings::quiet());
     let listens: Vec<_> = gateways.iter().map(|g| g.listen).collect();
     first_version(
         &op,

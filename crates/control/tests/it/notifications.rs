@@ -288,10 +288,12 @@ async fn channels_whose_hosts_never_resolve_fail_at_the_dns_deadline_and_block_n
         .await
         .expect("dns");
     let good = Receiver::start().await.expect("receiver");
-    let mut resolver = rampart_control::alerting::default_notify_resolver();
-    resolver.nameservers = Some(vec![dns.addr]);
-    resolver.timeout = Duration::from_millis(100);
-    resolver.attempts = 1;
+    let resolver = rampart_model::ResolverConfig {
+        nameservers: Some(vec![dns.addr]),
+        timeout: Duration::from_millis(100),
+        attempts: 1,
+        ..Default::default()
+    };
     let control = rampart_control::spawn_with(
         &data,
         &["production".into()],

@@ -15,8 +15,8 @@ use rampart_testkit::client;
 
 use crate::common;
 use common::{
-    Agent, blackholed_auth, document, first_version, free_addr, plan, quiet_watchdog, start_agent,
-    start_fleet, temp, wait_until,
+    Agent, blackholed_auth, document, first_version, free_addr, start_agent, start_fleet, temp,
+    wait_until,
 };
 
 #[tokio::test]
@@ -29,7 +29,7 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
         tokens,
         "127.0.0.1:0".parse().expect("addr"),
         |c| {
-            c.with_plan(Some(plan()))
+            c.with_plan(Some(Plan::short(1_000)))
                 .with_tick(Duration::from_millis(200))
         },
     )
@@ -39,7 +39,7 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
 
     // The agents' own watchdog is out of the way: this test is about the control plane's gates.
-    let gateways: Vec<Agent> = start_fleet(&control.url(), 5, quiet_watchdog());
+    let gateways: Vec<Agent> = start_fleet(&control.url(), 5, WatchdogSettings::quiet());
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
 
     // v1 everywhere (a first version goes out at once), with a second person's approval.
@@ -248,15 +248,12 @@ async fn pictures_tell_both_releases(op: &ApiClient) {
     assert!(!good_svg.contains("new-rolled-back"), "{good_svg}");
     assert_eq!(
         good_svg.matches(r#"<g class="wave""#).count(),
-        plan().waves.len(),
+        Plan::short(1_000).waves.len(),
         "a band per wave: {good_svg}"
     );
     assert!(good_svg.contains(r#"class="gate pass""#), "{good_svg}");
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .expect("artifacts dir");
+    let dir = common::artifacts_dir();
     tokio::fs::write(dir.join("rollout-rolled-back.svg"), &bad_svg)
         .await
         .expect("write");
@@ -276,7 +273,7 @@ async fn a_release_survives_a_control_plane_restart() {
     let addr = free_addr();
     let tokens = || common::tokens();
     // Long enough waves that the kill lands mid-release.
-    let mut slow = plan();
+    let mut slow = Plan::short(1_000);
     for w in &mut slow.waves {
         w.bake_ms = 2_000;
     }

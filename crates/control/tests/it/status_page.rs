@@ -673,8 +673,7 @@ async fn the_page_renders_in_headless_chromium_with_and_without_javascript() {
     let op = ApiClient::new(&url, Some("op".into()));
     populate(&op, &url).await;
     let page = format!("{url}/");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    let dir = common::artifacts_dir();
     for (name, width, height, javascript) in [
         ("status-page.png", 1280, 900, true),
         ("status-page-no-js.png", 1280, 900, false),
