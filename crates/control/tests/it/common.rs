@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
@@ -112,6 +114,36 @@ pub fn artifacts_dir() -> PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir
+}
+
+/// Steady load on each gateway until `stop` is set: an authenticated `GET /x` every 5 ms per
+/// gateway. Each task ends with its counts of 200s and of anything else.
+pub fn steady_load(
+    listens: &[SocketAddr],
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(u64, u64)>> {
+    listens
+        .iter()
+        .map(|&l| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let c = rampart_testkit::client::http1();
+                let (mut ok, mut failed) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let req = http::Request::get(format!("http://{l}/x"))
+                        .header("authorization", "Bearer user-token")
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .expect("request");
+                    match rampart_testkit::client::call(&c, req, Duration::from_secs(5)).await {
+                        Ok(a) if a.status == http::StatusCode::OK => ok += 1,
+                        _ => failed += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (ok, failed)
+            })
+        })
+        .collect()
 }
 
 /// The seed incident's bad change: the auth provider moves to a host only a black-hole DNS

@@ -19,7 +19,9 @@ use rampart_testkit::client;
 use rampart_testkit::receiver::Receiver;
 
 use crate::common;
-use common::{blackholed_auth, document, first_version, start_fleet, temp, wait_until};
+use common::{
+    blackholed_auth, document, first_version, start_fleet, steady_load, temp, wait_until,
+};
 
 #[tokio::test]
 async fn an_automatic_rollback_writes_its_own_postmortem() {
@@ -88,21 +90,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
     )
     .await;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut load = vec![];
-    for g in &gateways {
-        let (l, stop) = (g.listen, stop.clone());
-        load.push(tokio::spawn(async move {
-            let c = client::http1();
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(format!("http://{l}/x"))
-                    .header("authorization", "Bearer user-token")
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .expect("request");
-                let _ = client::call(&c, req, Duration::from_secs(5)).await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }));
-    }
+    let load = steady_load(&listens, &stop);
 
     let dns = rampart_testkit::dns::BlackHoleDns::start()
         .await

@@ -6,17 +6,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
 use rampart_api::ApiClient;
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
-use rampart_testkit::client;
 
 use crate::common;
 use common::{
-    Agent, blackholed_auth, document, first_version, free_addr, start_agent, start_fleet, temp,
-    wait_until,
+    Agent, blackholed_auth, document, first_version, free_addr, start_agent, start_fleet,
+    steady_load, temp, wait_until,
 };
 
 #[tokio::test]
@@ -54,26 +52,7 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
 
     // Steady load on every gateway, and a watch on who runs what.
     let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = Vec::new();
-    for l in listens.clone() {
-        let stop = stop_load.clone();
-        load.push(tokio::spawn(async move {
-            let c = client::http1();
-            let (mut ok, mut failed) = (0u64, 0u64);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let req = http::Request::get(format!("http://{l}/x"))
-                    .header("authorization", "Bearer user-token")
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .expect("request");
-                match client::call(&c, req, Duration::from_secs(5)).await {
-                    Ok(a) if a.status == StatusCode::OK => ok += 1,
-                    _ => failed += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (ok, failed)
-        }));
-    }
+    let load = steady_load(&listens, &stop_load);
     let ever_bad: Arc<Mutex<HashSet<String>>> = Arc::default();
 
     // v2 is the seed's change. Validation refuses it; break-glass (an approver, recorded) pushes
@@ -306,16 +285,8 @@ async fn a_release_survives_a_control_plane_restart() {
         .collect();
     // Traffic, so the gates have data.
     let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for g in &gateways {
-        let (l, stop) = (g.listen, stop_load.clone());
-        tokio::spawn(async move {
-            let c = client::http1();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = client::get(&c, &format!("http://{l}/x")).await;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
-    }
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
+    let _load = steady_load(&listens, &stop_load);
     let v1 = ap
         .push(&document(backend.addr, 2000), "v1")
         .await
