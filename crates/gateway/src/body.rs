@@ -1,12 +1,15 @@
 //! Body types: what the gateway sends upstream and what it answers clients with.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+use prometheus_client::metrics::counter::Counter;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -33,22 +36,68 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// A body that made no progress for its deadline (`limits.body_timeout`).
+#[derive(Debug, thiserror::Error)]
+#[error("{side} body made no progress for {after:?}")]
+pub struct BodyStalled {
+    pub side: &'static str,
+    pub after: Duration,
+}
+
+/// How long a body has been waiting for its sender: armed when a poll finds nothing, disarmed
+/// by the next frame. The timer is allocated on the first wait only.
+struct Stall {
+    after: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(after: Duration) -> Stall {
+        Stall {
+            after,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// Called when the sender had nothing: true once it has had nothing for `after`.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = tokio::time::Instant::now() + self.after;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// Streams a request body and fails it once more than `limit` bytes have passed.
+    /// Streams a request body and fails it once more than `limit` bytes have passed, or when
+    /// the client sends nothing for `body_timeout` while the upstream waits for more.
     pub struct Limited<B> {
         #[pin]
         inner: B,
         seen: u64,
         limit: u64,
+        stall: Stall,
     }
 }
 
 impl<B> Limited<B> {
-    pub fn new(inner: B, limit: u64) -> Self {
+    pub fn new(inner: B, limit: u64, body_timeout: Duration) -> Self {
         Limited {
             inner,
             seen: 0,
             limit,
+            stall: Stall::new(body_timeout),
         }
     }
 }
@@ -67,7 +116,17 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
+            Poll::Pending => {
+                if this.stall.expired(cx) {
+                    return Poll::Ready(Some(Err(Box::new(BodyStalled {
+                        side: "request",
+                        after: this.stall.after,
+                    }))));
+                }
+                Poll::Pending
+            }
             Poll::Ready(Some(Ok(frame))) => {
+                this.stall.progressed();
                 if let Some(data) = frame.data_ref() {
                     *this.seen += data.len() as u64;
                     if *this.seen > *this.limit {
@@ -79,7 +138,7 @@ where
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            other => other.map(|_| None),
+            Poll::Ready(None) => Poll::Ready(None),
         }
     }
 
@@ -94,37 +153,71 @@ where
 
 pin_project_lite::pin_project! {
     /// A response body that holds the request's admission permits until it is finished or dropped,
-    /// so a slow download still counts as in flight.
+    /// so a slow download still counts as in flight. An upstream that sends nothing for
+    /// `body_timeout` fails the body (and so frees the permits).
     pub struct Tracked<B> {
         #[pin]
         inner: B,
         guard: Option<Box<dyn Send + Sync>>,
+        stall: Stall,
+        stalled: Counter,
     }
 }
 
 impl<B> Tracked<B> {
-    pub fn new(inner: B, guard: Box<dyn Send + Sync>) -> Self {
+    /// `stalled` counts bodies failed by `body_timeout`.
+    pub fn new(
+        inner: B,
+        guard: Box<dyn Send + Sync>,
+        body_timeout: Duration,
+        stalled: Counter,
+    ) -> Self {
         Tracked {
             inner,
             guard: Some(guard),
+            stall: Stall::new(body_timeout),
+            stalled,
         }
     }
 }
 
-impl<B: Body<Data = Bytes>> Body for Tracked<B> {
+impl<B: Body<Data = Bytes>> Body for Tracked<B>
+where
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            this.guard.take();
+        match this.inner.poll_frame(cx) {
+            Poll::Pending => {
+                if this.stall.expired(cx) {
+                    this.guard.take();
+                    this.stalled.inc();
+                    return Poll::Ready(Some(Err(Box::new(BodyStalled {
+                        side: "upstream response",
+                        after: this.stall.after,
+                    }))));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                this.stall.progressed();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.guard.take();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.guard.take();
+                Poll::Ready(None)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {

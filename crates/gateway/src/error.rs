@@ -1,6 +1,7 @@
 //! Proxy errors and the one place they become HTTP responses.
 //!
-//! Each error says where it came from (the phase) and maps to a status: 404 no route,
+//! Each error says where it came from (the phase) and maps to a status: 400 bad request (a
+//! path refused by normalization, a bad Host), 404 no route, 408 request body stalled,
 //! 413 body too large, 502 upstream connect or protocol failure, 503 shed or no endpoint,
 //! 504 upstream timeout. The body is a small JSON document; internals never leak to clients.
 
@@ -37,6 +38,8 @@ pub enum ProxyError {
     },
     #[error("invalid request: {0}")]
     BadRequest(String),
+    #[error("the request body made no progress for {after:?}")]
+    BodyTimeout { after: Duration },
     #[error("{0}")]
     Auth(#[from] AuthError),
 }
@@ -52,6 +55,7 @@ impl ProxyError {
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) => {
                 StatusCode::UNAUTHORIZED
             }
@@ -65,7 +69,9 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => "routing",
             ProxyError::Shed { .. } => "admission",
-            ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => "request",
+            ProxyError::BodyTooLarge { .. }
+            | ProxyError::BadRequest(_)
+            | ProxyError::BodyTimeout { .. } => "request",
             ProxyError::NoEndpoint { .. } => "upstream_selection",
             ProxyError::Connect { .. } => "upstream_connect",
             ProxyError::Timeout { .. } => "upstream_timeout",
@@ -81,6 +87,7 @@ impl ProxyError {
             ProxyError::Shed { .. } => "overloaded",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::BodyTimeout { .. } => "request_body_timeout",
             ProxyError::NoEndpoint { .. } => "no_endpoint",
             ProxyError::Connect { .. } => "upstream_connect_failed",
             ProxyError::Timeout { .. } => "upstream_timeout",

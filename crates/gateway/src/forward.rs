@@ -48,50 +48,77 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Adds X-Forwarded-For (appended), X-Forwarded-Proto (set), X-Forwarded-Host (when absent)
-/// and Forwarded (RFC 7239, appended).
+/// Sets the forwarding headers. From a trusted proxy, `X-Forwarded-For` and `Forwarded` are
+/// extended and its `X-Forwarded-Proto`/`-Host` kept; from anyone else all four are replaced,
+/// so a client cannot claim another address, scheme or host. `Forwarded` values are quoted
+/// and escaped (RFC 7239 §4).
 pub fn add_forwarding(
     headers: &mut HeaderMap,
     client: IpAddr,
     proto: &'static str,
-    host: Option<&str>,
+    authority: Option<&str>,
+    trusted: bool,
 ) {
     use std::fmt::Write as _;
     // One buffer, reused for each header: this runs on every request.
     let mut buf = String::with_capacity(96);
-    if let Some(prev) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
-        && !prev.trim().is_empty()
-    {
-        buf.push_str(prev);
-        buf.push_str(", ");
+    let previous = |headers: &HeaderMap, name: &HeaderName, buf: &mut String| {
+        if let Some(prev) = headers.get(name).and_then(|v| v.to_str().ok())
+            && !prev.trim().is_empty()
+        {
+            buf.push_str(prev);
+            buf.push_str(", ");
+        }
+    };
+    if trusted {
+        previous(headers, &X_FORWARDED_FOR, &mut buf);
     }
     let _ = write!(buf, "{client}");
     if let Ok(v) = HeaderValue::try_from(buf.as_str()) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = host
-        && !headers.contains_key(&X_FORWARDED_HOST)
-        && let Ok(v) = HeaderValue::try_from(host)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match authority.and_then(|a| HeaderValue::try_from(a).ok()) {
+            Some(v) => {
+                headers.insert(X_FORWARDED_HOST.clone(), v);
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
     }
     buf.clear();
-    if let Some(prev) = headers.get(header::FORWARDED).and_then(|v| v.to_str().ok())
-        && !prev.trim().is_empty()
-    {
-        buf.push_str(prev);
-        buf.push_str(", ");
+    if trusted {
+        previous(headers, &header::FORWARDED, &mut buf);
     }
     let _ = match client {
         IpAddr::V4(ip) => write!(buf, "for={ip};proto={proto}"),
         IpAddr::V6(ip) => write!(buf, "for=\"[{ip}]\";proto={proto}"),
     };
-    if let Some(host) = host {
-        let _ = write!(buf, ";host=\"{host}\"");
+    if let Some(authority) = authority {
+        buf.push_str(";host=\"");
+        push_quoted(&mut buf, authority);
+        buf.push('"');
     }
     if let Ok(v) = HeaderValue::try_from(buf.as_str()) {
         headers.insert(header::FORWARDED, v);
+    }
+}
+
+/// The inside of an RFC 9110 quoted-string: `"` and `\` escaped, controls dropped.
+fn push_quoted(buf: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                buf.push('\\');
+                buf.push(c);
+            }
+            c if c.is_control() => {}
+            c => buf.push(c),
+        }
     }
 }
 
@@ -144,6 +171,50 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
+        let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        let spoofed = || {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+            h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+            h.insert(
+                "x-forwarded-host",
+                HeaderValue::from_static("admin.internal"),
+            );
+            h.insert("forwarded", HeaderValue::from_static("for=10.9.9.9"));
+            h
+        };
+        let mut h = spoofed();
+        add_forwarding(&mut h, client, "http", Some("api.example.com"), false);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.7;proto=http;host=\"api.example.com\""
+        );
+        let mut h = spoofed();
+        add_forwarding(&mut h, client, "http", None, false);
+        assert!(h.get("x-forwarded-host").is_none());
+        let mut h = spoofed();
+        add_forwarding(&mut h, client, "http", Some("api.example.com"), true);
+        assert_eq!(h["x-forwarded-for"], "10.9.9.9, 192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "admin.internal");
+        assert_eq!(
+            h["forwarded"],
+            "for=10.9.9.9, for=192.0.2.7;proto=http;host=\"api.example.com\""
+        );
+        // A host that tries to close the quoted string stays inside it.
+        let mut h = HeaderMap::new();
+        add_forwarding(&mut h, client, "http", Some("a\";for=evil"), false);
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.7;proto=http;host=\"a\\\";for=evil\""
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ struct Inner {
     reloads: Family<Labels, Counter>,
     connections: Gauge,
     connections_total: Counter,
+    deadlines: Family<Labels, Counter>,
+    request_body_stalls: Counter,
+    upstream_body_stalls: Counter,
     /// Totals across routes, read by the agent's reports.
     totals: Arc<Totals>,
 }
@@ -138,6 +141,9 @@ impl Metrics {
             reloads: Family::default(),
             connections: Gauge::default(),
             connections_total: Counter::default(),
+            deadlines: Family::default(),
+            request_body_stalls: Counter::default(),
+            upstream_body_stalls: Counter::default(),
             totals: Arc::default(),
         };
         let r = &mut inner.registry;
@@ -203,9 +209,41 @@ impl Metrics {
             "Client connections accepted",
             inner.connections_total.clone(),
         );
+        r.register(
+            "deadlines_expired",
+            "Client connections and bodies ended by a deadline, by kind (header, idle, send, \
+             request_body, upstream_body)",
+            inner.deadlines.clone(),
+        );
+        inner.request_body_stalls = inner
+            .deadlines
+            .get_or_create(&vec![("kind", "request_body".to_owned())])
+            .clone();
+        inner.upstream_body_stalls = inner
+            .deadlines
+            .get_or_create(&vec![("kind", "upstream_body".to_owned())])
+            .clone();
         Metrics {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Request bodies failed by `body_timeout`.
+    pub fn request_body_stalled(&self) -> &Counter {
+        &self.inner.request_body_stalls
+    }
+
+    /// Upstream response bodies failed by `body_timeout`.
+    pub fn upstream_body_stalled(&self) -> &Counter {
+        &self.inner.upstream_body_stalls
+    }
+
+    /// Counts a deadline that ended a connection or a body.
+    pub fn deadline_expired(&self, kind: &'static str) {
+        self.inner
+            .deadlines
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
     }
 
     pub fn route(&self, route: &str) -> RouteMetrics {

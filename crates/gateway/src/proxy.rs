@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
+use rampart_model::{LimitsConfig, ListenerConfig};
 
 use crate::admission::Permit;
 use crate::auth;
@@ -17,8 +18,8 @@ use crate::body::{Limited, ResponseBody, Tracked, empty};
 use crate::error::ProxyError;
 use crate::forward::{X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
 use crate::gateway::Shared;
-use crate::router::request_host;
 use crate::snapshot::RouteState;
+use crate::target::Target;
 use crate::upstream::conn::SendError;
 use crate::upstream::endpoint::InflightGuard;
 
@@ -27,6 +28,8 @@ use crate::upstream::endpoint::InflightGuard;
 pub struct ConnInfo {
     pub remote: SocketAddr,
     pub proto: &'static str,
+    /// The listener's settings when the connection was accepted.
+    pub listener: Arc<ListenerConfig>,
 }
 
 /// Everything a request holds until its response body is done.
@@ -59,15 +62,20 @@ pub async fn handle(
         }
         .into_response(None, &id);
     };
-    let host = request_host(req.uri(), req.headers()).map(str::to_owned);
+    // The one path routed on, authenticated and forwarded, and the one authority.
+    let target = match Target::read(req.uri(), req.headers(), conn.listener.escaped_slashes) {
+        Ok(t) => t,
+        Err(e) => {
+            let resp = e.into_response(None, &id);
+            snapshot
+                .unmatched
+                .observe(resp.status().as_u16(), start.elapsed());
+            return resp;
+        }
+    };
     let route = snapshot
         .router
-        .find(
-            req.method(),
-            host.as_deref(),
-            req.uri().path(),
-            req.headers(),
-        )
+        .find(req.method(), target.host(), target.path(), req.headers())
         .cloned();
     let Some(route) = route else {
         let resp = ProxyError::NoRoute.into_response(None, &id);
@@ -76,8 +84,8 @@ pub async fn handle(
             .observe(resp.status().as_u16(), start.elapsed());
         return resp;
     };
-    let max_body = snapshot.config.limits.max_body_bytes;
-    let resp = match forward(shared, &route, conn, req, &id, host.as_deref(), max_body).await {
+    let limits = &snapshot.config.limits;
+    let resp = match forward(shared, &route, conn, req, target, &id, limits).await {
         Ok(resp) => resp,
         Err(e) => {
             if let ProxyError::Shed { scope } = &e {
@@ -114,10 +122,11 @@ async fn forward(
     route: &Arc<RouteState>,
     conn: &ConnInfo,
     req: Request<Incoming>,
+    target: Target,
     id: &HeaderValue,
-    host: Option<&str>,
-    max_body: u64,
+    limits: &LimitsConfig,
 ) -> Result<Response<ResponseBody>, ProxyError> {
+    let max_body = limits.max_body_bytes;
     let global = shared
         .global
         .try_acquire()
@@ -153,22 +162,31 @@ async fn forward(
             .await?;
         auth::add_identity(&mut parts.headers, &identity);
     }
-    if !parts.headers.contains_key(header::HOST)
-        && let Some(authority) = parts.uri.authority()
-        && let Ok(v) = HeaderValue::from_str(authority.as_str())
-    {
-        parts.headers.insert(header::HOST, v);
+    // The upstream sees the Host the route was chosen by (absent: the endpoint's authority,
+    // set per attempt below).
+    let authority = target.authority.as_ref().map(|a| a.as_str());
+    match authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+        Some(v) => {
+            parts.headers.insert(header::HOST, v);
+        }
+        None => {
+            parts.headers.remove(header::HOST);
+        }
     }
-    add_forwarding(&mut parts.headers, conn.remote.ip(), conn.proto, host);
+    let trusted = conn.listener.trusts(conn.remote.ip());
+    add_forwarding(
+        &mut parts.headers,
+        conn.remote.ip(),
+        conn.proto,
+        authority,
+        trusted,
+    );
     parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    // Origin form: the normalized path and the query, nothing else.
+    let path_and_query = target.path_and_query;
     let retries = route.config.retries.attempts;
     let retryable = retries > 0 && idempotent(&parts.method) && body.is_end_stream();
-    let mut body = Some(Limited::new(body, max_body).boxed());
+    let mut body = Some(Limited::new(body, max_body, limits.body_timeout).boxed());
     let deadline = route.config.timeout;
 
     let mut last_endpoint: Option<usize> = None;
@@ -183,9 +201,7 @@ async fn forward(
             last_endpoint = Some(index);
             let endpoint = up.endpoints[index].clone();
             let guard = endpoint.start_request();
-            let uri = up
-                .uri(index, path_and_query.clone())
-                .map_err(|e| ProxyError::BadRequest(format!("request target: {e}")))?;
+            let uri = Uri::from(path_and_query.clone());
             let mut request = Request::new(if retryable {
                 empty()
             } else {
@@ -199,6 +215,11 @@ async fn forward(
             } else {
                 std::mem::take(&mut parts.headers)
             };
+            if !request.headers().contains_key(header::HOST) {
+                request
+                    .headers_mut()
+                    .insert(header::HOST, endpoint.host_header.clone());
+            }
             let outcome = up.send(index, request).await;
             let more = retryable && attempt < retries;
             match outcome {
@@ -218,6 +239,10 @@ async fn forward(
                 Err(e) => {
                     up.record(index, false);
                     let err = client_error(&up.config.name, &endpoint.label, &e);
+                    if let ProxyError::BodyTimeout { .. } = err {
+                        shared.metrics.request_body_stalled().inc();
+                        return Err(err);
+                    }
                     if more {
                         if route.budget.withdraw() {
                             route.metrics.retries.inc();
@@ -258,7 +283,12 @@ async fn forward(
     };
     Ok(Response::from_parts(
         rparts,
-        Either::Left(Tracked::new(rbody, Box::new(held))),
+        Either::Left(Tracked::new(
+            rbody,
+            Box::new(held),
+            limits.body_timeout,
+            shared.metrics.upstream_body_stalled().clone(),
+        )),
     ))
 }
 
@@ -281,6 +311,11 @@ fn client_error(upstream: &str, endpoint: &str, e: &SendError) -> ProxyError {
         if let Some(too_large) = s.downcast_ref::<crate::body::BodyTooLarge>() {
             return ProxyError::BodyTooLarge {
                 limit: too_large.limit,
+            };
+        }
+        if let Some(stalled) = s.downcast_ref::<crate::body::BodyStalled>() {
+            return ProxyError::BodyTimeout {
+                after: stalled.after,
             };
         }
         reason.push_str(": ");

@@ -91,18 +91,6 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
 }
 
-/// The request's host without port, from the URI authority (HTTP/2, absolute form) or Host.
-pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
-    if let Some(h) = uri.host() {
-        return Some(h);
-    }
-    let raw = headers.get(http::header::HOST)?.to_str().ok()?;
-    if raw.starts_with('[') {
-        return raw.split_once(']').map(|(h, _)| &h[1..]);
-    }
-    Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,24 +155,5 @@ routes:
             let got = r.find(&m, *host, path, headers).map(|s| s.as_str());
             assert_eq!(got, Some(*want), "{method} {host:?} {path}");
         }
-    }
-
-    #[test]
-    fn host_from_authority_or_header() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            http::header::HOST,
-            "api.example.com:8080".parse().expect("v"),
-        );
-        assert_eq!(
-            request_host(&"/x".parse().expect("uri"), &h),
-            Some("api.example.com")
-        );
-        assert_eq!(
-            request_host(&"http://other:1/x".parse().expect("uri"), &h),
-            Some("other")
-        );
-        h.insert(http::header::HOST, "[::1]:8080".parse().expect("v"));
-        assert_eq!(request_host(&"/x".parse().expect("uri"), &h), Some("::1"));
     }
 }

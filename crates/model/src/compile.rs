@@ -37,6 +37,10 @@ pub mod defaults {
     pub const MAX_INFLIGHT: u32 = 4096;
     pub const MAX_HEADER_BYTES: u32 = 65_536;
     pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
     pub const JWT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
 }
 
@@ -326,10 +330,28 @@ fn listeners(cx: &mut Cx, raw: &[raw::Listener]) -> Option<Vec<ListenerConfig>> 
                 key_file: t.key_file.clone(),
             }
         });
+        let mut trusted_proxies = Vec::new();
+        for (j, text) in l.trusted_proxies.iter().flatten().enumerate() {
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net.trunc()),
+                Err(_) => cx.error(
+                    format!("listeners[{i}].trusted_proxies[{j}]"),
+                    format!("{text:?} is not a CIDR block (\"10.0.0.0/8\") or an IP address"),
+                ),
+            }
+        }
         out.push(ListenerConfig {
             name: l.name.clone(),
             address,
             tls,
+            trusted_proxies,
+            escaped_slashes: match l.escaped_slashes {
+                Some(raw::EscapedSlashes::Keep) => crate::path::EscapedSlashes::Keep,
+                Some(raw::EscapedSlashes::Reject) | None => crate::path::EscapedSlashes::Reject,
+            },
         });
     }
     cx.clean_since(mark).then_some(out)
@@ -535,8 +557,16 @@ fn upstreams(cx: &mut Cx, raw: &[raw::Upstream]) -> Option<Vec<UpstreamConfig>> 
             if !h.path.starts_with('/') {
                 cx.error(at("health_check.path"), format!("{:?} must start with '/'", h.path));
             }
+            if let Some(host) = &h.host
+                && (host.is_empty()
+                    || host.contains(['/', ' ', '@'])
+                    || http::uri::Authority::try_from(host.as_str()).is_err())
+            {
+                cx.error(at("health_check.host"), format!("{host:?} is not a host (name or name:port)"));
+            }
             let hc = HealthCheckConfig {
                 path: h.path.clone(),
+                host: h.host.clone(),
                 interval: cx.duration(&at("health_check.interval"), h.interval.as_ref(), HEALTH_INTERVAL, false),
                 timeout: cx.duration(&at("health_check.timeout"), h.timeout.as_ref(), HEALTH_TIMEOUT, false),
                 healthy_after: cx.range(&at("health_check.healthy_after"), h.healthy_after.map(u64::from), HEALTHY_AFTER.into(), 1, 100) as u32,
@@ -738,6 +768,8 @@ fn host_match(cx: &mut Cx, path: &str, host: &str) -> Option<HostMatch> {
     None
 }
 
+/// A route's path: absolute, without query, and already in the normal form requests are
+/// routed on (so a route can never name a path no request can have).
 fn path_field(cx: &mut Cx, at: &str, p: &str) -> String {
     if !p.starts_with('/') {
         cx.error(at, format!("{p:?} must start with '/'"));
@@ -746,6 +778,15 @@ fn path_field(cx: &mut Cx, at: &str, p: &str) -> String {
             at,
             format!("{p:?} must be a path without query or fragment"),
         );
+    } else {
+        match crate::path::normalize(p, crate::path::EscapedSlashes::Keep) {
+            Ok(n) if n != p => cx.error(
+                at,
+                format!("{p:?} is not in normal form; requests are routed on normalized paths: write {n:?}"),
+            ),
+            Ok(_) => {}
+            Err(e) => cx.error(at, format!("{p:?}: {e}")),
+        }
     }
     p.to_owned()
 }
@@ -782,6 +823,10 @@ fn limits(cx: &mut Cx, raw: Option<&raw::Limits>) -> Option<LimitsConfig> {
         max_inflight: None,
         max_header_bytes: None,
         max_body_bytes: None,
+        header_timeout: None,
+        idle_timeout: None,
+        send_timeout: None,
+        body_timeout: None,
     });
     let config = LimitsConfig {
         max_connections: cx.range(
@@ -811,6 +856,30 @@ fn limits(cx: &mut Cx, raw: Option<&raw::Limits>) -> Option<LimitsConfig> {
             MAX_BODY_BYTES,
             0,
             1 << 40,
+        ),
+        header_timeout: cx.duration(
+            "limits.header_timeout",
+            l.header_timeout.as_ref(),
+            HEADER_TIMEOUT,
+            false,
+        ),
+        idle_timeout: cx.duration(
+            "limits.idle_timeout",
+            l.idle_timeout.as_ref(),
+            IDLE_TIMEOUT,
+            false,
+        ),
+        send_timeout: cx.duration(
+            "limits.send_timeout",
+            l.send_timeout.as_ref(),
+            SEND_TIMEOUT,
+            false,
+        ),
+        body_timeout: cx.duration(
+            "limits.body_timeout",
+            l.body_timeout.as_ref(),
+            BODY_TIMEOUT,
+            false,
         ),
     };
     cx.clean_since(mark).then_some(config)

@@ -73,6 +73,20 @@ pub struct ListenerConfig {
     pub name: String,
     pub address: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// Peers whose forwarding headers are extended rather than replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub escaped_slashes: crate::path::EscapedSlashes,
+}
+
+impl ListenerConfig {
+    /// Whether `peer` is a trusted proxy of this listener.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +214,8 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheckConfig {
     pub path: String,
+    /// Host header of the probes; `None`: the endpoint's authority.
+    pub host: Option<String>,
     pub interval: Duration,
     pub timeout: Duration,
     pub healthy_after: u32,
@@ -252,4 +268,8 @@ pub struct LimitsConfig {
     pub max_inflight: u32,
     pub max_header_bytes: u32,
     pub max_body_bytes: u64,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+    pub body_timeout: Duration,
 }

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod duration;
 pub mod error;
 pub mod parse;
+pub mod path;
 pub mod raw;
 pub mod version;
 
@@ -19,6 +20,7 @@ pub use config::*;
 pub use diff::{Change, ChangeKind, diff, high_risk};
 pub use error::{CompileErrors, ConfigError, LoadError};
 pub use parse::{Format, parse_document};
+pub use path::{EscapedSlashes, PathError};
 pub use raw::Document;
 pub use version::{VersionId, canonical_json};
 

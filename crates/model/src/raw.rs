@@ -49,6 +49,24 @@ pub struct Listener {
     /// TLS with ALPN (h2, http/1.1). Without it the listener speaks HTTP/1.1 and h2c.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// Peers (CIDR, e.g. "10.0.0.0/8", or single addresses) whose `X-Forwarded-*` and
+    /// `Forwarded` headers are extended; from anyone else they are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// What to do with an encoded `/` or `\` (`%2F`, `%5C`) in a request path: `reject`
+    /// (400, the default) or `keep` (left encoded, never a separator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escaped_slashes: Option<EscapedSlashes>,
+}
+
+/// What a listener does with `%2F` and `%5C` in a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    /// Answer 400.
+    Reject,
+    /// Keep them encoded and opaque.
+    Keep,
 }
 
 /// Certificate and key files (PEM).
@@ -237,6 +255,9 @@ pub struct Upstream {
 pub struct HealthCheck {
     /// HTTP path probed with GET; a 2xx answer is healthy.
     pub path: String,
+    /// Host header of the probes; default: the endpoint's authority (`host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Time between probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<DurationStr>,
@@ -346,4 +367,19 @@ pub struct Limits {
     /// Largest request body, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
+    /// From accept to a complete request head (TLS handshake and protocol detection
+    /// included), and from the first byte of each later HTTP/1.1 request head to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<DurationStr>,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with a GOAWAY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<DurationStr>,
+    /// A response to which the client accepts no bytes for this long is abandoned, its
+    /// connection closed and its permits released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_timeout: Option<DurationStr>,
+    /// A request body from the client, or a response body from the upstream, that makes no
+    /// progress for this long is abandoned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_timeout: Option<DurationStr>,
 }

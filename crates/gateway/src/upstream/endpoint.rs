@@ -17,6 +17,8 @@ const MIN_WEIGHT: f64 = 0.05;
 pub struct Endpoint {
     pub addr: EndpointAddr,
     pub authority: Authority,
+    /// The authority as a Host header: what requests without a Host and health probes carry.
+    pub host_header: http::HeaderValue,
     pub label: String,
     inflight: AtomicU32,
     /// Verdict of active health checks (true when none are configured).
@@ -37,10 +39,13 @@ impl Endpoint {
         let authority = label
             .parse::<Authority>()
             .map_err(|e| format!("endpoint {label}: {e}"))?;
+        let host_header = http::HeaderValue::from_str(authority.as_str())
+            .map_err(|e| format!("endpoint {label}: {e}"))?;
         healthy_gauge.set(1);
         Ok(Endpoint {
             addr,
             authority,
+            host_header,
             label,
             inflight: AtomicU32::new(0),
             healthy: AtomicBool::new(true),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 
 use http::uri::PathAndQuery;
 use http::{Request, Uri};
-use rampart_model::UpstreamConfig;
+use rampart_model::{HealthCheckConfig, UpstreamConfig};
 
 use crate::admission::Limit;
 use crate::body::{ProxyBody, empty};
@@ -112,15 +112,6 @@ impl Upstream {
             self.metrics.ejection(&self.config.name, &ep.label);
         }
     }
-
-    /// The URI of `path_and_query` on endpoint `index`.
-    pub fn uri(&self, index: usize, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(http::uri::Scheme::HTTP);
-        parts.authority = Some(self.endpoints[index].authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Ok(Uri::from_parts(parts)?)
-    }
 }
 
 /// Probes every endpoint each interval while the pool exists; stops when it is dropped.
@@ -137,7 +128,7 @@ async fn health_check_loop(pool: Weak<Upstream>) {
             .endpoints
             .iter()
             .enumerate()
-            .map(|(i, _)| probe(&up, i, &hc.path, hc.timeout));
+            .map(|(i, _)| probe(&up, i, &hc));
         let results = futures_util::future::join_all(probes).await;
         for (i, ok) in results.into_iter().enumerate() {
             let s = &mut streaks[i];
@@ -162,20 +153,27 @@ async fn health_check_loop(pool: Weak<Upstream>) {
     }
 }
 
-async fn probe(up: &Upstream, index: usize, path: &str, timeout: std::time::Duration) -> bool {
-    let Ok(path) = PathAndQuery::try_from(path) else {
+/// One probe: `GET path` in origin form with a Host header (the configured one, or the
+/// endpoint's authority), as any HTTP/1.1 server expects; a 2xx within the timeout is healthy.
+async fn probe(up: &Upstream, index: usize, hc: &HealthCheckConfig) -> bool {
+    let Ok(path) = PathAndQuery::try_from(hc.path.as_str()) else {
         return false;
     };
-    let Ok(uri) = up.uri(index, path) else {
-        return false;
+    let host = match &hc.host {
+        Some(h) => match http::HeaderValue::from_str(h) {
+            Ok(v) => v,
+            Err(_) => return false,
+        },
+        None => up.endpoints[index].host_header.clone(),
     };
-    let Ok(req) = Request::get(uri)
+    let Ok(req) = Request::get(Uri::from(path))
+        .header(http::header::HOST, host)
         .header(http::header::USER_AGENT, "rampart-health-check")
         .body(empty())
     else {
         return false;
     };
-    match tokio::time::timeout(timeout, up.send(index, req)).await {
+    match tokio::time::timeout(hc.timeout, up.send(index, req)).await {
         Ok(Ok(resp)) => resp.status().is_success(),
         _ => false,
     }

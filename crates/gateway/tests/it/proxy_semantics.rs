@@ -58,17 +58,22 @@ async fn headers_table() {
             backend_lacks: &[],
         },
         Case {
-            name: "existing X-Forwarded-For and Forwarded are appended to",
+            name: "forwarding headers a client sent are replaced (no trusted proxies)",
             headers: &[
+                ("host", "api.example.com:8080"),
                 ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "admin.internal"),
                 ("forwarded", "for=203.0.113.9"),
             ],
             path: "/",
             backend_sees: &[
-                ("x-forwarded-for", &["203.0.113.9, 127.0.0.1"]),
+                ("x-forwarded-for", &["127.0.0.1"]),
+                ("x-forwarded-proto", &["http"]),
+                ("x-forwarded-host", &["api.example.com:8080"]),
                 (
                     "forwarded",
-                    &["for=203.0.113.9, for=127.0.0.1;proto=http;host=\"127.0.0.1\""],
+                    &["for=127.0.0.1;proto=http;host=\"api.example.com:8080\""],
                 ),
             ],
             backend_lacks: &[],
