@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Installs what the page tests need from Debian's packages: headless Chromium (renders the status
-# page and takes a screenshot) and feedparser (reads the Atom and RSS feeds as feed readers do).
-# Idempotent; does nothing when both are present. The tests run Debian's /usr/bin/python3.
+# Installs the peers the tests run against, from Debian's packages: headless Chromium (renders
+# the status page and takes a screenshot), feedparser (reads the Atom and RSS feeds as feed
+# readers do), nginx (a backend rampart did not write, for health checks) and Python's h2 (an
+# HTTP/2 client on another stack, for the hostile-client tests). Idempotent; does nothing when
+# all are present. The tests run Debian's /usr/bin/python3.
 set -euo pipefail
 have_chromium() { command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null; }
-have_feedparser() { /usr/bin/python3 -c 'import feedparser' 2>/dev/null; }
-if have_chromium && have_feedparser; then
+have_python() { /usr/bin/python3 -c 'import feedparser, h2' 2>/dev/null; }
+have_nginx() { [ -x /usr/sbin/nginx ]; }
+if have_chromium && have_python && have_nginx; then
   exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell python3-feedparser fonts-dejavu-core >/dev/null
-have_chromium && have_feedparser
+# policy-rc.d keeps the package from starting a system nginx: tests start their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends chromium-headless-shell python3-feedparser \
+  python3-h2 nginx-light fonts-dejavu-core >/dev/null
+have_chromium && have_python && have_nginx

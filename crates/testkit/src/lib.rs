@@ -14,5 +14,7 @@ pub mod browser;
 pub mod client;
 pub mod dns;
 pub mod load;
+pub mod peer;
 pub mod receiver;
+pub mod recorder;
 pub mod smtp;

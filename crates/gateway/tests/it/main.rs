@@ -9,5 +9,7 @@ mod admission;
 mod auth;
 mod balancing;
 mod dns;
+mod forwarding;
+mod hostile;
 mod proxy_semantics;
 mod reload;

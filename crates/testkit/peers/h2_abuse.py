@@ -1,0 +1,184 @@
+"""An HTTP/2 client on the h2 library (not hyper) that misbehaves on purpose, for the
+gateway's hostile-client tests. Prints one JSON line with what it saw.
+
+  h2_abuse.py rapid-reset HOST PORT PATH STREAMS
+      opens STREAMS streams as fast as it can, resetting each right after its HEADERS
+      (CVE-2023-44487), then reads until the server closes or 5 s pass.
+  h2_abuse.py zero-window HOST PORT PATH STREAMS SECONDS
+      advertises a zero stream window, opens STREAMS requests, never lets the server send a
+      byte of body; reports when the server closed the connection (or SECONDS passed).
+  h2_abuse.py idle HOST PORT PATH SECONDS
+      one request, then silence; reports when the server sent GOAWAY and closed.
+"""
+import json
+import socket
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+
+def connect(host, port, settings=None):
+    sock = socket.create_connection((host, port), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    if settings:
+        conn.update_settings(settings)
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def headers(host, port, path):
+    return [(":method", "GET"), (":scheme", "http"), (":authority", f"{host}:{port}"), (":path", path)]
+
+
+class GoawayScanner:
+    """Finds GOAWAY frames in the raw bytes from the server, whatever the h2 state machine
+    makes of them (it refuses frames that follow a GOAWAY, losing the event)."""
+
+    def __init__(self):
+        self.buf = b""
+
+    def feed(self, data):
+        self.buf += data
+        codes = []
+        while len(self.buf) >= 9:
+            length = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + length:
+                break
+            kind = self.buf[3]
+            payload = self.buf[9:9 + length]
+            if kind == 0x7 and len(payload) >= 8:
+                codes.append(int.from_bytes(payload[4:8], "big"))
+            self.buf = self.buf[9 + length:]
+        return codes
+
+
+def read_events(sock, conn, until):
+    """Reads until the deadline or the connection ends; yields events with their time
+    ("goaway" events carry the error code of each GOAWAY frame seen on the wire)."""
+    sock.settimeout(0.2)
+    scanner = GoawayScanner()
+    failed = False
+    while time.monotonic() < until:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            yield time.monotonic(), "closed", None
+            return
+        if not data:
+            yield time.monotonic(), "closed", None
+            return
+        for code in scanner.feed(data):
+            yield time.monotonic(), "goaway", code
+        if failed:
+            continue
+        try:
+            events = conn.receive_data(data)
+        except Exception as e:  # the state machine gave up; keep watching the raw bytes
+            failed = True
+            yield time.monotonic(), "error", str(e)
+            continue
+        out = conn.data_to_send()
+        if out:
+            try:
+                sock.sendall(out)
+            except OSError:
+                pass
+        for ev in events:
+            yield time.monotonic(), "event", ev
+
+
+def rapid_reset(host, port, path, streams):
+    sock, conn = connect(host, port)
+    sent = 0
+    goaway = None
+    start = time.monotonic()
+    try:
+        for i in range(streams):
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, headers(host, port, path), end_stream=True)
+            conn.reset_stream(sid, error_code=8)  # CANCEL
+            sent += 1
+            if i % 100 == 99:
+                sock.sendall(conn.data_to_send())
+        sock.sendall(conn.data_to_send())
+    except Exception:
+        pass
+    for _, kind, ev in read_events(sock, conn, time.monotonic() + 5):
+        if kind == "goaway":
+            goaway = ev
+        if kind == "closed":
+            break
+    print(json.dumps({"sent": sent, "goaway": None if goaway is None else int(goaway),
+                      "seconds": round(time.monotonic() - start, 3)}))
+
+
+def zero_window(host, port, path, streams, seconds):
+    sock, conn = connect(host, port, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    start = time.monotonic()
+    for _ in range(streams):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, headers(host, port, path), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    got_headers = 0
+    closed_after = None
+    body_bytes = 0
+    for t, kind, ev in read_events(sock, conn, start + seconds):
+        if kind == "event" and isinstance(ev, h2.events.ResponseReceived):
+            got_headers += 1
+        if kind == "event" and isinstance(ev, h2.events.DataReceived):
+            body_bytes += len(ev.data)
+        if kind in ("closed", "goaway"):
+            closed_after = t - start
+            break
+    print(json.dumps({"responses": got_headers, "body_bytes": body_bytes,
+                      "closed_after": closed_after}))
+
+
+def idle(host, port, path, seconds):
+    sock, conn = connect(host, port)
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, headers(host, port, path), end_stream=True)
+    sock.sendall(conn.data_to_send())
+    start = None
+    status = None
+    goaway_after = None
+    closed_after = None
+    deadline = time.monotonic() + seconds
+    for t, kind, ev in read_events(sock, conn, deadline):
+        if kind == "event" and isinstance(ev, h2.events.ResponseReceived):
+            status = dict(ev.headers).get(b":status", b"").decode()
+        if kind == "event" and isinstance(ev, h2.events.DataReceived):
+            conn.acknowledge_received_data(len(ev.data), ev.stream_id)
+            sock.sendall(conn.data_to_send())
+        if kind == "event" and isinstance(ev, h2.events.StreamEnded):
+            start = t
+        if kind == "goaway" and start is not None and goaway_after is None:
+            goaway_after = t - start
+        if kind == "closed":
+            if start is not None:
+                closed_after = t - start
+            break
+    print(json.dumps({"status": status, "goaway_after": goaway_after, "closed_after": closed_after}))
+
+
+def main():
+    mode, host, port, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    if mode == "rapid-reset":
+        rapid_reset(host, port, path, int(sys.argv[5]))
+    elif mode == "zero-window":
+        zero_window(host, port, path, int(sys.argv[5]), float(sys.argv[6]))
+    elif mode == "idle":
+        idle(host, port, path, float(sys.argv[5]))
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
