@@ -142,7 +142,8 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/config" => match shared.snapshot.load_full() {
             Some(s) => {
-                let body = serde_json::json!({ "version": s.config.version(), "document": s.config.document() });
+                // Secrets never leave the gateway: client secrets are redacted.
+                let body = serde_json::json!({ "version": s.config.version(), "document": s.config.document().redacted() });
                 let mut resp = text(StatusCode::OK, "");
                 *resp.body_mut() = Full::new(Bytes::from(body.to_string()));
                 resp.headers_mut().insert(

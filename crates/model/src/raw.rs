@@ -38,6 +38,25 @@ pub struct Document {
     pub limits: Option<Limits>,
 }
 
+/// What stands in for a secret in a redacted document.
+pub const REDACTED: &str = "<redacted>";
+
+impl Document {
+    /// The document with its secrets replaced by [`REDACTED`], for showing (the admin
+    /// `/config`). Key hashes stay: they are hashes. The version id is of the original.
+    pub fn redacted(&self) -> Document {
+        let mut doc = self.clone();
+        for p in &mut doc.auth_providers {
+            if let AuthProvider::Introspection(i) = p
+                && i.client_secret.is_some()
+            {
+                i.client_secret = Some(REDACTED.to_owned());
+            }
+        }
+        doc
+    }
+}
+
 /// A listener for client traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -159,7 +159,16 @@ impl JwtVerifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience is a required claim: a token without it is refused,
+        // not waved through.
+        let mut required = vec!["exp"];
+        if self.config.issuer.is_some() {
+            required.push("iss");
+        }
+        if self.config.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         match &self.config.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,

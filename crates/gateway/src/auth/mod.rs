@@ -153,20 +153,19 @@ impl Provider {
             Kind::ApiKey(k) => k.check(headers),
         };
         let result = match result {
-            Err(AuthError::Unavailable(reason)) if self.on_failure == OnFailure::Allow => {
+            // A route that requires scopes never lets an unverified request in: nobody can
+            // say it has them.
+            Err(AuthError::Unavailable(reason))
+                if self.on_failure == OnFailure::Allow && scopes.is_empty() =>
+            {
                 tracing::warn!(provider = %self.name, %reason, "auth unavailable; letting request in unverified (on_failure: allow)");
                 Ok(Identity::new(self.name.clone(), None, vec![], None, false))
             }
             other => other,
         };
-        let result = result.and_then(|id| {
-            match scopes
-                .iter()
-                .find(|s| id.verified && !id.scopes.contains(s))
-            {
-                Some(missing) => Err(AuthError::Forbidden(format!("scope {missing:?} required"))),
-                None => Ok(id),
-            }
+        let result = result.and_then(|id| match scopes.iter().find(|s| !id.scopes.contains(s)) {
+            Some(missing) => Err(AuthError::Forbidden(format!("scope {missing:?} required"))),
+            None => Ok(id),
         });
         let outcomes = &self.outcomes;
         let counter = match &result {

@@ -42,8 +42,9 @@ async fn admin_answers_while_inflight_is_at_its_limit() {
             .await
             .expect("admin answers");
         assert_eq!(a.status, StatusCode::OK, "{path}");
+        // The proxied requests are held 1.5 s by the backend; the admin is never behind them.
         assert!(
-            t.elapsed() < Duration::from_millis(200),
+            t.elapsed() < Duration::from_secs(1),
             "{path} took {:?}",
             t.elapsed()
         );

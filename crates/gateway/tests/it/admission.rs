@@ -58,7 +58,8 @@ routes:
         assert_eq!(shed.len(), 3 * limit, "{path}");
         assert!(
             shed.iter()
-                .all(|(_, took)| *took < Duration::from_millis(300)),
+                // The served ones take 800 ms: a shed request never waits for them.
+                .all(|(_, took)| *took < Duration::from_millis(600)),
             "{path}: a shed request waited"
         );
     }

@@ -46,20 +46,25 @@ async fn black_hole_lookups_end_at_the_deadline_and_are_negatively_cached() {
         ),
         "{err}"
     );
+    // Ended by the deadline (the black hole never answers), give or take scheduling.
     assert!(
-        took <= r.deadline() + Duration::from_millis(30),
+        took <= r.deadline() + Duration::from_millis(500),
         "took {took:?}, deadline {:?}",
         r.deadline()
     );
     assert!(dns.queries() >= 1);
-    // Within negative_ttl the failure is answered from cache, at once.
-    let t = Instant::now();
+    // Within negative_ttl the failure is answered from cache: no query is sent.
+    let queries = dns.queries();
     let err = r
         .lookup("api.blackhole.test")
         .await
         .expect_err("cached failure");
     assert!(matches!(err, ResolveError::Negative { .. }), "{err}");
-    assert!(t.elapsed() < Duration::from_millis(10));
+    assert_eq!(
+        dns.queries(),
+        queries,
+        "a negatively cached name was asked again"
+    );
     // After it, the name is tried again.
     tokio::time::sleep(Duration::from_millis(550)).await;
     let before = dns.queries();
@@ -83,7 +88,7 @@ async fn answers_are_cached_and_served_stale_when_dns_goes_silent() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     let t = Instant::now();
     assert_eq!(r.lookup("users.internal").await.expect("stale"), want);
-    assert!(t.elapsed() <= r.deadline() + Duration::from_millis(30));
+    assert!(t.elapsed() <= r.deadline() + Duration::from_millis(500));
     assert!(dns.queries() > q, "a refresh was attempted");
     // An unknown name is NXDOMAIN, cached negatively.
     dns.set_silent(false);
