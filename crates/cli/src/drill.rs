@@ -129,7 +129,7 @@ routes:
 }
 
 fn free_addr() -> Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(rampart_testkit::ports::free_loopback_addr()?)
 }
 
 struct Check {

@@ -164,6 +164,7 @@ impl Gateway {
         self.shared.snapshot.store(Some(Arc::new(snapshot)));
         for (mut r, acceptor, l) in kept {
             r.tls.store(acceptor.map(Arc::new));
+            r.settings.store(Arc::new(l.clone()));
             r.config = l;
             running.push(r);
         }

@@ -15,6 +15,7 @@ pub mod client;
 pub mod dns;
 pub mod load;
 pub mod peer;
+pub mod ports;
 pub mod receiver;
 pub mod recorder;
 pub mod smtp;

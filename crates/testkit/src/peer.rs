@@ -139,9 +139,8 @@ impl Nginx {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "nginx is not installed"),
             )
         })?;
-        // A free port: bind, read it, release it (nginx binds it a moment later).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
+        // A free port, outside the ephemeral range (nginx binds it a moment later).
+        let port = crate::ports::free_loopback_addr()
             .map_err(|e| PeerError::Spawn("nginx".into(), e))?
             .port();
         let prefix =

@@ -68,10 +68,8 @@ fn validate_prints_every_error_and_fails() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
+    rampart_testkit::ports::free_loopback_addr()
+        .expect("free port")
         .port()
 }
 

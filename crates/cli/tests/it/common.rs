@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 use rampart_api::ApiClient;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
+    rampart_testkit::ports::free_loopback_addr()
+        .expect("free port")
         .port()
 }
 

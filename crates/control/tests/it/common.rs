@@ -23,10 +23,7 @@ pub fn temp(name: &str) -> PathBuf {
 }
 
 pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
+    rampart_testkit::ports::free_loopback_addr().expect("free port")
 }
 
 /// Polls `f` every 25 ms until it returns true or `within` passes.

@@ -130,10 +130,7 @@ async fn listeners_come_and_go_with_the_config() {
 }
 
 fn free_port() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
+    rampart_testkit::ports::free_loopback_addr().expect("free port")
 }
 
 #[tokio::test]

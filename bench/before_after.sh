@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Pass-through cost of a change: this checkout's rampart against another revision's, same
+# backend, same load, same machine, one run.
+#
+#   bash bench/before_after.sh [REV]     # REV defaults to HEAD~1
+#   DURATION=5 ROUNDS=3 bash bench/before_after.sh a73212a
+#
+# Core 0: the proxy under test (before or after, one at a time); core 1: the echo backend and
+# wrk. Rounds alternate before/after; the median round of each is reported, with the ratio.
+# Both run the same config (no optional feature switched on), so the new build runs with its
+# defaults: whatever the change added to every request is in its figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REV=${1:-HEAD~1}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+CONNS=${CONNS:-64}
+OUT=bench/out/before-after
+mkdir -p "$OUT"
+rm -f "$OUT"/*.txt
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+echo "== building $REV (release)"
+WT=$(mktemp -d)/before
+git worktree add -q --detach "$WT" "$REV"
+trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
+# One target directory for both: the dependencies are built once.
+ROOT=$PWD
+(cd "$WT" && cargo build --release -q --target-dir "$ROOT/target")
+cp target/release/rampart "$OUT/rampart-before"
+echo "== building this checkout (release)"
+cargo build --release -q
+cp target/release/rampart "$OUT/rampart-after"
+
+BACKEND=127.0.0.1:19000
+PROXY=127.0.0.1:18080
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; git worktree remove --force "$WT" 2>/dev/null || true; }
+trap cleanup EXIT
+taskset -c 1 "$OUT/rampart-after" testkit echo --listen "$BACKEND" --name bench >/dev/null 2>&1 &
+PIDS+=($!)
+cat >"$OUT/gateway.yaml" <<YAML
+listeners: [{ name: public, address: "$PROXY" }]
+admin: { address: "127.0.0.1:19901" }
+upstreams:
+  - { name: echo, endpoints: ["$BACKEND"], balance: p2c }
+routes:
+  - { name: echo, upstream: echo, timeout: 10s }
+limits: { max_connections: 30000, max_inflight: 30000 }
+YAML
+
+run() { # which round
+  RUST_LOG=warn taskset -c 0 "$OUT/rampart-$1" gateway --config "$OUT/gateway.yaml" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 50); do curl -sf -o /dev/null "http://$PROXY/fixed" && break; sleep 0.1; done
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://$PROXY/fixed" >"$OUT/$1-$2.txt"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+for r in $(seq 1 "$ROUNDS"); do
+  echo "   round $r/$ROUNDS"
+  run before "$r"
+  run after "$r"
+done
+python3 - "$OUT" "$ROUNDS" "$REV" <<'PY'
+import re, statistics, sys
+out, rounds, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def parse(path):
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    def ms(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    return rps, ms("50"), ms("99")
+rows = {}
+for which in ("before", "after"):
+    runs = sorted((parse(f"{out}/{which}-{r}.txt") for r in range(1, rounds + 1)), key=lambda x: x[0])
+    rows[which] = runs[len(runs) // 2]
+    rows[which + "_all"] = [round(x[0]) for x in runs]
+print(f"| build | req/s (median of {rounds}) | p50 ms | p99 ms | all rounds req/s |")
+print("|---|---:|---:|---:|---|")
+for which, label in (("before", f"before ({rev})"), ("after", "after (this checkout)")):
+    rps, p50, p99 = rows[which]
+    print(f"| {label} | {rps:,.0f} | {p50:.3f} | {p99:.3f} | {rows[which + '_all']} |")
+b, a = rows["before"], rows["after"]
+print(f"\nafter/before: throughput {a[0] / b[0]:.3f}, p99 {a[2] / b[2]:.3f}")
+PY
