@@ -276,9 +276,9 @@ async fn jwks_outage_keeps_last_good_keys_and_rotation_is_picked_up() {
     .await;
     assert!(ok, "a valid JWT was not accepted");
 
-    // JWKS endpoint down for several refresh periods: keys already fetched keep working,
-    // for tokens seen before and tokens never seen.
-    auth.set_jwks_mode(Mode::Error);
+    // JWKS endpoint hanging for several refresh periods: each refresh ends at its deadline,
+    // keys already fetched keep working, for tokens seen before and tokens never seen.
+    auth.set_jwks_mode(Mode::Hang);
     let fetches = auth.jwks_fetches();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
@@ -290,6 +290,17 @@ async fn jwks_outage_keeps_last_good_keys_and_rotation_is_picked_up() {
         let (a, _) = get_with(&url, &[("authorization", &format!("Bearer {token}"))]).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     }
+    // A token under a key nobody knows asks for an early refresh, which hangs: the answer
+    // comes at the 300 ms fetch deadline, not never.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("unknown-kid".into());
+    let stranger = auth.mint_jwt_with_header(header, &claims("p9"));
+    let (a, took) = get_with(&url, &[("authorization", &format!("Bearer {stranger}"))]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text());
+    assert!(
+        took < Duration::from_secs(2),
+        "an unknown kid waited {took:?}"
+    );
     auth.set_jwks_mode(Mode::Ok);
 
     // Rotation: a token under a new key is accepted at once (unknown kid triggers a refresh);
@@ -625,4 +636,65 @@ routes:
         .text();
     assert!(!config.contains("hunter2-secret"), "{config}");
     assert!(config.contains("<redacted>"), "{config}");
+}
+
+#[tokio::test]
+async fn auth_calls_hold_admission_permits_so_a_black_hole_sheds_the_excess() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let dns = BlackHoleDns::start().await.expect("dns");
+    let resolver = format!(
+        "resolver: {{ nameservers: [\"{}\"], timeout: 200ms, attempts: 1, negative_ttl: 0s }}",
+        dns.addr
+    );
+    let yaml = yaml(
+        backend.addr,
+        "http://auth.blackhole.test:9000/introspect",
+        "http://auth.blackhole.test:9000/jwks.json",
+        &resolver,
+    )
+    .replace("max_inflight: 64", "max_inflight: 8");
+    let gw = start(&yaml).await;
+    let base = base_url(&gw).await;
+    // 32 concurrent authenticated requests, each of whose auth call waits on the black hole
+    // for its deadline while holding its permit: 8 get in, the rest are shed at once.
+    let plan = LoadPlan::new(
+        format!("{base}/secure").parse().expect("uri"),
+        32,
+        32,
+        Duration::from_secs(10),
+    )
+    .header("authorization", "Bearer some-token");
+    let report = run(&client::http1(), &plan).await;
+    assert_eq!(
+        report.by_status.get(&503).copied(),
+        Some(32),
+        "{:?}",
+        report.by_status
+    );
+    let m = client::get(&client::http1(), &format!("{}/metrics", admin_url(&gw)))
+        .await
+        .expect("metrics")
+        .text();
+    let shed: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_shed_total{scope=\"global\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        shed >= 1.0,
+        "nothing was shed: auth ran outside admission\n{m}"
+    );
+    let unavailable: f64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "rampart_auth_decisions_total{provider=\"main\",result=\"unavailable\"} ",
+            )
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        unavailable >= 1.0 && unavailable <= 8.0 * 4.0,
+        "auth calls: {unavailable}"
+    );
 }

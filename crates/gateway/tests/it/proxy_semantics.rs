@@ -161,15 +161,35 @@ async fn errors_say_which_phase_failed() {
         .expect("bind")
         .local_addr()
         .expect("addr");
+    // A listener that never accepts, its queue filled: further SYNs are dropped, so a connect
+    // to it hangs (black-holed, not refused) until the gateway's connect deadline.
+    let hole = tokio::net::TcpSocket::new_v4().expect("socket");
+    hole.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let hole = hole.listen(1).expect("listen");
+    let hole_addr = hole.local_addr().expect("addr");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(hole_addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
     let yaml = format!(
         r#"
 listeners: [{{ name: public, address: "127.0.0.1:0" }}]
 upstreams:
   - {{ name: slow, endpoints: ["{}"] }}
   - {{ name: dead, endpoints: ["{dead}"], connect_timeout: 200ms }}
+  - {{ name: hole, endpoints: ["{hole_addr}"], connect_timeout: 200ms }}
 routes:
   - {{ name: slow, match: {{ path_prefix: /slow }}, upstream: slow, timeout: 200ms }}
   - {{ name: dead, match: {{ path_prefix: /dead }}, upstream: dead }}
+  - {{ name: hole, match: {{ path_prefix: /hole }}, upstream: hole, timeout: 5s }}
 limits: {{ max_body_bytes: 1000 }}
 "#,
         backend.addr
@@ -198,6 +218,20 @@ limits: {{ max_body_bytes: 1000 }}
     assert_eq!(a.status, StatusCode::BAD_GATEWAY);
     assert_eq!(a.json()["phase"], "upstream_connect");
     assert_eq!(a.json()["error"], "upstream_connect_failed");
+
+    // Black-holed: ended by the 200 ms connect deadline, well before the route's 5 s.
+    let t = Instant::now();
+    let a = client::get(&c, &format!("{base}/hole"))
+        .await
+        .expect("answer");
+    let took = t.elapsed();
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY, "{}", a.text());
+    assert_eq!(a.json()["phase"], "upstream_connect");
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_secs(2),
+        "a black-holed connect took {took:?} (connect deadline 200 ms)"
+    );
+    drop((fillers, hole));
 
     let a = client::get(&c, &format!("{base}/nowhere"))
         .await
