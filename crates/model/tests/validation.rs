@@ -34,6 +34,28 @@ routes: [{ name: a, upstream: users }, { name: b, match: { path_prefix: /x }, up
             &[r#"routes[3].upstream: no upstream named "userz" (did you mean "users"?)"#],
         ),
         (
+            r#"
+listeners: [{ name: public, address: "127.0.0.1:8080", trusted_proxies: ["10.0.0.0/8", "10.1.2.3", "10.0.0.0/33", "proxy.internal"] }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"], health_check: { path: /healthz, host: "a b/c" } }]
+routes:
+  - { name: a, match: { path_prefix: /v1/../admin }, upstream: users }
+  - { name: b, match: { path_exact: "/v1//x" }, upstream: users }
+  - { name: c, match: { path_prefix: "/%2e%2e" }, upstream: users }
+limits: { header_timeout: 0s, idle_timeout: 2h, send_timeout: 30, body_timeout: 5s }
+"#,
+            &[
+                r#"listeners[0].trusted_proxies[2]: "10.0.0.0/33" is not a CIDR block ("10.0.0.0/8") or an IP address"#,
+                r#"listeners[0].trusted_proxies[3]: "proxy.internal" is not a CIDR block ("10.0.0.0/8") or an IP address"#,
+                r#"upstreams[0].health_check.host: "a b/c" is not a host (name or name:port)"#,
+                r#"routes[0].match.path_prefix: "/v1/../admin" is not in normal form; requests are routed on normalized paths: write "/admin""#,
+                r#"routes[1].match.path_exact: "/v1//x" is not in normal form; requests are routed on normalized paths: write "/v1/x""#,
+                r#"routes[2].match.path_prefix: "/%2e%2e": the path climbs above the root with '..'"#,
+                r#"limits.header_timeout: must be greater than zero"#,
+                r#"limits.idle_timeout: 2h is longer than the maximum of 1h"#,
+                r#"limits.send_timeout: invalid duration "30": missing unit after 30 (units: ms, s, m, h)"#,
+            ],
+        ),
+        (
             "listeners: []\nupstreams: []\nroutes: []\n",
             &["listeners: at least one listener is required"],
         ),
