@@ -10,8 +10,9 @@
 //!   that stops reading, or an HTTP/2 stream whose window stays at zero).
 //!
 //! State flows in through [`ConnState`]: the I/O wrapper ([`Watched`]) notes when bytes arrive,
-//! each request holds an [`InflightToken`], and each response body ([`ClientBody`]) says when
-//! it is waiting for the client. The watchdog re-reads that state whenever the connection's task
+//! each request holds an [`InflightToken`], and each response body ([`ClientBody`]) says since
+//! when it has had something to give that the protocol has not asked for (the client is not
+//! taking bytes). The watchdog re-reads that state whenever the connection's task
 //! wakes (HTTP/1.1 serves requests in that task) and, while requests are in flight, at least
 //! every quarter of the shortest deadline (HTTP/2 serves streams in tasks of their own).
 
@@ -20,7 +21,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -207,7 +208,10 @@ impl Future for Watchdog {
                 Ok(None) => Instant::now() + self.deadlines.busy_check(),
             };
             let wake = tokio::time::Instant::from_std(wake);
-            if self.sleep.deadline() != wake {
+            // Move the timer only earlier (or re-arm it once it has fired): a later deadline
+            // is found when the earlier one fires, so a busy connection does not re-register
+            // its timer on every wake.
+            if wake < self.sleep.deadline() || self.sleep.is_elapsed() {
                 self.sleep.as_mut().reset(wake);
             }
             match self.sleep.as_mut().poll(cx) {
@@ -285,12 +289,17 @@ impl<IO: AsyncWrite> AsyncWrite for Watched<IO> {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body on its way to the client. Between handing a frame over and being asked
-    /// for the next one it is waiting for the client; the watchdog reads how long.
+    /// A response body on its way to the client. It is *waiting for the client* from the moment
+    /// it has something to give (a frame handed over, or its upstream waking it with more)
+    /// until the protocol asks it for the next frame; the watchdog reads since when. The
+    /// protocol stops asking when the client stops taking bytes (a full socket, an HTTP/2
+    /// window at zero), so that is what the time measures, never a slow upstream.
     pub struct ClientBody<B> {
         #[pin]
         inner: B,
         token: Option<InflightToken>,
+        // The protocol's waker and ours around it, reused while the protocol's is the same.
+        wakers: Option<(Waker, Waker)>,
     }
 }
 
@@ -301,7 +310,28 @@ impl<B> ClientBody<B> {
         ClientBody {
             inner,
             token: Some(token),
+            wakers: None,
         }
+    }
+}
+
+/// Wakes the protocol for the upstream's data, noting that the body now has something to give.
+struct ReadyWaker {
+    state: Arc<ConnState>,
+    waiting: Arc<AtomicU64>,
+    inner: Waker,
+}
+
+impl std::task::Wake for ReadyWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            self.waiting.store(self.state.now(), Ordering::Relaxed);
+        }
+        self.inner.wake_by_ref();
     }
 }
 
@@ -314,16 +344,33 @@ impl<B: Body<Data = Bytes>> Body for ClientBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        match (&polled, this.token.as_ref()) {
-            (Poll::Ready(Some(Ok(_))), Some(t)) => {
-                t.waiting.store(t.state.now(), Ordering::Relaxed);
-            }
-            (Poll::Pending, Some(t)) => t.waiting.store(0, Ordering::Relaxed),
-            (Poll::Ready(_), _) => {
+        let Some(token) = this.token.as_ref() else {
+            return this.inner.poll_frame(cx);
+        };
+        // Asked: the client took what was given.
+        token.waiting.store(0, Ordering::Relaxed);
+        let reuse = this
+            .wakers
+            .as_ref()
+            .is_some_and(|(theirs, _)| theirs.will_wake(cx.waker()));
+        if !reuse {
+            let ours = Waker::from(Arc::new(ReadyWaker {
+                state: token.state.clone(),
+                waiting: token.waiting.clone(),
+                inner: cx.waker().clone(),
+            }));
+            *this.wakers = Some((cx.waker().clone(), ours));
+        }
+        let polled = match this.wakers.as_ref() {
+            Some((_, ours)) => this.inner.poll_frame(&mut Context::from_waker(ours)),
+            None => this.inner.poll_frame(cx),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => token.waiting.store(token.state.now(), Ordering::Relaxed),
+            Poll::Pending => {}
+            Poll::Ready(_) => {
                 this.token.take();
             }
-            (Poll::Pending, None) => {}
         }
         polled
     }

@@ -4,9 +4,10 @@ gateway's hostile-client tests. Prints one JSON line with what it saw.
   h2_abuse.py rapid-reset HOST PORT PATH STREAMS
       opens STREAMS streams as fast as it can, resetting each right after its HEADERS
       (CVE-2023-44487), then reads until the server closes or 5 s pass.
-  h2_abuse.py zero-window HOST PORT PATH STREAMS SECONDS
-      advertises a zero stream window, opens STREAMS requests, never lets the server send a
-      byte of body; reports when the server closed the connection (or SECONDS passed).
+  h2_abuse.py zero-window HOST PORT PATH STREAMS SECONDS [WINDOW]
+      advertises a stream window of WINDOW bytes (default 0), opens STREAMS requests and never
+      opens any window further, so the server can send at most WINDOW bytes (and 65,535 on
+      the connection); reports when the server closed the connection (or SECONDS passed).
   h2_abuse.py idle HOST PORT PATH SECONDS
       one request, then silence; reports when the server sent GOAWAY and closed.
 """
@@ -119,8 +120,8 @@ def rapid_reset(host, port, path, streams):
                       "seconds": round(time.monotonic() - start, 3)}))
 
 
-def zero_window(host, port, path, streams, seconds):
-    sock, conn = connect(host, port, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+def zero_window(host, port, path, streams, seconds, window):
+    sock, conn = connect(host, port, {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
     start = time.monotonic()
     for _ in range(streams):
         sid = conn.get_next_available_stream_id()
@@ -173,7 +174,8 @@ def main():
     if mode == "rapid-reset":
         rapid_reset(host, port, path, int(sys.argv[5]))
     elif mode == "zero-window":
-        zero_window(host, port, path, int(sys.argv[5]), float(sys.argv[6]))
+        window = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+        zero_window(host, port, path, int(sys.argv[5]), float(sys.argv[6]), window)
     elif mode == "idle":
         idle(host, port, path, float(sys.argv[5]))
     else:

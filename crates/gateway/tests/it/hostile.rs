@@ -269,6 +269,14 @@ async fn route_is_full(url: &str) -> bool {
     .await
 }
 
+/// Waits until the gateway has `n` requests in flight (the stalled ones have arrived).
+async fn inflight_reaches(gw: &rampart_gateway::Gateway, n: f64) -> bool {
+    eventually(Duration::from_secs(10), async || {
+        metric(gw, "rampart_inflight_requests ").await >= n
+    })
+    .await
+}
+
 /// Polls until a request on the route is served; how long that took.
 async fn route_serves_again(url: &str, within: Duration) -> Option<Duration> {
     let t = Instant::now();
@@ -303,57 +311,73 @@ async fn clients_that_never_read_lose_their_slots_at_the_send_timeout() {
         readers.push(s);
     }
     assert!(
-        route_is_full(&small).await,
+        inflight_reaches(&gw, 4.0).await && route_is_full(&small).await,
         "the non-readers never held the route"
     );
     let freed = route_serves_again(&small, Duration::from_secs(10))
         .await
         .expect("the non-readers kept their slots");
     assert!(freed < Duration::from_secs(5), "freed after {freed:?}");
-    for mut s in readers {
+    // Every one of them is cut; reading before then would let one not yet cut make progress.
+    let all_cut = eventually(Duration::from_secs(5), async || {
+        metric(&gw, "rampart_deadlines_expired_total{kind=\"send\"}").await >= 4.0
+    })
+    .await;
+    assert!(all_cut, "not every non-reader was cut");
+    for (i, mut s) in readers.into_iter().enumerate() {
         // Their connections were closed: reading drains what was buffered, then ends.
         assert!(
             closed_within(&mut s, Duration::from_secs(10))
                 .await
                 .is_some(),
-            "a non-reader's connection stayed open"
+            "non-reader {i}'s connection stayed open"
         );
     }
-    assert!(metric(&gw, "rampart_deadlines_expired_total{kind=\"send\"}").await >= 4.0);
 
-    // HTTP/2 with a zero window: four streams on one connection that can never receive data.
-    let port = addr.port().to_string();
-    let h2 = tokio::spawn(async move {
-        Peer::python_run(
-            "h2_abuse.py",
-            &[
-                "zero-window",
-                "127.0.0.1",
-                &port,
-                "/bytes/100000",
-                "4",
-                "15",
-            ],
-            Duration::from_secs(30),
-        )
-        .await
-    });
-    assert!(
-        route_is_full(&small).await,
-        "the zero-window streams never held the route"
-    );
-    let freed = route_serves_again(&small, Duration::from_secs(10))
-        .await
-        .expect("the zero-window streams kept their slots");
-    assert!(freed < Duration::from_secs(5), "freed after {freed:?}");
-    let out = h2.await.expect("join").expect("h2 client");
-    let doc: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
-    assert_eq!(doc["body_bytes"], 0, "{out}");
-    let closed = doc["closed_after"].as_f64().expect("never closed");
-    assert!(
-        (0.9..6.0).contains(&closed),
-        "closed after {closed} s: {out}"
-    );
+    // HTTP/2: four streams on one connection whose windows never open (zero from the start),
+    // or close after the first 64 KiB (the default window, never updated).
+    for window in ["0", "65535"] {
+        let port = addr.port().to_string();
+        let h2 = tokio::spawn(async move {
+            Peer::python_run(
+                "h2_abuse.py",
+                &[
+                    "zero-window",
+                    "127.0.0.1",
+                    &port,
+                    "/bytes/1000000",
+                    "4",
+                    "15",
+                    window,
+                ],
+                Duration::from_secs(30),
+            )
+            .await
+        });
+        if !(inflight_reaches(&gw, 4.0).await && route_is_full(&small).await) {
+            let out = h2.await.expect("join");
+            panic!("window {window}: the stalled streams never held the route: {out:?}");
+        }
+        let freed = route_serves_again(&small, Duration::from_secs(10))
+            .await
+            .expect("the stalled streams kept their slots");
+        assert!(
+            freed < Duration::from_secs(5),
+            "window {window}: freed after {freed:?}"
+        );
+        let out = h2.await.expect("join").expect("h2 client");
+        let doc: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+        let limit: u64 = window.parse().expect("number");
+        assert!(
+            doc["body_bytes"].as_u64().is_some_and(|b| b <= limit),
+            "window {window}: {out}"
+        );
+        let closed = doc["closed_after"].as_f64().expect("never closed");
+        assert!(
+            (0.9..6.0).contains(&closed),
+            "window {window}: closed after {closed} s: {out}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -409,7 +433,7 @@ limits: {{ body_timeout: 1s }}
         .await
         .expect("write");
     assert!(
-        route_is_full(&url).await,
+        inflight_reaches(&gw, 1.0).await && route_is_full(&url).await,
         "the stalled body never held the route"
     );
     let after = closed_within(&mut s, Duration::from_secs(10))
