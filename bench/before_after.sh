@@ -24,10 +24,11 @@ echo "== building $REV (release)"
 WT=$(mktemp -d)/before
 git worktree add -q --detach "$WT" "$REV"
 trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
-# One target directory for both: the dependencies are built once.
+# A target directory of its own: workspace crates of both revisions share names and would
+# overwrite each other's build outputs.
 ROOT=$PWD
-(cd "$WT" && cargo build --release -q --target-dir "$ROOT/target")
-cp target/release/rampart "$OUT/rampart-before"
+(cd "$WT" && cargo build --release -q --target-dir "$ROOT/target/bench-before")
+cp target/bench-before/release/rampart "$OUT/rampart-before"
 echo "== building this checkout (release)"
 cargo build --release -q
 cp target/release/rampart "$OUT/rampart-after"
