@@ -67,3 +67,35 @@ pub async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> b
     }
     false
 }
+
+/// A self-signed certificate for `localhost`, written as PEM files into a fresh temporary
+/// folder named after `tag`; the folder is removed when the returned value is dropped.
+pub struct TestCert {
+    pub dir: std::path::PathBuf,
+    pub cert_path: std::path::PathBuf,
+    pub key_path: std::path::PathBuf,
+    pub cert_pem: String,
+}
+
+impl TestCert {
+    pub fn new(tag: &str) -> TestCert {
+        let dir = std::env::temp_dir().join(format!("rampart-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+        std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+        TestCert {
+            dir,
+            cert_path,
+            key_path,
+            cert_pem: cert.cert.pem(),
+        }
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

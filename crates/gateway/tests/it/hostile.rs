@@ -178,12 +178,8 @@ async fn trickled_heads_and_stalled_tls_handshakes_end_at_the_header_timeout() {
     );
 
     // A TLS client that starts a handshake and never finishes it.
-    let dir = std::env::temp_dir().join(format!("rampart-hostile-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let cert = TestCert::new("hostile-tls");
+    let (cert_path, key_path) = (&cert.cert_path, &cert.key_path);
     let tls = start(&format!(
         r#"
 listeners: [{{ name: public, address: "127.0.0.1:0", tls: {{ cert_file: "{}", key_file: "{}" }} }}]
@@ -207,7 +203,6 @@ limits: {{ header_timeout: 1s }}
         after >= Duration::from_millis(900) && after < Duration::from_secs(5),
         "TLS handshake cut after {after:?}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

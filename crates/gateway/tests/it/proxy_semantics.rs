@@ -271,12 +271,8 @@ async fn http2_end_to_end() {
 #[tokio::test]
 async fn tls_with_alpn_h2_and_http1() {
     let backend = EchoServer::start("b1").await.expect("backend");
-    let dir = std::env::temp_dir().join(format!("rampart-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+    let cert = TestCert::new("tls");
+    let (cert_path, key_path) = (&cert.cert_path, &cert.key_path);
     let yaml = format!(
         r#"
 listeners: [{{ name: public, address: "127.0.0.1:0", tls: {{ cert_file: "{}", key_file: "{}" }} }}]
@@ -294,7 +290,7 @@ routes: [{{ name: main, upstream: backend }}]
         (&[b"h2".as_slice()][..], http::Version::HTTP_2),
         (&[b"http/1.1".as_slice()][..], http::Version::HTTP_11),
     ] {
-        let c = client::tls(cert.cert.pem().as_bytes(), alpn).expect("tls client");
+        let c = client::tls(cert.cert_pem.as_bytes(), alpn).expect("tls client");
         let req = Request::get(&url)
             .body(Full::new(Bytes::new()))
             .expect("req");
@@ -305,7 +301,6 @@ routes: [{{ name: main, upstream: backend }}]
         assert_eq!(header_values(&doc, "x-forwarded-proto"), vec!["https"]);
         assert_eq!(doc["path"], "/secure");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Sends a body chunk by chunk and waits for each chunk to come back through the proxy before
