@@ -27,7 +27,7 @@ mod h2_limits {
     pub const MAX_CONCURRENT_STREAMS: u32 = 256;
     /// Streams a client opened and reset before the server accepted them (rapid reset,
     /// CVE-2023-44487); beyond this the connection gets GOAWAY ENHANCE_YOUR_CALM.
-    pub const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 50;
+    pub const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
     /// Streams the server had to reset because of the client's errors (CVE-2025-8671).
     pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
     /// Bytes buffered per stream towards the client.
