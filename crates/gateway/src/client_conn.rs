@@ -6,28 +6,59 @@
 //! - `header_timeout`: from accept to the first complete request head (TLS handshake and
 //!   protocol detection included), and on HTTP/1.1 from the first byte of each later head;
 //! - `idle_timeout`: no request in flight (closed gracefully: HTTP/2 gets a GOAWAY);
-//! - `send_timeout`: a response has a frame the client has not taken for this long (a client
-//!   that stops reading, or an HTTP/2 stream whose window stays at zero).
+//! - `send_timeout`: the client takes no bytes for this long: a write to its socket stays
+//!   blocked, or a response frame handed to the protocol is not followed by a request for the
+//!   next (an HTTP/2 stream whose window stays at zero).
 //!
-//! State flows in through [`ConnState`]: the I/O wrapper ([`Watched`]) notes when bytes arrive,
-//! each request holds an [`InflightToken`], and each response body ([`ClientBody`]) says since
-//! when it has had something to give that the protocol has not asked for (the client is not
-//! taking bytes). The watchdog re-reads that state whenever the connection's task
-//! wakes (HTTP/1.1 serves requests in that task) and, while requests are in flight, at least
-//! every quarter of the shortest deadline (HTTP/2 serves streams in tasks of their own).
+//! State flows in through [`ConnState`]: the I/O wrapper ([`Watched`]) notes when a head's
+//! first bytes arrive and when writes block, each request holds an [`InflightToken`], and each
+//! response body ([`ClientBody`]) says whether it waits for the protocol to ask for more. The
+//! request path only flips atomics: it reads no clock. It marks "since now" and the watchdog,
+//! which runs in the connection's task right after the protocol, stamps the time when it
+//! first sees the mark. It recomputes its deadline when the connection's counters change or its
+//! timer fires, and while requests are in flight at least every quarter of the shortest
+//! deadline (HTTP/2 streams run in tasks of their own).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+/// Times in [`ConnState`]: milliseconds since accept plus [`FIRST`]; `NONE` when there is
+/// nothing to time, `MARKED` for "since now", stamped by the watchdog.
+const NONE: u64 = 0;
+const MARKED: u64 = 1;
+const FIRST: u64 = 2;
+
+/// Marks a time slot as "since now" unless it already holds a time.
+fn mark(slot: &AtomicU64) {
+    if slot.load(Ordering::Relaxed) == NONE {
+        slot.store(MARKED, Ordering::Relaxed);
+    }
+}
+
+/// Clears a time slot.
+fn clear(slot: &AtomicU64) {
+    if slot.load(Ordering::Relaxed) != NONE {
+        slot.store(NONE, Ordering::Relaxed);
+    }
+}
+
+/// The time in a slot, stamping a mark with `now` first.
+fn stamped(slot: &AtomicU64, now: u64) -> u64 {
+    match slot.compare_exchange(MARKED, now, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => now,
+        Err(t) => t,
+    }
+}
 
 /// The client-side deadlines of a connection, from `limits`.
 #[derive(Debug, Clone, Copy)]
@@ -71,15 +102,17 @@ impl Expired {
 }
 
 /// What one connection is doing, shared by its I/O, its requests, its responses and its
-/// watchdog. Times are milliseconds since accept, plus one (0 means "none").
+/// watchdog.
 pub struct ConnState {
     accepted: Instant,
     inflight: AtomicU64,
     requests: AtomicU64,
     idle_since: AtomicU64,
     head_started: AtomicU64,
+    write_blocked: AtomicU64,
     http2: AtomicBool,
-    /// Responses in flight: each the time since which it waits for the client, or 0.
+    /// One slot per response in flight: since when it waits for the protocol to ask for more.
+    /// A slot only the connection holds is free for the next request.
     responses: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
@@ -89,15 +122,16 @@ impl ConnState {
             accepted: Instant::now(),
             inflight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-            idle_since: AtomicU64::new(0),
-            head_started: AtomicU64::new(0),
+            idle_since: AtomicU64::new(NONE),
+            head_started: AtomicU64::new(NONE),
+            write_blocked: AtomicU64::new(NONE),
             http2: AtomicBool::new(false),
             responses: Mutex::new(Vec::new()),
         })
     }
 
     fn now(&self) -> u64 {
-        self.accepted.elapsed().as_millis() as u64 + 1
+        self.accepted.elapsed().as_millis() as u64 + FIRST
     }
 
     fn responses(&self) -> std::sync::MutexGuard<'_, Vec<Arc<AtomicU64>>> {
@@ -106,16 +140,25 @@ impl ConnState {
 
     /// A request's head is complete and the request is being served.
     pub fn request_started(self: &Arc<Self>, http2: bool) -> InflightToken {
-        if http2 {
+        if http2 && !self.http2.load(Ordering::Relaxed) {
             self.http2.store(true, Ordering::Relaxed);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        self.head_started.store(0, Ordering::Relaxed);
-        let waiting = Arc::new(AtomicU64::new(0));
+        clear(&self.head_started);
         let mut responses = self.responses();
-        responses.retain(|w| Arc::strong_count(w) > 1);
-        responses.push(waiting.clone());
+        // Clones are made only under this lock: a count of one is a free slot.
+        let waiting = match responses.iter().find(|w| Arc::strong_count(w) == 1) {
+            Some(free) => {
+                free.store(NONE, Ordering::Relaxed);
+                free.clone()
+            }
+            None => {
+                let slot = Arc::new(AtomicU64::new(NONE));
+                responses.push(slot.clone());
+                slot
+            }
+        };
         drop(responses);
         InflightToken {
             state: self.clone(),
@@ -123,24 +166,30 @@ impl ConnState {
         }
     }
 
-    fn bytes_read(&self) {
-        if self.head_started.load(Ordering::Relaxed) == 0 {
-            self.head_started.store(self.now(), Ordering::Relaxed);
-        }
+    /// What the watchdog compares to know whether anything changed since it last looked.
+    fn counters(&self) -> [u64; 4] {
+        [
+            self.requests.load(Ordering::Relaxed),
+            self.inflight.load(Ordering::Relaxed),
+            self.head_started.load(Ordering::Relaxed),
+            self.write_blocked.load(Ordering::Relaxed),
+        ]
     }
 
-    /// The next deadline: `Ok(at)` in ms since accept (`None`: look again later), or the one
-    /// that has expired.
+    /// The next deadline: `Ok(at)` in the slots' time (`None`: look again later), or the one
+    /// that has expired. Stamps the marks it finds with `now`.
     fn next(&self, d: &Deadlines, now: u64) -> Result<Option<u64>, Expired> {
         let ms = |t: Duration| t.as_millis() as u64;
         let due = |at: u64, what: Expired| if now >= at { Err(what) } else { Ok(Some(at)) };
+        let blocked = stamped(&self.write_blocked, now);
         if self.inflight.load(Ordering::Acquire) > 0 {
-            let mut responses = self.responses();
-            responses.retain(|w| Arc::strong_count(w) > 1);
+            let responses = self.responses();
             let oldest = responses
                 .iter()
-                .map(|w| w.load(Ordering::Relaxed))
-                .filter(|&t| t != 0)
+                .filter(|w| Arc::strong_count(w) > 1)
+                .map(|w| stamped(w, now))
+                .chain(std::iter::once(blocked))
+                .filter(|&t| t != NONE)
                 .min();
             drop(responses);
             return match oldest {
@@ -149,14 +198,14 @@ impl ConnState {
             };
         }
         if self.requests.load(Ordering::Relaxed) == 0 {
-            return due(1 + ms(d.header), Expired::Header);
+            return due(FIRST + ms(d.header), Expired::Header);
         }
-        let head = self.head_started.load(Ordering::Relaxed);
-        if head != 0 && !self.http2.load(Ordering::Relaxed) {
+        let head = stamped(&self.head_started, now);
+        if head != NONE && !self.http2.load(Ordering::Relaxed) {
             return due(head + ms(d.header), Expired::Header);
         }
         due(
-            self.idle_since.load(Ordering::Relaxed) + ms(d.idle),
+            stamped(&self.idle_since, now) + ms(d.idle),
             Expired::Idle,
         )
     }
@@ -171,9 +220,10 @@ pub struct InflightToken {
 impl Drop for InflightToken {
     fn drop(&mut self) {
         let s = &self.state;
+        clear(&self.waiting);
         if s.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            s.idle_since.store(s.now(), Ordering::Relaxed);
-            s.head_started.store(0, Ordering::Relaxed);
+            s.idle_since.store(MARKED, Ordering::Relaxed);
+            clear(&s.head_started);
         }
     }
 }
@@ -183,6 +233,8 @@ pub struct Watchdog {
     state: Arc<ConnState>,
     deadlines: Deadlines,
     sleep: Pin<Box<Sleep>>,
+    /// The connection's counters when the deadline was last computed.
+    seen: [u64; 4],
 }
 
 impl Watchdog {
@@ -192,6 +244,7 @@ impl Watchdog {
             state,
             deadlines,
             sleep: Box::pin(tokio::time::sleep_until(at)),
+            seen: [0; 4],
         }
     }
 }
@@ -200,31 +253,48 @@ impl Future for Watchdog {
     type Output = Expired;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Expired> {
+        let this = &mut *self;
+        let mut counters = this.state.counters();
+        if counters == this.seen && this.sleep.as_mut().poll(cx).is_pending() {
+            // Nothing changed and the timer has not fired: the deadline stands.
+            return Poll::Pending;
+        }
         loop {
-            let now = self.state.now();
-            let wake = match self.state.next(&self.deadlines, now) {
+            this.seen = counters;
+            let now = this.state.now();
+            let wake = match this.state.next(&this.deadlines, now) {
                 Err(expired) => return Poll::Ready(expired),
-                Ok(Some(at)) => self.state.accepted + Duration::from_millis(at - 1),
-                Ok(None) => Instant::now() + self.deadlines.busy_check(),
+                Ok(Some(at)) => this.state.accepted + Duration::from_millis(at - FIRST),
+                Ok(None) => Instant::now() + this.deadlines.busy_check(),
             };
             let wake = tokio::time::Instant::from_std(wake);
             // Move the timer only earlier (or re-arm it once it has fired): a later deadline
             // is found when the earlier one fires, so a busy connection does not re-register
             // its timer on every wake.
-            if wake < self.sleep.deadline() || self.sleep.is_elapsed() {
-                self.sleep.as_mut().reset(wake);
+            if wake < this.sleep.deadline() || this.sleep.is_elapsed() {
+                this.sleep.as_mut().reset(wake);
             }
-            match self.sleep.as_mut().poll(cx) {
+            match this.sleep.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 // Time is up for what we last computed: look again.
-                Poll::Ready(()) => continue,
+                Poll::Ready(()) => counters = this.state.counters(),
             }
         }
     }
 }
 
+/// A blocked write marks the connection as waiting for the client; any progress clears it.
+fn wrote(blocked: &AtomicU64, polled: &Poll<io::Result<usize>>) {
+    match polled {
+        Poll::Pending => mark(blocked),
+        Poll::Ready(Ok(n)) if *n > 0 => clear(blocked),
+        Poll::Ready(_) => {}
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// The connection's byte stream; notes when bytes arrive (the start of a request head).
+    /// The connection's byte stream; notes when bytes arrive (the start of a request head)
+    /// and whether writes to the client are blocked.
     pub struct Watched<IO> {
         #[pin]
         io: IO,
@@ -252,7 +322,7 @@ impl<IO: AsyncRead> AsyncRead for Watched<IO> {
         let before = buf.filled().len();
         let polled = this.io.poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.state.bytes_read();
+            mark(&this.state.head_started);
         }
         polled
     }
@@ -264,7 +334,10 @@ impl<IO: AsyncWrite> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+        let this = self.project();
+        let polled = this.io.poll_write(cx, buf);
+        wrote(&this.state.write_blocked, &polled);
+        polled
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -280,7 +353,10 @@ impl<IO: AsyncWrite> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let polled = this.io.poll_write_vectored(cx, bufs);
+        wrote(&this.state.write_blocked, &polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -289,49 +365,25 @@ impl<IO: AsyncWrite> AsyncWrite for Watched<IO> {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body on its way to the client. It is *waiting for the client* from the moment
-    /// it has something to give (a frame handed over, or its upstream waking it with more)
-    /// until the protocol asks it for the next frame; the watchdog reads since when. The
-    /// protocol stops asking when the client stops taking bytes (a full socket, an HTTP/2
-    /// window at zero), so that is what the time measures, never a slow upstream.
+    /// A response body on its way to the client. From handing a frame over until the protocol
+    /// asks for the next one it waits for the client; the protocol stops asking when the
+    /// client takes no more (an HTTP/2 window at zero). A body whose upstream has nothing yet
+    /// is not waiting for the client.
     pub struct ClientBody<B> {
         #[pin]
         inner: B,
         token: Option<InflightToken>,
-        // The protocol's waker and ours around it, reused while the protocol's is the same.
-        wakers: Option<(Waker, Waker)>,
     }
 }
 
 impl<B> ClientBody<B> {
     pub fn new(inner: B, token: InflightToken) -> ClientBody<B> {
         // Until the protocol asks for the first frame, the client has not made room for it.
-        token.waiting.store(token.state.now(), Ordering::Relaxed);
+        mark(&token.waiting);
         ClientBody {
             inner,
             token: Some(token),
-            wakers: None,
         }
-    }
-}
-
-/// Wakes the protocol for the upstream's data, noting that the body now has something to give.
-struct ReadyWaker {
-    state: Arc<ConnState>,
-    waiting: Arc<AtomicU64>,
-    inner: Waker,
-}
-
-impl std::task::Wake for ReadyWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.waiting.load(Ordering::Relaxed) == 0 {
-            self.waiting.store(self.state.now(), Ordering::Relaxed);
-        }
-        self.inner.wake_by_ref();
     }
 }
 
@@ -344,31 +396,15 @@ impl<B: Body<Data = Bytes>> Body for ClientBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
-        let Some(token) = this.token.as_ref() else {
-            return this.inner.poll_frame(cx);
-        };
-        // Asked: the client took what was given.
-        token.waiting.store(0, Ordering::Relaxed);
-        let reuse = this
-            .wakers
-            .as_ref()
-            .is_some_and(|(theirs, _)| theirs.will_wake(cx.waker()));
-        if !reuse {
-            let ours = Waker::from(Arc::new(ReadyWaker {
-                state: token.state.clone(),
-                waiting: token.waiting.clone(),
-                inner: cx.waker().clone(),
-            }));
-            *this.wakers = Some((cx.waker().clone(), ours));
+        if let Some(t) = this.token.as_ref() {
+            // Asked: the client took what was given.
+            clear(&t.waiting);
         }
-        let polled = match this.wakers.as_ref() {
-            Some((_, ours)) => this.inner.poll_frame(&mut Context::from_waker(ours)),
-            None => this.inner.poll_frame(cx),
-        };
-        match &polled {
-            Poll::Ready(Some(Ok(_))) => token.waiting.store(token.state.now(), Ordering::Relaxed),
-            Poll::Pending => {}
-            Poll::Ready(_) => {
+        let polled = this.inner.poll_frame(cx);
+        match (&polled, this.token.as_ref()) {
+            (Poll::Ready(Some(Ok(_))), Some(t)) => mark(&t.waiting),
+            (Poll::Pending, _) | (Poll::Ready(Some(Ok(_))), None) => {}
+            (Poll::Ready(_), _) => {
                 this.token.take();
             }
         }
@@ -400,24 +436,42 @@ mod tests {
     fn phases() {
         let s = ConnState::new();
         // Nothing yet: the header deadline from accept.
-        assert_eq!(s.next(&d(), 50), Ok(Some(101)));
-        assert_eq!(s.next(&d(), 101), Err(Expired::Header));
+        assert_eq!(s.next(&d(), 50), Ok(Some(FIRST + 100)));
+        assert_eq!(s.next(&d(), FIRST + 100), Err(Expired::Header));
         // A request in flight, no response yet: no deadline of ours.
         let token = s.request_started(false);
         assert_eq!(s.next(&d(), 5000), Ok(None));
-        // Its response waits for the client: the send deadline.
-        token.waiting.store(200, Ordering::Relaxed);
+        // Its response waits for the client: the send deadline, from when it was first seen.
+        mark(&token.waiting);
+        assert_eq!(s.next(&d(), 200), Ok(Some(500)));
         assert_eq!(s.next(&d(), 400), Ok(Some(500)));
         assert_eq!(s.next(&d(), 500), Err(Expired::Send));
+        // Asked for more: no longer waiting.
+        clear(&token.waiting);
+        assert_eq!(s.next(&d(), 600), Ok(None));
+        // A write to the client blocks: the send deadline again.
+        mark(&s.write_blocked);
+        assert_eq!(s.next(&d(), 700), Ok(Some(1000)));
+        clear(&s.write_blocked);
         drop(token);
-        // Idle: the idle deadline from when the last response ended.
-        let idle_since = s.idle_since.load(Ordering::Relaxed);
-        assert_eq!(s.next(&d(), idle_since), Ok(Some(idle_since + 1000)));
+        // Idle: the idle deadline from when the watchdog first saw it idle.
+        assert_eq!(s.next(&d(), 2000), Ok(Some(3000)));
         // A new head starts arriving on HTTP/1.1: the header deadline from its first byte.
-        s.head_started.store(idle_since + 10, Ordering::Relaxed);
-        assert_eq!(s.next(&d(), idle_since + 20), Ok(Some(idle_since + 110)));
-        // On HTTP/2 bytes while idle are pings and settings: only the idle deadline counts.
+        mark(&s.head_started);
+        assert_eq!(s.next(&d(), 2500), Ok(Some(2600)));
+        // On HTTP/2, bytes while idle are pings and settings: only the idle deadline counts.
         s.http2.store(true, Ordering::Relaxed);
-        assert_eq!(s.next(&d(), idle_since + 20), Ok(Some(idle_since + 1000)));
+        assert_eq!(s.next(&d(), 2550), Ok(Some(3000)));
+    }
+
+    #[test]
+    fn response_slots_are_reused() {
+        let s = ConnState::new();
+        for _ in 0..100 {
+            drop(s.request_started(false));
+        }
+        let (a, b) = (s.request_started(true), s.request_started(true));
+        assert_eq!(s.responses().len(), 2);
+        drop((a, b));
     }
 }
