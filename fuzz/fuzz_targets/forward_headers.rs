@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use rampart_gateway::forward::{add_forwarding, strip_hop_by_hop};
+use rampart_gateway::forward::{Client, add_forwarding, strip_hop_by_hop};
 use rampart_gateway::target::Target;
 use rampart_model::path::EscapedSlashes;
 
@@ -46,9 +46,8 @@ fuzz_target!(|data: &[u8]| {
     ] {
         assert!(!headers.contains_key(name), "{name} survived");
     }
-    let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
-    let authority = t.authority.as_ref().map(|a| a.as_str().to_owned());
-    add_forwarding(&mut headers, client, "http", authority.as_deref(), trusted);
+    let client = Client::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), trusted);
+    add_forwarding(&mut headers, &client, "http", t.host_header.as_ref());
     let xff: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
     assert_eq!(xff.len(), 1);
     let forwarded: Vec<_> = headers.get_all("forwarded").iter().collect();

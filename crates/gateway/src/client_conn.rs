@@ -204,10 +204,7 @@ impl ConnState {
         if head != NONE && !self.http2.load(Ordering::Relaxed) {
             return due(head + ms(d.header), Expired::Header);
         }
-        due(
-            stamped(&self.idle_since, now) + ms(d.idle),
-            Expired::Idle,
-        )
+        due(stamped(&self.idle_since, now) + ms(d.idle), Expired::Idle)
     }
 }
 

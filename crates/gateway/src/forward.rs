@@ -48,62 +48,86 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client end of a connection as the forwarding headers name it, formatted once per
+/// connection rather than per request.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    /// Whether the peer is one of the listener's trusted proxies.
+    pub trusted: bool,
+    xff: HeaderValue,
+    /// `for=...` of a `Forwarded` element (IPv6 quoted, RFC 7239 §6).
+    forwarded_for: String,
+}
+
+impl Client {
+    pub fn new(ip: IpAddr, trusted: bool) -> Client {
+        let text = ip.to_string();
+        let forwarded_for = match ip {
+            IpAddr::V4(_) => format!("for={text}"),
+            IpAddr::V6(_) => format!("for=\"[{text}]\""),
+        };
+        Client {
+            ip,
+            trusted,
+            xff: HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("unknown")),
+            forwarded_for,
+        }
+    }
+}
+
 /// Sets the forwarding headers. From a trusted proxy, `X-Forwarded-For` and `Forwarded` are
 /// extended and its `X-Forwarded-Proto`/`-Host` kept; from anyone else all four are replaced,
-/// so a client cannot claim another address, scheme or host. `Forwarded` values are quoted
-/// and escaped (RFC 7239 §4).
+/// so a client cannot claim another address, scheme or host. `host` is the Host the request
+/// is forwarded with; `Forwarded` values are quoted and escaped (RFC 7239 §4).
 pub fn add_forwarding(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &Client,
     proto: &'static str,
-    authority: Option<&str>,
-    trusted: bool,
+    host: Option<&HeaderValue>,
 ) {
-    use std::fmt::Write as _;
-    // One buffer, reused for each header: this runs on every request.
-    let mut buf = String::with_capacity(96);
-    let previous = |headers: &HeaderMap, name: &HeaderName, buf: &mut String| {
-        if let Some(prev) = headers.get(name).and_then(|v| v.to_str().ok())
-            && !prev.trim().is_empty()
-        {
-            buf.push_str(prev);
-            buf.push_str(", ");
-        }
+    let trusted = client.trusted;
+    let previous = |headers: &HeaderMap, name: &HeaderName| -> Option<String> {
+        let prev = headers.get(name)?.to_str().ok()?.trim();
+        (!prev.is_empty()).then(|| prev.to_owned())
     };
-    if trusted {
-        previous(headers, &X_FORWARDED_FOR, &mut buf);
-    }
-    let _ = write!(buf, "{client}");
-    if let Ok(v) = HeaderValue::try_from(buf.as_str()) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    match previous(headers, &X_FORWARDED_FOR).filter(|_| trusted) {
+        Some(prev) => {
+            if let Ok(v) = HeaderValue::try_from(format!("{prev}, {}", client.ip)) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        None => {
+            headers.insert(X_FORWARDED_FOR.clone(), client.xff.clone());
+        }
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match authority.and_then(|a| HeaderValue::try_from(a).ok()) {
+        match host {
             Some(v) => {
-                headers.insert(X_FORWARDED_HOST.clone(), v);
+                headers.insert(X_FORWARDED_HOST.clone(), v.clone());
             }
             None => {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
     }
-    buf.clear();
-    if trusted {
-        previous(headers, &header::FORWARDED, &mut buf);
+    let mut buf = String::with_capacity(96);
+    if let Some(prev) = previous(headers, &header::FORWARDED).filter(|_| trusted) {
+        buf.push_str(&prev);
+        buf.push_str(", ");
     }
-    let _ = match client {
-        IpAddr::V4(ip) => write!(buf, "for={ip};proto={proto}"),
-        IpAddr::V6(ip) => write!(buf, "for=\"[{ip}]\";proto={proto}"),
-    };
-    if let Some(authority) = authority {
+    buf.push_str(&client.forwarded_for);
+    buf.push_str(";proto=");
+    buf.push_str(proto);
+    if let Some(host) = host.and_then(|h| h.to_str().ok()) {
         buf.push_str(";host=\"");
-        push_quoted(&mut buf, authority);
+        push_quoted(&mut buf, host);
         buf.push('"');
     }
-    if let Ok(v) = HeaderValue::try_from(buf.as_str()) {
+    if let Ok(v) = HeaderValue::try_from(buf) {
         headers.insert(header::FORWARDED, v);
     }
 }
@@ -175,7 +199,10 @@ mod tests {
 
     #[test]
     fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
-        let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        let ip: IpAddr = "192.0.2.7".parse().expect("ip");
+        let untrusted = Client::new(ip, false);
+        let trusted = Client::new(ip, true);
+        let host = HeaderValue::from_static("api.example.com");
         let spoofed = || {
             let mut h = HeaderMap::new();
             h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
@@ -188,7 +215,7 @@ mod tests {
             h
         };
         let mut h = spoofed();
-        add_forwarding(&mut h, client, "http", Some("api.example.com"), false);
+        add_forwarding(&mut h, &untrusted, "http", Some(&host));
         assert_eq!(h["x-forwarded-for"], "192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
@@ -197,10 +224,10 @@ mod tests {
             "for=192.0.2.7;proto=http;host=\"api.example.com\""
         );
         let mut h = spoofed();
-        add_forwarding(&mut h, client, "http", None, false);
+        add_forwarding(&mut h, &untrusted, "http", None);
         assert!(h.get("x-forwarded-host").is_none());
         let mut h = spoofed();
-        add_forwarding(&mut h, client, "http", Some("api.example.com"), true);
+        add_forwarding(&mut h, &trusted, "http", Some(&host));
         assert_eq!(h["x-forwarded-for"], "10.9.9.9, 192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "admin.internal");
@@ -210,11 +237,25 @@ mod tests {
         );
         // A host that tries to close the quoted string stays inside it.
         let mut h = HeaderMap::new();
-        add_forwarding(&mut h, client, "http", Some("a\";for=evil"), false);
+        add_forwarding(
+            &mut h,
+            &untrusted,
+            "http",
+            Some(&HeaderValue::from_static("a\";for=evil")),
+        );
         assert_eq!(
             h["forwarded"],
             "for=192.0.2.7;proto=http;host=\"a\\\";for=evil\""
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_quoted_in_forwarded() {
+        let mut h = HeaderMap::new();
+        let client = Client::new("::1".parse().expect("ip"), false);
+        add_forwarding(&mut h, &client, "https", None);
+        assert_eq!(h["x-forwarded-for"], "::1");
+        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=https");
     }
 
     #[test]

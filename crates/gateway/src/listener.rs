@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::client_conn::{ClientBody, ConnState, Deadlines, Expired, Watchdog, Watched};
+use crate::forward::Client;
 use crate::gateway::Shared;
 use crate::proxy::{ConnInfo, handle};
 
@@ -184,6 +185,7 @@ async fn serve_connection(
     let conn = Conn {
         info: Arc::new(ConnInfo {
             remote,
+            client: Client::new(remote.ip(), listener.trusts(remote.ip())),
             proto,
             listener,
         }),

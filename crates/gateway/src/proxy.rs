@@ -16,7 +16,7 @@ use crate::admission::Permit;
 use crate::auth;
 use crate::body::{Limited, ResponseBody, Tracked, empty};
 use crate::error::ProxyError;
-use crate::forward::{X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
+use crate::forward::{Client, X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
 use crate::gateway::Shared;
 use crate::snapshot::RouteState;
 use crate::target::Target;
@@ -27,6 +27,8 @@ use crate::upstream::endpoint::InflightGuard;
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
+    /// The client as forwarding headers name it (trusted proxy or not).
+    pub client: Client,
     pub proto: &'static str,
     /// The listener's settings when the connection was accepted.
     pub listener: Arc<ListenerConfig>,
@@ -164,22 +166,19 @@ async fn forward(
     }
     // The upstream sees the Host the route was chosen by (absent: the endpoint's authority,
     // set per attempt below).
-    let authority = target.authority.as_ref().map(|a| a.as_str());
-    match authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+    match &target.host_header {
         Some(v) => {
-            parts.headers.insert(header::HOST, v);
+            parts.headers.insert(header::HOST, v.clone());
         }
         None => {
             parts.headers.remove(header::HOST);
         }
     }
-    let trusted = conn.listener.trusts(conn.remote.ip());
     add_forwarding(
         &mut parts.headers,
-        conn.remote.ip(),
+        &conn.client,
         conn.proto,
-        authority,
-        trusted,
+        target.host_header.as_ref(),
     );
     parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
     // Origin form: the normalized path and the query, nothing else.

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Uri};
 use rampart_model::path::{EscapedSlashes, normalize};
 
@@ -13,6 +13,9 @@ use crate::error::ProxyError;
 pub struct Target {
     /// From the URI (HTTP/2 `:authority`, HTTP/1.1 absolute form) or else the Host header.
     pub authority: Option<Authority>,
+    /// The authority as the Host header the upstream receives: the client's own Host value
+    /// when that is where it came from.
+    pub host_header: Option<HeaderValue>,
     /// The normalized path and the query as sent.
     pub path_and_query: PathAndQuery,
 }
@@ -24,17 +27,20 @@ impl Target {
         escaped: EscapedSlashes,
     ) -> Result<Target, ProxyError> {
         let bad = |why: String| ProxyError::BadRequest(why);
-        let authority = match uri.authority() {
+        let (authority, host_header) = match uri.authority() {
             // RFC 9112 §3.2.2: with an absolute-form target the Host header is ignored.
-            Some(a) => Some(a.clone()),
+            Some(a) => (Some(a.clone()), HeaderValue::from_str(a.as_str()).ok()),
             None => {
                 let mut hosts = headers.get_all(header::HOST).iter();
                 match (hosts.next(), hosts.next()) {
-                    (None, _) => None,
+                    (None, _) => (None, None),
                     (Some(_), Some(_)) => return Err(bad("more than one Host header".into())),
-                    (Some(v), None) => Some(
-                        Authority::try_from(v.as_bytes())
-                            .map_err(|_| bad("the Host header is not a host[:port]".into()))?,
+                    (Some(v), None) => (
+                        Some(
+                            Authority::try_from(v.as_bytes())
+                                .map_err(|_| bad("the Host header is not a host[:port]".into()))?,
+                        ),
+                        Some(v.clone()),
                     ),
                 }
             }
@@ -61,6 +67,7 @@ impl Target {
         };
         Ok(Target {
             authority,
+            host_header,
             path_and_query,
         })
     }
