@@ -4,6 +4,7 @@
 #
 #   bash bench/before_after.sh [REV]     # REV defaults to HEAD~1
 #   DURATION=5 ROUNDS=3 bash bench/before_after.sh a73212a
+#   SKIP_BUILD=1 bash bench/before_after.sh a73212a   # measure the binaries already built
 #
 # Core 0: the proxy under test (before or after, one at a time); core 1: the echo backend and
 # wrk. Rounds alternate before/after; the median round of each is reported, with the ratio.
@@ -20,23 +21,26 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.txt
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-echo "== building $REV (release)"
-WT=$(mktemp -d)/before
-git worktree add -q --detach "$WT" "$REV"
-trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
-# A target directory of its own: workspace crates of both revisions share names and would
-# overwrite each other's build outputs.
-ROOT=$PWD
-(cd "$WT" && cargo build --release -q --target-dir "$ROOT/target/bench-before")
-cp target/bench-before/release/rampart "$OUT/rampart-before"
-echo "== building this checkout (release)"
-cargo build --release -q
-cp target/release/rampart "$OUT/rampart-after"
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "== building $REV (release)"
+  WT=$(mktemp -d)/before
+  git worktree add -q --detach "$WT" "$REV"
+  trap 'git worktree remove --force "$WT" 2>/dev/null || true' EXIT
+  # A target directory of its own: workspace crates of both revisions share names and would
+  # overwrite each other's build outputs.
+  ROOT=$PWD
+  (cd "$WT" && cargo build --release -q --target-dir "$ROOT/target/bench-before")
+  cp target/bench-before/release/rampart "$OUT/rampart-before"
+  git worktree remove --force "$WT"
+  echo "== building this checkout (release)"
+  cargo build --release -q
+  cp target/release/rampart "$OUT/rampart-after"
+fi
 
 BACKEND=127.0.0.1:19000
 PROXY=127.0.0.1:18080
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; git worktree remove --force "$WT" 2>/dev/null || true; }
+cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 taskset -c 1 "$OUT/rampart-after" testkit echo --listen "$BACKEND" --name bench >/dev/null 2>&1 &
 PIDS+=($!)
@@ -63,19 +67,13 @@ for r in $(seq 1 "$ROUNDS"); do
   run after "$r"
 done
 python3 - "$OUT" "$ROUNDS" "$REV" <<'PY'
-import re, statistics, sys
+import statistics, sys
+sys.path.insert(0, "bench")
+from wrk_parse import wrk
 out, rounds, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def parse(path):
-    text = open(path).read()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    def ms(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", text)
-        v, unit = float(m.group(1)), m.group(2)
-        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-    return rps, ms("50"), ms("99")
 rows = {}
 for which in ("before", "after"):
-    runs = sorted((parse(f"{out}/{which}-{r}.txt") for r in range(1, rounds + 1)), key=lambda x: x[0])
+    runs = sorted((wrk(f"{out}/{which}-{r}.txt")[:3] for r in range(1, rounds + 1)), key=lambda x: x[0])
     rows[which] = runs[len(runs) // 2]
     rows[which + "_all"] = [round(x[0]) for x in runs]
 print(f"| build | req/s (median of {rounds}) | p50 ms | p99 ms | all rounds req/s |")
