@@ -671,28 +671,13 @@ async fn auth_calls_hold_admission_permits_so_a_black_hole_sheds_the_excess() {
         "{:?}",
         report.by_status
     );
-    let m = client::get(&client::http1(), &format!("{}/metrics", admin_url(&gw)))
-        .await
-        .expect("metrics")
-        .text();
-    let shed: f64 = m
-        .lines()
-        .find_map(|l| l.strip_prefix("rampart_shed_total{scope=\"global\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
-    assert!(
-        shed >= 1.0,
-        "nothing was shed: auth ran outside admission\n{m}"
-    );
-    let unavailable: f64 = m
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(
-                "rampart_auth_decisions_total{provider=\"main\",result=\"unavailable\"} ",
-            )
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0);
+    let shed = metric(&gw, "rampart_shed_total{scope=\"global\"}").await;
+    assert!(shed >= 1.0, "nothing was shed: auth ran outside admission");
+    let unavailable = metric(
+        &gw,
+        "rampart_auth_decisions_total{provider=\"main\",result=\"unavailable\"}",
+    )
+    .await;
     assert!(
         (1.0..=32.0).contains(&unavailable),
         "auth calls: {unavailable}"

@@ -99,3 +99,19 @@ impl Drop for TestCert {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The value of the first metric line starting with `line_start` (0 when absent).
+pub async fn metric(gw: &Gateway, line_start: &str) -> f64 {
+    let text = rampart_testkit::client::get(
+        &rampart_testkit::client::http1(),
+        &format!("{}/metrics", admin_url(gw)),
+    )
+    .await
+    .expect("metrics")
+    .text();
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

@@ -45,18 +45,6 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Durat
     }
 }
 
-async fn metric(gw: &rampart_gateway::Gateway, line_start: &str) -> f64 {
-    let text = client::get(&client::http1(), &format!("{}/metrics", admin_url(gw)))
-        .await
-        .expect("metrics")
-        .text();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn silent_connections_are_closed_at_the_header_timeout_and_new_clients_served_after() {
     let backend = EchoServer::start("b").await.expect("backend");
