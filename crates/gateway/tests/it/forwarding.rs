@@ -246,6 +246,30 @@ routes: [{{ name: all, upstream: rec }}]
     let spoof = "GET / HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-For: 10.9.9.9\r\n\
                  X-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.internal\r\n\
                  Forwarded: for=10.9.9.9\r\nConnection: close\r\n\r\n";
+    // A reload that keeps the listener changes whom it trusts (for new connections).
+    let gw = start(&config("")).await;
+    let addr = gw.listener_addr("public").await.expect("addr");
+    assert_eq!(status_of(&raw(addr, spoof).await), 200);
+    gw.apply(common::config(&config(
+        ", trusted_proxies: [\"127.0.0.0/8\"]",
+    )))
+    .await
+    .expect("apply");
+    assert_eq!(
+        gw.listener_addr("public").await,
+        Some(addr),
+        "listener kept"
+    );
+    assert_eq!(status_of(&raw(addr, spoof).await), 200);
+    let got = rec.requests();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header_values("x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(
+        got[1].header_values("x-forwarded-for"),
+        vec!["10.9.9.9, 127.0.0.1"]
+    );
+    gw.shutdown().await;
+
     for (trusted, xff, xfp, xfh, fwd) in [
         (
             "",
