@@ -110,6 +110,17 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
         .expect("push")
         .version
         .id;
+    // The same content again is the same version: nothing new is stored.
+    let again = op
+        .push(&document(backend.addr, "good"), "first, again")
+        .await
+        .expect("push");
+    assert!(
+        !again.created,
+        "re-pushing identical content created a version"
+    );
+    assert_eq!(again.version.id, v1);
+    assert_eq!(op.versions().await.expect("versions").len(), 1);
     let refused = op
         .deploy("production", &v1, None)
         .await
