@@ -18,16 +18,23 @@ pub struct Rendered {
     pub png: Vec<u8>,
 }
 
-/// The headless Chromium binary on this machine, if any.
+/// The headless Chromium binary on this machine, if any. Debian's `/usr/bin` entries are shell
+/// wrappers that run the real binary as a child: killing the wrapper would orphan the browser,
+/// so the real binaries under `/usr/lib/chromium` come first.
 pub fn chromium() -> Option<&'static str> {
-    ["chromium-headless-shell", "chromium"]
-        .into_iter()
-        .find(|c| {
-            std::process::Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+    [
+        "/usr/lib/chromium/chromium-headless-shell",
+        "/usr/lib/chromium/chromium",
+        "chromium-headless-shell",
+        "chromium",
+    ]
+    .into_iter()
+    .find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// Loads `url` in a fresh headless Chromium and renders it.
@@ -56,9 +63,12 @@ pub async fn render(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // Its own process group, so the browser and every process it starts end together.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("starting {binary}: {e}"))?;
+    let _group = child.id().map(ProcessGroup);
     let stderr = child.stderr.take().ok_or("no stderr")?;
     let result = tokio::time::timeout(Duration::from_secs(30), async {
         let mut lines = BufReader::new(stderr).lines();
@@ -81,6 +91,20 @@ pub async fn render(
     let _ = child.kill().await;
     let _ = tokio::fs::remove_dir_all(&profile).await;
     result
+}
+
+/// Kills a process group when dropped: on every path out of `render`, a panic included.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // `kill -KILL -PGID` signals the whole group; there is no safe std call for it.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 struct Session {
