@@ -67,15 +67,18 @@ impl Stall {
 
     /// Called when the sender had nothing: true once it has had nothing for `after`.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = tokio::time::Instant::now() + self.after;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.armed {
-            sleep.as_mut().reset(deadline);
+            // The clock is read once per wait, not on every poll of one.
+            let deadline = tokio::time::Instant::now() + self.after;
+            match self.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
             self.armed = true;
         }
-        sleep.as_mut().poll(cx).is_ready()
+        self.sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
 }
 

@@ -136,7 +136,8 @@ impl Gateway {
         let mut old: Vec<RunningListener> = std::mem::take(&mut *running);
         for (l, acceptor) in config.listeners.iter().zip(acceptors) {
             if let Some(pos) = old.iter().position(|r| {
-                r.config.address == l.address && r.config.tls.is_some() == l.tls.is_some()
+                let c = r.config();
+                c.address == l.address && c.tls.is_some() == l.tls.is_some()
             }) {
                 let r = old.remove(pos);
                 kept.push((r, acceptor, l.clone()));
@@ -162,10 +163,9 @@ impl Gateway {
             .connections
             .set_max(config.limits.max_connections);
         self.shared.snapshot.store(Some(Arc::new(snapshot)));
-        for (mut r, acceptor, l) in kept {
+        for (r, acceptor, l) in kept {
             r.tls.store(acceptor.map(Arc::new));
-            r.settings.store(Arc::new(l.clone()));
-            r.config = l;
+            r.reconfigure(l);
             running.push(r);
         }
         running.extend(started);
@@ -191,7 +191,7 @@ impl Gateway {
             .lock()
             .await
             .iter()
-            .find(|l| l.config.name == name)
+            .find(|l| l.config().name == name)
             .map(|l| l.local_addr)
     }
 

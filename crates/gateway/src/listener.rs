@@ -49,13 +49,12 @@ enum Stop {
 }
 
 pub struct RunningListener {
-    /// The listener as configured (address as written, before the OS picked a port for `:0`).
-    pub config: ListenerConfig,
     pub local_addr: SocketAddr,
     /// Swapped on reload so certificate rotation needs no rebind.
     pub tls: Arc<ArcSwapOption<TlsAcceptor>>,
-    /// Swapped on reload: trusted proxies and path options for new connections.
-    pub settings: Arc<ArcSwap<ListenerConfig>>,
+    /// The listener as configured (address as written, before the OS picked a port for `:0`),
+    /// swapped on reload: new connections take its trusted proxies and path options.
+    settings: Arc<ArcSwap<ListenerConfig>>,
     stop: Arc<watch::Sender<Stop>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -85,13 +84,22 @@ impl RunningListener {
         let task = tokio::spawn(accept.run(stop.clone(), drain));
         tracing::info!(listener = %config.name, address = %local_addr, tls = config.tls.is_some(), "listening");
         Ok(RunningListener {
-            config: config.clone(),
             local_addr,
             tls,
             settings,
             stop,
             task,
         })
+    }
+
+    /// The listener's current config.
+    pub fn config(&self) -> Arc<ListenerConfig> {
+        self.settings.load_full()
+    }
+
+    /// Replaces the config of a listener kept across a reload (same address and TLS or not).
+    pub fn reconfigure(&self, config: ListenerConfig) {
+        self.settings.store(Arc::new(config));
     }
 
     /// Stops accepting, lets open connections finish their requests (up to the drain time),
