@@ -303,10 +303,6 @@ impl<IO> Watched<IO> {
     pub fn new(io: IO, state: Arc<ConnState>) -> Watched<IO> {
         Watched { io, state }
     }
-
-    pub fn get_ref(&self) -> &IO {
-        &self.io
-    }
 }
 
 impl<IO: AsyncRead> AsyncRead for Watched<IO> {
