@@ -44,7 +44,7 @@ pub struct Ops {
     pub(crate) outbox_wake: tokio::sync::Notify,
     pub(crate) backoff: Backoff,
     pub(crate) notify_timeout: Duration,
-    /// How notification hosts are resolved: the gateway's resolver (hickory, deadlines,
+    /// How notification hosts are resolved: `rampart-net`'s resolver (hickory, deadlines,
     /// negative caching), never the system's blocking `getaddrinfo`.
     pub(crate) notify_resolver: rampart_model::ResolverConfig,
     /// How long a platform-opened incident stays in monitoring, alerts all resolved, before it
@@ -264,7 +264,7 @@ impl ControlPlane {
     }
 
     /// Where notification hosts are looked up (default: the system's nameservers, through
-    /// hickory with the gateway's default deadlines).
+    /// `rampart-net`'s resolver with the default deadlines).
     pub fn with_notify_resolver(mut self, resolver: rampart_model::ResolverConfig) -> ControlPlane {
         self.ops.notify_resolver = resolver;
         self

@@ -107,12 +107,9 @@ pub async fn serve(
     tokens: tokens::Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Notifications resolve hosts with the gateway's resolver; without one nothing starts.
-    let resolver = rampart_gateway::resolve::Resolver::new(
-        control.notify_resolver(),
-        rampart_gateway::metrics::Metrics::new(),
-    )
-    .map_err(|e| std::io::Error::other(format!("notification DNS resolver: {e}")))?;
+    // Notifications resolve hosts with the deadline-bound resolver; without one nothing starts.
+    let resolver = rampart_net::Resolver::new(control.notify_resolver())
+        .map_err(|e| std::io::Error::other(format!("notification DNS resolver: {e}")))?;
     // The reconciler drives releases every tick while the API serves.
     let _reconciler = {
         let control = control.clone();

@@ -11,11 +11,9 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{Request, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rampart_api::{Alert, ChannelKind, ChannelSpec, Severity};
-use rampart_gateway::resolve::Resolver;
+use rampart_net::Resolver;
+use rampart_net::client::{HttpsClient, error_chain, https_client};
 use serde::{Deserialize, Serialize};
 
 use crate::records::Pending;
@@ -236,13 +234,11 @@ impl Backoff {
     }
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
-
 /// Delivers notifications to channels; every attempt has a deadline, and so does every DNS
 /// lookup inside it (the gateway's non-blocking resolver).
 #[derive(Clone)]
 pub struct Sender {
-    client: HttpClient,
+    client: HttpsClient,
     resolver: Resolver,
     timeout: Duration,
     /// A PEM certificate SMTP relays may chain to, besides the web's roots.
@@ -251,16 +247,8 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(timeout: Duration, resolver: Resolver, smtp_ca: Option<Arc<Vec<u8>>>) -> Sender {
-        let mut http = HttpConnector::new_with_resolver(resolver.clone());
-        http.set_connect_timeout(Some(timeout));
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Sender {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: https_client(&resolver, timeout),
             resolver,
             timeout,
             smtp_ca,
@@ -322,15 +310,8 @@ impl Sender {
         let resp = match self.client.request(req).await {
             Ok(r) => r,
             Err(e) => {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(": ");
-                    msg.push_str(&s.to_string());
-                    src = s.source();
-                }
                 return Outcome::Retry {
-                    error: msg,
+                    error: error_chain(&e),
                     after: None,
                 };
             }

@@ -5,16 +5,12 @@
 //! probe) and they run concurrently, so a push of a config pointing at a black hole fails in about
 //! one deadline with the exact reason, instead of hanging or reaching a gateway.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig as HickoryConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rampart_model::{AuthProviderConfig, Config, Host};
+use rampart_net::{ResolveError, Resolver};
 
 /// One finding: where in the document, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,41 +25,10 @@ impl std::fmt::Display for Finding {
     }
 }
 
-fn resolver(config: &Config) -> Result<TokioResolver, String> {
-    let r = &config.resolver;
-    let mut opts = ResolverOpts::default();
-    opts.timeout = r.timeout;
-    opts.attempts = r.attempts as usize;
-    let builder = match &r.nameservers {
-        Some(servers) => {
-            let list = servers
-                .iter()
-                .map(|a| {
-                    let mut ns = NameServerConfig::udp_and_tcp(a.ip());
-                    for c in &mut ns.connections {
-                        c.port = a.port();
-                    }
-                    ns
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                HickoryConfig::from_name_servers(list),
-                TokioRuntimeProvider::default(),
-            )
-        }
-        None => {
-            TokioResolver::builder_tokio().map_err(|e| format!("system DNS configuration: {e}"))?
-        }
-    };
-    builder
-        .with_options(opts)
-        .build()
-        .map_err(|e| format!("DNS resolver: {e}"))
-}
-
 /// Runs every check; returns the failures (empty when the config is sound).
 pub async fn check(config: &Config) -> Vec<Finding> {
-    let resolver = match resolver(config) {
+    // A resolver of the config's own settings, fresh for each push: nothing is answered from cache.
+    let resolver = match Resolver::new(&config.resolver) {
         Ok(r) => r,
         Err(e) => {
             return vec![Finding {
@@ -72,7 +37,7 @@ pub async fn check(config: &Config) -> Vec<Finding> {
             }];
         }
     };
-    let deadline = config.resolver.timeout * config.resolver.attempts + Duration::from_millis(50);
+    let deadline = resolver.deadline();
     let servers = match &config.resolver.nameservers {
         Some(list) => list
             .iter()
@@ -109,18 +74,20 @@ pub async fn check(config: &Config) -> Vec<Finding> {
         let resolver = resolver.clone();
         let servers = servers.clone();
         async move {
-            match tokio::time::timeout(deadline, resolver.lookup_ip(name.as_str())).await {
-                Err(_) => Some(Finding {
+            match resolver.lookup(name.as_str()).await {
+                Err(ResolveError::Timeout { .. }) => Some(Finding {
                     path,
                     message: format!(
                         "host {name:?} did not resolve within {deadline:?} (asked {servers})"
                     ),
                 }),
-                Ok(Err(e)) => Some(Finding {
+                Err(
+                    ResolveError::Failed { reason, .. } | ResolveError::Negative { reason, .. },
+                ) => Some(Finding {
                     path,
-                    message: format!("host {name:?} does not resolve: {e}"),
+                    message: format!("host {name:?} does not resolve: {reason}"),
                 }),
-                Ok(Ok(_)) => None,
+                Ok(_) => None,
             }
         }
     });
@@ -149,10 +116,10 @@ pub async fn check(config: &Config) -> Vec<Finding> {
                 let ip = match host.parse::<std::net::IpAddr>() {
                     Ok(ip) => ip,
                     Err(_) => match resolver
-                        .lookup_ip(host.as_str())
+                        .lookup(host.as_str())
                         .await
                         .ok()
-                        .and_then(|l| l.iter().next())
+                        .and_then(|ips| ips.first().copied())
                     {
                         Some(ip) => ip,
                         None => {

@@ -70,7 +70,7 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the admin server (if an address is known) and applies the first config.
     pub async fn start(config: Config, options: Options) -> Result<Gateway, ApplyError> {
-        tls::install_crypto_provider();
+        rampart_net::install_crypto_provider();
         let shared = Arc::new(Shared {
             snapshot: ArcSwapOption::empty(),
             metrics: Metrics::new(),

@@ -20,7 +20,6 @@ pub mod listener;
 pub mod lkg;
 pub mod metrics;
 pub mod proxy;
-pub mod resolve;
 pub mod retry;
 pub mod router;
 pub mod snapshot;

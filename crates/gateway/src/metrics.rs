@@ -339,11 +339,13 @@ impl Metrics {
             .inc();
     }
 
-    pub fn dns(&self, outcome: &str) {
-        self.inner
-            .dns
-            .get_or_create(&vec![("outcome", outcome.to_owned())])
-            .inc();
+    /// Counts the resolver's lookups by outcome.
+    pub fn dns_observer(&self) -> rampart_net::DnsObserver {
+        let dns = self.inner.dns.clone();
+        std::sync::Arc::new(move |outcome: rampart_net::DnsOutcome| {
+            dns.get_or_create(&vec![("outcome", outcome.as_str().to_owned())])
+                .inc();
+        })
     }
 
     /// Counters for one auth provider's outcomes, looked up once.

@@ -13,10 +13,10 @@ use rampart_model::{Config, RouteConfig};
 use crate::admission::Limit;
 use crate::auth::Provider;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::resolve::Resolver;
 use crate::retry::RetryBudget;
 use crate::router::Router;
 use crate::upstream::Upstream;
+use rampart_net::Resolver;
 
 pub struct RouteState {
     pub config: RouteConfig,
@@ -46,7 +46,7 @@ impl Snapshot {
     ) -> Result<Snapshot, String> {
         let resolver = match previous {
             Some(p) if p.config.resolver == config.resolver => p.resolver.clone(),
-            _ => Resolver::new(&config.resolver, metrics.clone())?,
+            _ => Resolver::observed(&config.resolver, metrics.dns_observer())?,
         };
         let same_resolver = previous.is_some_and(|p| p.config.resolver == config.resolver);
         let mut upstreams = HashMap::new();

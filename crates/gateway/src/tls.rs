@@ -7,14 +7,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// Installs the process-wide crypto provider (aws-lc-rs) once; later calls are no-ops.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 /// Reads the certificate chain and key and builds an acceptor.
 pub async fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
-    install_crypto_provider();
+    rampart_net::install_crypto_provider();
     let cert_pem = tokio::fs::read(&files.cert_file)
         .await
         .map_err(|e| format!("reading certificate {}: {e}", files.cert_file))?;

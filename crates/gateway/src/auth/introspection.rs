@@ -14,16 +14,16 @@ use rampart_model::IntrospectionConfig;
 use serde::Deserialize;
 
 use super::cache::{DecisionCache, key_of};
-use super::client::{AuthClient, build, fetch};
 use super::{AuthError, Identity};
-use crate::resolve::Resolver;
+use rampart_net::Resolver;
+use rampart_net::client::{HttpsClient, fetch, https_client};
 
 const CACHE_CAPACITY: usize = 100_000;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 pub struct Introspector {
     config: IntrospectionConfig,
-    client: AuthClient,
+    client: HttpsClient,
     cache: DecisionCache<Result<Arc<Identity>, AuthError>>,
     name: Arc<str>,
 }
@@ -49,7 +49,7 @@ impl Introspector {
     ) -> Result<Introspector, String> {
         Ok(Introspector {
             config: config.clone(),
-            client: build(resolver, config.timeout)?,
+            client: https_client(resolver, config.timeout),
             cache: DecisionCache::new(CACHE_CAPACITY),
             name,
         })

@@ -19,9 +19,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rampart_model::JwtConfig;
 
 use super::cache::{DecisionCache, key_of};
-use super::client::{AuthClient, build, fetch};
 use super::{AuthError, Identity};
-use crate::resolve::Resolver;
+use rampart_net::Resolver;
+use rampart_net::client::{HttpsClient, fetch, https_client};
 
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 const CACHE_CAPACITY: usize = 100_000;
@@ -36,7 +36,7 @@ struct Keys {
 
 pub struct JwtVerifier {
     config: JwtConfig,
-    client: AuthClient,
+    client: HttpsClient,
     keys: ArcSwapOption<Keys>,
     generation: AtomicU64,
     /// Serialises fetches; holds the time of the last early (unknown-kid) refresh.
@@ -63,7 +63,7 @@ impl JwtVerifier {
             .collect::<Result<Vec<_>, _>>()?;
         let verifier = Arc::new(JwtVerifier {
             config: config.clone(),
-            client: build(resolver, config.timeout)?,
+            client: https_client(resolver, config.timeout),
             keys: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
             fetching: tokio::sync::Mutex::new(None),

@@ -8,7 +8,6 @@
 
 mod api_key;
 mod cache;
-mod client;
 mod introspection;
 mod jwt;
 
@@ -18,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use rampart_model::{AuthProviderConfig, OnFailure};
 
 use crate::metrics::{AuthOutcomes, Metrics};
-use crate::resolve::Resolver;
+use rampart_net::Resolver;
 
 pub use cache::DecisionCache;
 

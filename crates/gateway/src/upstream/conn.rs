@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
-use crate::resolve::Resolver;
+use rampart_net::Resolver;
 
 type Conn = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
 

@@ -16,8 +16,8 @@ use crate::admission::Limit;
 use crate::body::{ProxyBody, empty};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
-use crate::resolve::Resolver;
 pub use endpoint::Endpoint;
+use rampart_net::Resolver;
 
 pub struct Upstream {
     pub config: UpstreamConfig,

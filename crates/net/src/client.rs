@@ -1,5 +1,5 @@
-//! The HTTP client auth providers use: our resolver (DNS with deadlines), HTTP or HTTPS, and a
-//! bounded read of the answer. Callers wrap each call in their own overall deadline.
+//! An HTTP(S) client whose every DNS lookup goes through [`Resolver`] (so it has a deadline), and
+//! a bounded read of the answer. Callers wrap each call in their own overall deadline.
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -10,13 +10,11 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::resolve::Resolver;
 
-pub type AuthClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
-pub fn build(
-    resolver: &Resolver,
-    connect_timeout: std::time::Duration,
-) -> Result<AuthClient, String> {
-    crate::tls::install_crypto_provider();
+/// A client for `http` and `https` URLs (the web's roots), HTTP/1.1, with a connect deadline.
+pub fn https_client(resolver: &Resolver, connect_timeout: std::time::Duration) -> HttpsClient {
+    crate::install_crypto_provider();
     let mut http = HttpConnector::new_with_resolver(resolver.clone());
     http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
@@ -26,25 +24,16 @@ pub fn build(
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// Sends a request and reads at most `max_bytes` of the answer. No deadline of its own.
 pub async fn fetch(
-    client: &AuthClient,
+    client: &HttpsClient,
     req: Request<Full<Bytes>>,
     max_bytes: usize,
 ) -> Result<(StatusCode, Bytes), String> {
-    let resp = client.request(req).await.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        msg
-    })?;
+    let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
     let status = resp.status();
     let body = Limited::new(resp.into_body(), max_bytes)
         .collect()
@@ -52,4 +41,16 @@ pub async fn fetch(
         .map_err(|e| format!("reading answer: {e}"))?
         .to_bytes();
     Ok((status, body))
+}
+
+/// An error with its causes, `outer: inner: innermost`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }

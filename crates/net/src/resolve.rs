@@ -20,7 +20,33 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hyper_util::client::legacy::connect::dns::Name;
 use rampart_model::ResolverConfig;
 
-use crate::metrics::Metrics;
+/// What one lookup came to, for whoever counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsOutcome {
+    CacheHit,
+    NegativeHit,
+    Resolved,
+    StaleServed,
+    Timeout,
+    Error,
+}
+
+impl DnsOutcome {
+    /// The outcome's name as metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsOutcome::CacheHit => "cache_hit",
+            DnsOutcome::NegativeHit => "negative_hit",
+            DnsOutcome::Resolved => "resolved",
+            DnsOutcome::StaleServed => "stale_served",
+            DnsOutcome::Timeout => "timeout",
+            DnsOutcome::Error => "error",
+        }
+    }
+}
+
+/// Told the outcome of every lookup; the gateway counts them in its metrics.
+pub type DnsObserver = Arc<dyn Fn(DnsOutcome) + Send + Sync>;
 
 /// Most names kept in the cache; beyond it the oldest entries are dropped.
 const CACHE_CAPACITY: usize = 4096;
@@ -52,11 +78,21 @@ struct Inner {
     hickory: TokioResolver,
     config: ResolverConfig,
     cache: Mutex<HashMap<String, Entry>>,
-    metrics: Metrics,
+    observe: Option<DnsObserver>,
 }
 
 impl Resolver {
-    pub fn new(config: &ResolverConfig, metrics: Metrics) -> Result<Resolver, String> {
+    /// A resolver whose lookups nobody counts.
+    pub fn new(config: &ResolverConfig) -> Result<Resolver, String> {
+        Resolver::build(config, None)
+    }
+
+    /// A resolver that tells `observe` the outcome of every lookup.
+    pub fn observed(config: &ResolverConfig, observe: DnsObserver) -> Result<Resolver, String> {
+        Resolver::build(config, Some(observe))
+    }
+
+    fn build(config: &ResolverConfig, observe: Option<DnsObserver>) -> Result<Resolver, String> {
         let mut opts = ResolverOpts::default();
         opts.timeout = config.timeout;
         opts.attempts = config.attempts as usize;
@@ -92,7 +128,7 @@ impl Resolver {
                 hickory,
                 config: config.clone(),
                 cache: Mutex::new(HashMap::new()),
-                metrics,
+                observe,
             }),
         })
     }
@@ -115,14 +151,14 @@ impl Resolver {
                     result: Ok(ips),
                     fetched,
                 }) if fetched.elapsed() < cfg.cache_ttl => {
-                    self.inner.metrics.dns("cache_hit");
+                    self.observe(DnsOutcome::CacheHit);
                     return Ok(ips.clone());
                 }
                 Some(Entry {
                     result: Err(reason),
                     fetched,
                 }) if fetched.elapsed() < cfg.negative_ttl => {
-                    self.inner.metrics.dns("negative_hit");
+                    self.observe(DnsOutcome::NegativeHit);
                     return Err(ResolveError::Negative {
                         name: name.into(),
                         reason: reason.clone(),
@@ -160,25 +196,29 @@ impl Resolver {
         };
         match outcome {
             Ok(ips) => {
-                self.inner.metrics.dns("resolved");
+                self.observe(DnsOutcome::Resolved);
                 self.store(name, Ok(ips.clone()));
                 Ok(ips)
             }
             Err(e) => {
                 if let Some(ips) = stale {
-                    self.inner.metrics.dns("stale_served");
+                    self.observe(DnsOutcome::StaleServed);
                     return Ok(ips);
                 }
-                self.inner
-                    .metrics
-                    .dns(if matches!(e, ResolveError::Timeout { .. }) {
-                        "timeout"
-                    } else {
-                        "error"
-                    });
+                self.observe(if matches!(e, ResolveError::Timeout { .. }) {
+                    DnsOutcome::Timeout
+                } else {
+                    DnsOutcome::Error
+                });
                 self.store(name, Err(e.to_string()));
                 Err(e)
             }
+        }
+    }
+
+    fn observe(&self, outcome: DnsOutcome) {
+        if let Some(observe) = &self.inner.observe {
+            observe(outcome);
         }
     }
 
