@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod operations;
+pub mod time;
 pub mod types;
 
 pub use client::{ApiClient, ClientError};

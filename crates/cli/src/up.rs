@@ -83,10 +83,10 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
     let data = tokio::fs::canonicalize(&o.data)
         .await
         .unwrap_or(o.data.clone());
-    let backend = rampart_testkit::EchoServer::start_on(o.backend, "example-backend")
+    let backend = rampart_demo::EchoServer::start_on(o.backend, "example-backend")
         .await
         .with_context(|| format!("starting the example backend on {}", o.backend))?;
-    let auth = rampart_testkit::auth::AuthServer::start_on(o.auth)
+    let auth = rampart_demo::auth::AuthServer::start_on(o.auth)
         .await
         .with_context(|| format!("starting the example auth server on {}", o.auth))?;
     let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)

@@ -20,7 +20,8 @@ use crate::notify::Backoff;
 use crate::records::{IncidentSeed, NewAlert};
 use crate::service::{ControlError, ControlPlane};
 use crate::slo::{Counts, Objective, Series, TIERS, firing};
-use crate::store::{NewEvent, Store, StoreError, now_ms, parse_ms};
+use crate::store::{NewEvent, Store, StoreError, now_ms};
+use rampart_api::time::parse_ms;
 
 /// Series of an environment's whole traffic.
 pub fn environment_series(env: &str) -> String {
@@ -221,10 +222,13 @@ impl ControlPlane {
         self
     }
 
-    /// The SMTP relay for subscriber emails (`smtp://host:port`).
-    pub fn with_smtp(mut self, url: &str) -> ControlPlane {
+    /// The SMTP relay for subscriber emails: `smtp://` (STARTTLS when offered),
+    /// `smtp+starttls://` (STARTTLS required) or `smtps://` (TLS from the start); checked here, so
+    /// a bad URL is refused at start, not at the first email.
+    pub fn with_smtp(mut self, url: &str) -> Result<ControlPlane, String> {
+        crate::notify::SmtpTarget::parse(url)?;
         self.ops.smtp = url.to_owned();
-        self
+        Ok(self)
     }
 
     /// Trusts SMTP relays whose certificates chain to this PEM certificate (besides the web's
@@ -962,7 +966,7 @@ fn human(secs: u64) -> String {
 }
 
 /// Checks that `pem` holds at least one certificate and nothing malformed.
-pub fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+pub(crate) fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)

@@ -9,7 +9,7 @@ use rampart_api::{Event, Incident};
 use rampart_model::version::short;
 
 use crate::service::{ControlError, ControlPlane};
-use crate::store::parse_ms;
+use rampart_api::time::parse_ms;
 
 /// Everything a postmortem is written from.
 #[derive(Debug, Clone)]

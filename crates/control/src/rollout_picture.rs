@@ -11,7 +11,8 @@ use rampart_rollout::WaveTarget;
 use crate::release::state_name;
 use crate::service::{ControlError, ControlPlane};
 use crate::status_page::esc;
-use crate::store::{ReleaseRow, parse_ms};
+use crate::store::ReleaseRow;
+use rampart_api::time::parse_ms;
 
 /// A release and the events that tell its story, in order.
 #[derive(Debug, Clone)]

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use crate::alerting::component_series;
 use crate::service::{ControlError, ControlPlane};
 use crate::slo::Counts;
-use crate::store::{now, now_ms, parse_ms};
+use crate::store::{now, now_ms};
+use rampart_api::time::parse_ms;
 
 /// Days of history on the page.
 pub const UPTIME_DAYS: u64 = 90;

@@ -126,7 +126,7 @@ fn uptime_bars(c: &ComponentView) -> String {
     );
     for (i, day) in c.days.iter().enumerate() {
         let (colour, text) = bar_colour(day);
-        let date = crate::store::format_ms(
+        let date = rampart_api::time::format_ms(
             (today + i as u64 + 1).saturating_sub(UPTIME_DAYS) * 86_400_000,
         );
         svg.push_str(&format!(
@@ -345,7 +345,7 @@ pub fn atom(s: &Snapshot) -> String {
 }
 
 fn rfc2822(at: &str) -> String {
-    crate::store::parse_ms(at)
+    rampart_api::time::parse_ms(at)
         .and_then(|ms| {
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
         })

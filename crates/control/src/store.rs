@@ -21,28 +21,11 @@ pub enum StoreError {
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.
 pub fn now() -> String {
-    format_ms(now_ms())
+    rampart_api::time::format_ms(now_ms())
 }
 
 pub fn now_ms() -> u64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 / 1_000_000
-}
-
-/// Milliseconds since the epoch as RFC 3339 in UTC with milliseconds.
-pub fn format_ms(ms: u64) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
-
-/// Milliseconds since the epoch of an RFC 3339 time.
-pub fn parse_ms(at: &str) -> Option<u64> {
-    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[derive(Debug, Clone)]

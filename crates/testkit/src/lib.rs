@@ -1,21 +1,17 @@
-//! Real servers on loopback for rampart's tests, benches and drills.
+//! Tools only tests need, on top of the demo world's servers (re-exported here, so a test names
+//! every helper through one crate): fake agents, a headless-browser driver, a bounded load
+//! generator, peers written in other languages and servers (Python, nginx), a raw request-head
+//! recorder, and an SMTP relay.
 //!
-//! Owns: servers that behave like the things a gateway talks to, with behaviour switchable at
-//! run time. Must not: be used by the gateway or control plane themselves.
+//! Must not: be used by the gateway, the control plane or the shipped binary.
 #![forbid(unsafe_code)]
 
-pub mod echo;
-pub mod serve;
+pub use rampart_demo::{EchoControl, EchoServer};
+pub use rampart_demo::{auth, client, dns, echo, ports, receiver, serve};
 
-pub use echo::{EchoControl, EchoServer};
 pub mod agents;
-pub mod auth;
 pub mod browser;
-pub mod client;
-pub mod dns;
 pub mod load;
 pub mod peer;
-pub mod ports;
-pub mod receiver;
 pub mod recorder;
 pub mod smtp;

@@ -11,11 +11,14 @@ fn the_seed_2013_drill_passes() {
     let dir = std::env::temp_dir().join(format!("rampart-drill-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let pm = dir.join("pm.md");
+    let log = dir.join("drill.log");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["drill", "seed-2013", "--postmortem"])
         .arg(&pm)
-        .env("RUST_LOG", "warn")
+        .arg("--log")
+        .arg(&log)
+        .env("RUST_LOG", "info")
         .output()
         .expect("run the drill");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -66,6 +69,19 @@ fn the_seed_2013_drill_passes() {
     assert!(rollback < 10.0, "rollback took {rollback} s");
     let share = number_after("failed requests:", " %");
     assert!(share < 1.0, "{share} % of requests failed");
+    // The terminal carries the story alone; the components' logs went to the file the drill named.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(" INFO ") && !stderr.contains(" WARN "),
+        "component logs reached the terminal:\n{stderr}"
+    );
+    assert!(stdout.contains(&format!("their logs: {}", log.display())));
+    let logs = std::fs::read_to_string(&log).expect("the log file");
+    assert!(
+        logs.contains(" INFO "),
+        "no component logs in {}",
+        log.display()
+    );
     let md = std::fs::read_to_string(&pm).expect("postmortem written");
     assert!(md.contains("## Root Cause") && md.contains("auth.blackhole.test"));
     assert!(pm.with_extension("html").exists());

@@ -26,7 +26,7 @@ async fn spawn(smtp: Option<String>) -> rampart_control::Running {
         move |c| {
             let c = c.with_page_name("Acme API status");
             match &smtp {
-                Some(url) => c.with_smtp(url),
+                Some(url) => c.with_smtp(url).expect("an SMTP URL"),
                 None => c,
             }
         },

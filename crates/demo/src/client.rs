@@ -1,4 +1,5 @@
-//! HTTP clients for tests: HTTP/1.1, h2c (prior knowledge) and TLS, with a few helpers.
+//! Small HTTP clients for the demo's traffic and for tests: HTTP/1.1, h2c (prior knowledge) and
+//! TLS trusting one CA, with a deadline on every call.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,184 @@
+//! `rampart config`: validate, schema, push, history, diff.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::release::{follow, print_env};
+use super::runtime;
+use crate::args::{ConfigCommand, Output, Remote};
+
+pub fn config(command: ConfigCommand) -> Result<ExitCode> {
+    match command {
+        ConfigCommand::Validate { file, output } => {
+            let text = read(&file)?;
+            let result = rampart_model::load(&text);
+            match (output, result) {
+                (Output::Json, Ok(c)) => {
+                    let doc = serde_json::json!({ "valid": true, "version": c.version(), "warnings": c.warnings });
+                    println!("{doc:#}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                (Output::Json, Err(e)) => {
+                    let errors: Vec<serde_json::Value> = match &e {
+                        rampart_model::LoadError::Parse(m) => {
+                            vec![serde_json::json!({ "path": "", "message": m })]
+                        }
+                        rampart_model::LoadError::Invalid(list) => list
+                            .0
+                            .iter()
+                            .map(|e| serde_json::json!({ "path": e.path, "message": e.message }))
+                            .collect(),
+                    };
+                    println!(
+                        "{:#}",
+                        serde_json::json!({ "valid": false, "errors": errors })
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+                (Output::Text, Ok(c)) => {
+                    for w in &c.warnings {
+                        println!("warning: {w}");
+                    }
+                    println!("{}: valid, version {}", file.display(), c.version());
+                    Ok(ExitCode::SUCCESS)
+                }
+                (Output::Text, Err(e)) => {
+                    eprint!("{}: {e}", file.display());
+                    if !e.to_string().ends_with('\n') {
+                        eprintln!();
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        ConfigCommand::Push {
+            file,
+            message,
+            break_glass,
+            env,
+            follow: follow_release,
+            remote,
+        } => {
+            let text = read(&file)?;
+            let pushed =
+                runtime()?.block_on(remote.client().push_with(&text, &message, break_glass))?;
+            for o in &pushed.overridden {
+                println!("overridden by break-glass: {o}");
+            }
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&pushed)?);
+            } else {
+                for w in &pushed.warnings {
+                    println!("warning: {w}");
+                }
+                let verb = if pushed.created {
+                    "created"
+                } else {
+                    "already stored as"
+                };
+                println!("{verb} version {}", pushed.version.id);
+            }
+            let Some(env) = env else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let rt = runtime()?;
+            let status = rt.block_on(remote.client().deploy(&env, &pushed.version.id, None))?;
+            if !follow_release {
+                return print_env(&remote, &status);
+            }
+            let release = rt
+                .block_on(remote.client().releases())?
+                .into_iter()
+                .find(|r| r.version == pushed.version.id && r.environment == env);
+            match release {
+                Some(r) => {
+                    let end = rt.block_on(follow(&remote, Some(r.id)))?;
+                    Ok(if end.as_deref() == Some("rolled_back") {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    })
+                }
+                // No release: the version went everywhere at once (a first version).
+                None => print_env(&remote, &status),
+            }
+        }
+        ConfigCommand::History { remote } => {
+            let versions = runtime()?.block_on(remote.client().versions())?;
+            if remote.output == Output::Json {
+                println!("{:#}", serde_json::to_value(&versions)?);
+            } else {
+                for v in &versions {
+                    println!(
+                        "{}  {}  {:<12} {}",
+                        &v.id[..12],
+                        v.created_at,
+                        v.author,
+                        v.message
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Schema => {
+            println!("{:#}", rampart_model::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Diff { old, new, remote } => {
+            let output = remote.output;
+            let (a, b) = (document_of(&old, &remote)?, document_of(&new, &remote)?);
+            let changes = rampart_model::diff(&a, &b);
+            if output == Output::Json {
+                println!("{:#}", serde_json::to_value(&changes)?);
+            } else if changes.is_empty() {
+                println!("no changes");
+            } else {
+                for c in &changes {
+                    println!("{c}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A document from a file, or else from the control plane by version id (or unique prefix).
+fn document_of(arg: &PathBuf, remote: &Remote) -> Result<rampart_model::Document> {
+    let text = if arg.exists() {
+        read(arg)?
+    } else {
+        let prefix = arg.to_string_lossy().into_owned();
+        if prefix.len() < 6 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            anyhow::bail!(
+                "{prefix}: no such file, and not a version id (at least 6 hex characters)"
+            );
+        }
+        runtime()?.block_on(async {
+            let client = remote.client();
+            let matches: Vec<String> = client
+                .versions()
+                .await?
+                .into_iter()
+                .map(|v| v.id)
+                .filter(|id| id.starts_with(&prefix))
+                .collect();
+            match matches.as_slice() {
+                [id] => Ok::<_, anyhow::Error>(client.version(id).await?.document),
+                [] => anyhow::bail!("no version starts with {prefix}"),
+                _ => anyhow::bail!(
+                    "{prefix} matches {} versions; give more characters",
+                    matches.len()
+                ),
+            }
+        })?
+    };
+    rampart_model::parse_document(&text).with_context(|| format!("parsing {}", arg.display()))
+}
+
+// The config subcommands are synchronous: no runtime thread to block.
+#[allow(clippy::disallowed_methods)]
+fn read(path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))
+}

@@ -1,0 +1,72 @@
+//! Carries out a parsed command line: one module per command group, each calling the library
+//! crates (through the API client for the control plane) and printing the result.
+
+mod config;
+mod demo;
+mod incident;
+mod release;
+mod serve;
+mod status_page;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::args::Command;
+
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Gateway(a) => serve::gateway(a),
+        Command::Control(a) => serve::control(a),
+        Command::Up(a) => demo::up(a),
+        Command::Drill(a) => demo::drill(a),
+        Command::Testkit { command } => demo::testkit(command),
+        Command::Config { command } => config::config(command),
+        Command::Deploy {
+            remote,
+            env,
+            version,
+            break_glass,
+        } => release::deploy(remote, env, version, break_glass),
+        Command::Rollback { remote, env, to } => release::rollback(remote, env, to),
+        Command::Rollout { command } => release::rollout(command),
+        Command::Approvals { remote } => release::approvals(remote),
+        Command::Approve { remote, id } => release::approve(remote, id),
+        Command::Fleet { command, remote } => release::fleet(command, remote),
+        Command::Incident { command } => incident::incident(command),
+        Command::Postmortem {
+            id,
+            format,
+            out,
+            remote,
+        } => incident::postmortem(id, &format, out, &remote),
+        Command::Alerts { all, remote } => incident::alerts(all, &remote),
+        Command::Channel { command } => status_page::channel(command),
+        Command::Component { command } => status_page::component(command),
+        Command::Maintenance { command } => status_page::maintenance(command),
+        Command::Subscriber { command } => status_page::subscriber(command),
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `rampart gateway` and `rampart control`: the two long-running servers.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::{runtime, shutdown_signal};
+use crate::args::{ControlArgs, GatewayArgs};
+
+/// Runs the data plane, from a file or as an agent of a control plane, until SIGTERM or Ctrl-C.
+pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
+    let GatewayArgs {
+        config,
+        control,
+        env,
+        state_dir,
+        instance,
+        zone,
+        token,
+        listen,
+        admin,
+        drain,
+    } = a;
+    let drain = rampart_model::duration::parse_duration(&drain)
+        .map_err(anyhow::Error::msg)
+        .context("--drain")?;
+    let options = rampart_gateway::Options {
+        listen,
+        admin,
+        drain,
+    };
+    match (config, control, env, state_dir) {
+        (Some(config), _, _, _) => {
+            runtime()?.block_on(rampart_gateway::standalone::run(
+                config,
+                options,
+                shutdown_signal(),
+            ))?;
+        }
+        (None, Some(control), Some(environment), Some(state_dir)) => {
+            let instance =
+                instance.unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+            let opts = rampart_gateway::agent::AgentOptions {
+                control,
+                token,
+                environment,
+                instance,
+                zone,
+                state_dir,
+                gateway: options,
+                watchdog: rampart_gateway::watchdog::WatchdogSettings::default(),
+            };
+            runtime()?.block_on(rampart_gateway::agent::run(opts, shutdown_signal()))?;
+        }
+        _ => anyhow::bail!(
+            "give --config FILE, or --control URL with --env NAME and --state-dir DIR"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the control plane until SIGTERM or Ctrl-C.
+pub fn control(a: ControlArgs) -> Result<ExitCode> {
+    let ControlArgs {
+        listen,
+        data,
+        environments,
+        incident_quiet,
+        public_url,
+        page_name,
+        smtp,
+        smtp_ca,
+        notify_nameserver,
+        notify_dns_timeout,
+    } = a;
+    let smtp_ca = match &smtp_ca {
+        Some(path) => {
+            #[allow(clippy::disallowed_methods)] // once, before anything starts
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading --smtp-ca {}", path.display()))?;
+            Some((pem, path.display().to_string()))
+        }
+        None => None,
+    };
+    let quiet = rampart_model::duration::parse_duration(&incident_quiet)
+        .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
+    let timeout = rampart_model::duration::parse_duration(&notify_dns_timeout)
+        .map_err(|e| anyhow::anyhow!("--notify-dns-timeout: {e}"))?;
+    anyhow::ensure!(
+        !timeout.is_zero(),
+        "--notify-dns-timeout: must be more than 0"
+    );
+    let resolver = rampart_model::ResolverConfig {
+        nameservers: (!notify_nameserver.is_empty()).then_some(notify_nameserver),
+        timeout,
+        ..Default::default()
+    };
+    runtime()?.block_on(async {
+        tokio::fs::create_dir_all(&data)
+            .await
+            .with_context(|| format!("creating {}", data.display()))?;
+        let control = rampart_control::ControlPlane::open(&data, &environments)
+            .await
+            .with_context(|| format!("opening the store in {}", data.display()))?
+            .with_incident_quiet(quiet)
+            .with_page_name(&page_name)
+            .with_smtp(&smtp)
+            .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?
+            .with_notify_resolver(resolver);
+        let control = match smtp_ca {
+            Some((pem, path)) => control
+                .with_smtp_ca(pem)
+                .map_err(|e| anyhow::anyhow!("--smtp-ca {path}: {e}"))?,
+            None => control,
+        };
+        let control = match &public_url {
+            Some(u) => control.with_public_url(u),
+            None => control,
+        };
+        let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
+            .await
+            .with_context(|| format!("reading tokens in {}", data.display()))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        eprintln!(
+            "control plane on http://{listen} (status page at /); tokens in {}",
+            data.join("tokens.json").display()
+        );
+        rampart_control::serve(
+            listener,
+            std::sync::Arc::new(control),
+            tokens,
+            shutdown_signal(),
+        )
+        .await
+        .context("serving the API")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into())
+}

@@ -1,0 +1,339 @@
+//! The drill's world: the services a gateway talks to (two backends, an auth server, a DNS server
+//! that never answers), and one control plane with its fleet (a testing gateway and N production
+//! gateways, all agents) and a pager receiver, everything on loopback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rampart_api::{ApiClient, ChannelKind, ChannelSpec, ComponentSpec, Event};
+use rampart_control::tokens::{Role, TokenEntry, Tokens};
+use rampart_demo::EchoServer;
+use rampart_demo::traffic::Traffic;
+use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_model::version::short;
+use rampart_rollout::Plan;
+
+use super::story::wait_for;
+
+/// What the gateways talk to; shared by the defended run and the counterfactual.
+pub struct Services {
+    pub users: EchoServer,
+    pub public: EchoServer,
+    pub auth: rampart_demo::auth::AuthServer,
+    pub dns: rampart_demo::dns::BlackHoleDns,
+}
+
+impl Services {
+    pub async fn start() -> Result<Services> {
+        Ok(Services {
+            users: EchoServer::start("users-backend").await?,
+            public: EchoServer::start("public-backend").await?,
+            auth: rampart_demo::auth::AuthServer::start().await?,
+            dns: rampart_demo::dns::BlackHoleDns::start().await?,
+        })
+    }
+
+    /// The good config: the auth server by its address.
+    pub fn good_config(&self) -> String {
+        config(
+            self.users.addr,
+            self.public.addr,
+            &format!("http://{}/introspect", self.auth.addr),
+            None,
+        )
+    }
+
+    /// The seed's change: the auth server moved to a name only the black-hole DNS "answers".
+    pub fn seed_config(&self) -> String {
+        config(
+            self.users.addr,
+            self.public.addr,
+            "http://auth.blackhole.test:9000/introspect",
+            Some(self.dns.addr),
+        )
+    }
+
+    /// A token the auth server accepts for an hour.
+    pub fn user_token(&self) -> String {
+        self.auth
+            .mint_opaque("drill-user", "read", Duration::from_secs(3600))
+    }
+}
+
+fn config(
+    users: SocketAddr,
+    public: SocketAddr,
+    auth_endpoint: &str,
+    dns: Option<SocketAddr>,
+) -> String {
+    let resolver = dns
+        .map(|d| format!("resolver: {{ nameservers: [\"{d}\"], timeout: 100ms, attempts: 1 }}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
+{resolver}auth_providers: [{{ name: main, type: introspection, endpoint: "{auth_endpoint}", timeout: 250ms }}]
+upstreams:
+  - {{ name: users, endpoints: ["{users}"] }}
+  - {{ name: public, endpoints: ["{public}"] }}
+routes:
+  - {{ name: users, match: {{ path_prefix: /users }}, upstream: users, auth: main, timeout: 2s }}
+  - {{ name: public, match: {{ path_prefix: /public }}, upstream: public, timeout: 2s }}
+"#
+    )
+}
+
+type Agent = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// One control plane and its fleet; traffic once started.
+pub struct World {
+    pub control: rampart_control::Running,
+    pub op: ApiClient,
+    pub approver: ApiClient,
+    agents: Vec<Agent>,
+    pub production: Vec<SocketAddr>,
+    pub traffic: Option<Traffic>,
+    pub pager: rampart_demo::receiver::Receiver,
+    pub dir: PathBuf,
+}
+
+const OPERATOR: &str = "drill-operator";
+const APPROVER: &str = "drill-approver";
+const AGENT: &str = "drill-agent";
+
+impl World {
+    /// Starts a control plane (its data in a temporary folder), a pager channel, two status-page
+    /// components, and `gateways` production agents plus one testing agent.
+    pub async fn start(
+        name: &str,
+        gateways: usize,
+        plan: Option<Plan>,
+        watchdog: WatchdogSettings,
+    ) -> Result<World> {
+        let dir = std::env::temp_dir().join(format!(
+            "rampart-drill-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        tokio::fs::create_dir_all(&dir).await?;
+        let token = |name: &str, role, token: &str| TokenEntry {
+            name: name.into(),
+            role,
+            token: token.into(),
+        };
+        let tokens = Tokens::from_entries(&[
+            token("olivia", Role::Operator, OPERATOR),
+            token("amir", Role::Approver, APPROVER),
+            token("agent", Role::Viewer, AGENT),
+        ]);
+        let control = rampart_control::spawn_with(
+            &dir,
+            &["testing".into(), "production".into()],
+            tokens,
+            "127.0.0.1:0".parse()?,
+            move |c| {
+                c.with_plan(plan)
+                    .with_tick(Duration::from_millis(200))
+                    .with_incident_quiet(Duration::from_secs(3))
+                    .with_page_name("Acme API status (drill)")
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        let url = control.url();
+        let op = ApiClient::new(&url, Some(OPERATOR.into()));
+        let approver = ApiClient::new(&url, Some(APPROVER.into()));
+        let pager = rampart_demo::receiver::Receiver::start().await?;
+        pager.log_to(dir.join("pager.log"));
+        op.put_channel(
+            "pager",
+            &ChannelSpec {
+                kind: ChannelKind::Pagerduty,
+                url: pager.url(),
+                routing_key: Some("drill-routing-key".into()),
+                secret: None,
+                to: vec![],
+                from: None,
+                severities: vec![],
+            },
+        )
+        .await?;
+        for (component, route) in [("Users API", "users"), ("Public API", "public")] {
+            op.put_component(
+                component,
+                &ComponentSpec {
+                    description: format!("/{route}"),
+                    routes: vec![route.into()],
+                    environment: None,
+                    // With a minute of history, the burn-rate windows hold the whole drill; 99.5 %
+                    // lets the alerts clear within seconds of good traffic after the rollback.
+                    slo: 99.5,
+                },
+            )
+            .await?;
+        }
+        let mut agents = vec![];
+        let mut production = vec![];
+        for i in 0..=gateways {
+            let (env, instance) = if i == 0 {
+                ("testing", "t0".to_owned())
+            } else {
+                ("production", format!("p{}", i - 1))
+            };
+            let listen = rampart_demo::ports::free_loopback_addr()?;
+            if i > 0 {
+                production.push(listen);
+            }
+            let opts = rampart_gateway::agent::AgentOptions {
+                control: url.clone(),
+                token: Some(AGENT.into()),
+                environment: env.into(),
+                instance,
+                zone: "z1".into(),
+                state_dir: dir.join(format!("gw-{i}")),
+                gateway: rampart_gateway::Options {
+                    listen: vec![("public".into(), listen)],
+                    admin: Some("127.0.0.1:0".parse()?),
+                    drain: Duration::from_millis(500),
+                },
+                watchdog: watchdog.clone(),
+            };
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let _ = rampart_gateway::agent::run(opts, async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+            agents.push((stop, task));
+        }
+        Ok(World {
+            control,
+            op,
+            approver,
+            agents,
+            production,
+            traffic: None,
+            pager,
+            dir,
+        })
+    }
+
+    /// v1 through testing and production (a second person approves the first production config).
+    pub async fn good_version(&self, services: &Services) -> Result<String> {
+        let v1 = self
+            .op
+            .push(&services.good_config(), "v1: users and public APIs")
+            .await?
+            .version
+            .id;
+        self.op.deploy("testing", &v1, None).await?;
+        self.wait_lkg("testing", &v1).await?;
+        match self.op.deploy("production", &v1, None).await {
+            Ok(_) => {}
+            Err(rampart_api::ClientError::Api { code, .. }) if code == "approval_required" => {
+                let id = self
+                    .op
+                    .approvals()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.version == v1 && a.approved_by.is_none())
+                    .map(|a| a.id)
+                    .context("no approval request")?;
+                self.approver.approve(id).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.wait_lkg("production", &v1).await?;
+        Ok(v1)
+    }
+
+    async fn wait_lkg(&self, env: &str, version: &str) -> Result<()> {
+        let ok = wait_for(Duration::from_secs(30), async || {
+            self.op.environments().await.is_ok_and(|envs| {
+                envs.iter()
+                    .any(|e| e.name == env && e.last_known_good.as_deref() == Some(version))
+            })
+        })
+        .await;
+        if !ok {
+            bail!("{env} did not complete {} within 30 s", short(version));
+        }
+        Ok(())
+    }
+
+    /// Starts steady traffic through every production gateway, for at most `cap`.
+    pub fn start_traffic(&mut self, token: &str, cap: Duration) {
+        self.traffic = Some(Traffic::start(&self.production, token, cap));
+    }
+
+    /// Every traffic sample so far.
+    pub fn samples(&self) -> Vec<rampart_demo::traffic::Sample> {
+        self.traffic
+            .as_ref()
+            .map(Traffic::samples)
+            .unwrap_or_default()
+    }
+
+    /// Every event the control plane recorded, oldest first.
+    pub async fn events(&self) -> Result<Vec<Event>> {
+        let mut all = vec![];
+        let mut after = 0;
+        loop {
+            let page = self.op.events(after).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            all.extend(page);
+        }
+        Ok(all)
+    }
+
+    /// The instances of production that run `version` now.
+    pub async fn production_running(&self, version: &str) -> Result<Vec<String>> {
+        let envs = self.op.environments().await?;
+        Ok(envs
+            .iter()
+            .filter(|e| e.name == "production")
+            .flat_map(|e| &e.instances)
+            .filter(|i| i.applied.as_deref() == Some(version))
+            .map(|i| i.id.clone())
+            .collect())
+    }
+
+    /// Whether every production instance runs `version` now.
+    pub async fn production_all_on(&self, version: &str) -> bool {
+        self.op.environments().await.is_ok_and(|envs| {
+            envs.iter().any(|e| {
+                e.name == "production"
+                    && e.instances
+                        .iter()
+                        .all(|i| i.applied.as_deref() == Some(version))
+            })
+        })
+    }
+
+    /// How many events with this action (`trigger`, `resolve`) the pager received.
+    pub fn paged(&self, action: &str) -> usize {
+        self.pager
+            .received()
+            .iter()
+            .filter(|r| r.body["event_action"] == action)
+            .count()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(t) = self.traffic.take() {
+            t.stop().await;
+        }
+        for (stop, task) in self.agents {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        self.control.kill().await;
+        let _ = tokio::fs::remove_dir_all(&self.dir).await;
+    }
+}
