@@ -180,10 +180,10 @@ impl ApiClient {
             .await
     }
 
-    pub async fn version(&self, id: &str) -> Result<VersionDocument, ClientError> {
+    pub async fn version(&self, id: impl AsRef<str>) -> Result<VersionDocument, ClientError> {
         self.call(
             Method::GET,
-            &format!("/v1/versions/{id}"),
+            &format!("/v1/versions/{}", id.as_ref()),
             None,
             DEFAULT_TIMEOUT,
         )
@@ -193,11 +193,11 @@ impl ApiClient {
     pub async fn deploy(
         &self,
         env: &str,
-        version: &str,
+        version: &VersionId,
         break_glass: Option<String>,
     ) -> Result<EnvironmentStatus, ClientError> {
         let body = DeployRequest {
-            version: version.to_owned(),
+            version: version.clone(),
             break_glass,
         };
         self.call(
@@ -212,7 +212,7 @@ impl ApiClient {
     pub async fn rollback(
         &self,
         env: &str,
-        to: Option<String>,
+        to: Option<VersionId>,
     ) -> Result<EnvironmentStatus, ClientError> {
         let body = RollbackRequest { to };
         self.call(

@@ -1,5 +1,6 @@
 //! Wire types. Times are RFC 3339 strings in UTC; version ids are 64-hex SHA-256.
 
+pub use rampart_model::VersionId;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +24,8 @@ pub struct PushRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct VersionInfo {
-    pub id: String,
-    pub parent: Option<String>,
+    pub id: VersionId,
+    pub parent: Option<VersionId>,
     pub author: String,
     pub message: String,
     pub created_at: String,
@@ -51,7 +52,7 @@ pub struct VersionDocument {
 /// `POST /v1/environments/{env}/deploy`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct DeployRequest {
-    pub version: String,
+    pub version: VersionId,
     /// Skips the pipeline order; needs the approver role; recorded with the reason.
     #[serde(default)]
     pub break_glass: Option<String>,
@@ -61,15 +62,15 @@ pub struct DeployRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RollbackRequest {
     #[serde(default)]
-    pub to: Option<String>,
+    pub to: Option<VersionId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct EnvironmentStatus {
     pub name: String,
     pub position: i64,
-    pub desired: Option<String>,
-    pub last_known_good: Option<String>,
+    pub desired: Option<VersionId>,
+    pub last_known_good: Option<VersionId>,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -79,7 +80,7 @@ pub struct InstanceStatus {
     pub environment: String,
     pub zone: String,
     pub build: String,
-    pub applied: Option<String>,
+    pub applied: Option<VersionId>,
     pub last_result: Option<ApplyResult>,
     /// Milliseconds since the last report.
     pub last_seen_ms: u64,
@@ -123,7 +124,7 @@ pub struct RegisterResponse {
 /// the desired version differs from `current`, else when it changes or the wait ends.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Desired {
-    pub version: Option<String>,
+    pub version: Option<VersionId>,
     /// Canonical JSON of the desired document, when it differs from `current`.
     pub document: Option<String>,
     /// Restart generation: when it grows, the agent drains and restarts its gateway.
@@ -136,15 +137,15 @@ pub struct Desired {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ApplyResult {
     Applied {
-        version: String,
+        version: VersionId,
     },
     Rejected {
-        version: String,
+        version: VersionId,
         error: String,
     },
     Reverted {
-        from: String,
-        to: String,
+        from: VersionId,
+        to: VersionId,
         reason: String,
     },
 }
@@ -152,7 +153,7 @@ pub enum ApplyResult {
 /// Agent protocol: `POST /v1/agents/{instance}/report`, once a second.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
-    pub applied: Option<String>,
+    pub applied: Option<VersionId>,
     pub result: Option<ApplyResult>,
     /// Requests by status class (1xx..5xx) since the last report.
     pub requests: [u64; 5],
@@ -182,8 +183,8 @@ pub const LATENCY_BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 10
 pub struct ReleaseStatus {
     pub id: i64,
     pub environment: String,
-    pub version: String,
-    pub previous: String,
+    pub version: VersionId,
+    pub previous: VersionId,
     /// pending, rolling, paused, succeeded, failed, rolled_back
     pub state: String,
     pub wave: usize,
@@ -201,7 +202,7 @@ pub struct ReleaseStatus {
 pub struct Approval {
     pub id: i64,
     pub environment: String,
-    pub version: String,
+    pub version: VersionId,
     /// High-risk sections the change touches.
     pub sections: Vec<String>,
     pub requested_by: String,

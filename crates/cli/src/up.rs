@@ -54,7 +54,7 @@ async fn token(data: &Path, role: &str) -> Result<String> {
 async fn wait_applied(
     client: &ApiClient,
     env: &str,
-    version: &str,
+    version: &rampart_api::VersionId,
     within: Duration,
 ) -> Result<()> {
     let start = Instant::now();
@@ -62,14 +62,14 @@ async fn wait_applied(
         let envs = client.environments().await?;
         if envs
             .iter()
-            .any(|e| e.name == env && e.last_known_good.as_deref() == Some(version))
+            .any(|e| e.name == env && e.last_known_good.as_ref() == Some(version))
         {
             return Ok(());
         }
         if start.elapsed() > within {
             bail!(
                 "{env} did not complete version {} within {within:?}",
-                &version[..12]
+                version.short()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -169,11 +169,11 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
         .version
         .id;
     let envs = op.environments().await?;
-    if envs[0].last_known_good.as_deref() != Some(version.as_str()) {
+    if envs[0].last_known_good.as_ref() != Some(&version) {
         op.deploy("testing", &version, None).await?;
         wait_applied(&op, "testing", &version, Duration::from_secs(60)).await?;
     }
-    if envs[1].desired.as_deref() != Some(version.as_str()) {
+    if envs[1].desired.as_ref() != Some(&version) {
         match op.deploy("production", &version, None).await {
             Ok(_) => {}
             Err(rampart_api::ClientError::Api { code, .. }) if code == "approval_required" => {

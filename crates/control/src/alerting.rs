@@ -40,7 +40,7 @@ pub struct Ops {
     flushed: Mutex<HashMap<String, u64>>,
     components: Mutex<Vec<(String, ComponentSpec)>>,
     /// The version each environment last converged on (every live instance runs it).
-    converged: Mutex<HashMap<String, Option<String>>>,
+    converged: Mutex<HashMap<String, Option<rampart_api::VersionId>>>,
     last_environment: String,
     pub(crate) outbox_wake: tokio::sync::Notify,
     pub(crate) backoff: Backoff,
@@ -333,7 +333,7 @@ impl ControlPlane {
     ) -> Result<(), ControlError> {
         let env = &release.environment;
         let gate = release.gate.clone().unwrap_or_else(|| reason.to_owned());
-        let short = rampart_model::version::short(&release.version);
+        let short = release.version.short();
         let data = serde_json::json!({ "environment": env, "release": release.id, "version": release.version, "previous": release.previous, "gate": gate, "reason": reason });
         self.fire(
             NewAlert {
@@ -370,7 +370,7 @@ impl ControlPlane {
             body: format!(
                 "Release {} of {short} failed its gate ({gate}). rampart is rolling {env} back to {}.",
                 release.id,
-                rampart_model::version::short(&release.previous)
+                release.previous.short()
             ),
         };
         self.fire(
@@ -594,10 +594,7 @@ impl ControlPlane {
                     let version = lock(&self.ops.converged).get(&env).cloned().flatten();
                     let body = format!(
                         "{env} is whole again: every instance runs {}. Its alerts resolved; watching for {}s before resolving.",
-                        version
-                            .as_deref()
-                            .map(rampart_model::version::short)
-                            .unwrap_or("?"),
+                        version.as_ref().map_or("?", |v| v.short()),
                         self.ops.quiet.as_secs()
                     );
                     self.change_incident(

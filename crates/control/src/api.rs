@@ -234,7 +234,7 @@ async fn rollback(
 ) -> ApiResult<impl IntoResponse> {
     let actor = caller.at_least(Role::Operator)?;
     Ok(Json(
-        s.control.rollback(&actor, &env, req.to.as_deref()).await?,
+        s.control.rollback(&actor, &env, req.to.as_ref()).await?,
     ))
 }
 

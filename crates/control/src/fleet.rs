@@ -13,7 +13,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub registration: RegisterRequest,
-    pub applied: Option<String>,
+    pub applied: Option<rampart_api::VersionId>,
     pub last_result: Option<ApplyResult>,
     pub last_seen: Instant,
     pub requests: [u64; 5],
@@ -54,7 +54,11 @@ impl Fleet {
 
     /// Records a report; returns the instance's environment and the version it ran before, or
     /// None if it never registered.
-    pub fn report(&self, instance: &str, r: &Report) -> Option<(String, Option<String>)> {
+    pub fn report(
+        &self,
+        instance: &str,
+        r: &Report,
+    ) -> Option<(String, Option<rampart_api::VersionId>)> {
         let mut all = self.lock();
         let i = all.get_mut(instance)?;
         let before = std::mem::replace(&mut i.applied, r.applied.clone());

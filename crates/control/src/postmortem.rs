@@ -45,7 +45,7 @@ impl Facts {
         let v = &self.release.as_ref()?.version;
         self.events.iter().find(|e| {
             e.kind == "instance.applied"
-                && e.data.get("version").and_then(|x| x.as_str()) == Some(v)
+                && e.data.get("version").and_then(|x| x.as_str()) == Some(v.as_str())
         })
     }
 

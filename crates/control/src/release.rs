@@ -91,7 +91,7 @@ impl Live {
                 };
                 InstanceView {
                     id,
-                    applied: i.applied.clone(),
+                    applied: i.applied.as_ref().map(ToString::to_string),
                     rejected,
                     last_report_ms: now.saturating_sub(i.last_seen.elapsed().as_millis() as u64),
                     counts,
@@ -107,7 +107,7 @@ impl Live {
         for i in instances {
             let id = &i.registration.instance;
             if self.row.cohort.contains(id)
-                && i.applied.as_deref() == Some(self.row.version.as_str())
+                && i.applied.as_ref() == Some(&self.row.version)
                 && self.applied.insert(id.clone())
             {
                 self.snapshot.insert(id.clone(), cumulative(i));

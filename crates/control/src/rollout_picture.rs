@@ -41,9 +41,9 @@ impl Story {
                     let to = text(&e, "to").map(str::to_owned);
                     settles_on = Some(to.unwrap_or_else(|| {
                         if e.kind == "release.rolled_back" {
-                            release.previous.clone()
+                            release.previous.to_string()
                         } else {
-                            release.version.clone()
+                            release.version.to_string()
                         }
                     }));
                     kept.push(e);
@@ -105,7 +105,7 @@ impl Story {
         let mut running = applies
             .first()
             .and_then(|(_, e)| text(e, "previous"))
-            .unwrap_or(&self.release.previous)
+            .unwrap_or(self.release.previous.as_str())
             .to_owned();
         let mut from = start;
         let mut spans = Vec::new();
@@ -425,6 +425,9 @@ mod tests {
     use super::*;
     use serde_json::json as j;
 
+    const NEW_ID: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+    const OLD_ID: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
     fn event(seq: i64, ms: u64, kind: &str, subject: &str, data: serde_json::Value) -> Event {
         let at = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
             .ok()
@@ -447,11 +450,11 @@ mod tests {
         ReleaseRow {
             id: 7,
             environment: "production".into(),
-            version: "new".into(),
-            previous: "old".into(),
+            version: rampart_api::VersionId::parse(NEW_ID).expect("an id"),
+            previous: rampart_api::VersionId::parse(OLD_ID).expect("an id"),
             intent: rampart_rollout::Intent {
-                version: "new".into(),
-                previous: Some("old".into()),
+                version: NEW_ID.into(),
+                previous: Some(OLD_ID.into()),
                 plan: rampart_rollout::Plan::standard(1_000),
                 state: rampart_rollout::ReleaseState::RolledBack,
                 wave: 0,
@@ -481,7 +484,7 @@ mod tests {
                 t + 500,
                 "instance.applied",
                 "p0",
-                j!({"version": "new", "previous": "old"}),
+                j!({"version": NEW_ID, "previous": OLD_ID}),
             ),
             event(4, t + 900, "alert.fired", "production", j!({"release": 7})),
             event(
@@ -496,28 +499,28 @@ mod tests {
                 t + 1_501,
                 "release.rolled_back",
                 "production",
-                j!({"release": 7, "to": "old"}),
+                j!({"release": 7, "to": OLD_ID}),
             ),
             event(
                 7,
                 t + 2_000,
                 "instance.applied",
                 "p0",
-                j!({"version": "old", "previous": "new"}),
+                j!({"version": OLD_ID, "previous": NEW_ID}),
             ),
             event(
                 8,
                 t + 2_100,
                 "environment.converged",
                 "production",
-                j!({"version": "old"}),
+                j!({"version": OLD_ID}),
             ),
             event(
                 9,
                 t + 9_000,
                 "instance.applied",
                 "p1",
-                j!({"version": "other", "previous": "old"}),
+                j!({"version": "other", "previous": OLD_ID}),
             ),
         ];
         let story = Story::new(release(), events);
@@ -537,9 +540,9 @@ mod tests {
         assert_eq!(
             story.spans("p0"),
             vec![
-                (t, t + 500, "old".to_owned()),
-                (t + 500, t + 2_000, "new".to_owned()),
-                (t + 2_000, t + 2_350, "old".to_owned())
+                (t, t + 500, OLD_ID.to_owned()),
+                (t + 500, t + 2_000, NEW_ID.to_owned()),
+                (t + 2_000, t + 2_350, OLD_ID.to_owned())
             ]
         );
         let svg = svg(&story);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rampart_api::{
-    Desired, EnvironmentStatus, PushResponse, RegisterRequest, RegisterResponse, Report,
+    Desired, EnvironmentStatus, PushResponse, RegisterRequest, RegisterResponse, Report, VersionId,
     VersionInfo,
 };
 use tokio::sync::watch;
@@ -43,11 +43,11 @@ pub struct ControlPlane {
     store: Store,
     fleet: Fleet,
     /// Desired version per environment, watched by long-polling agents.
-    desired: HashMap<String, watch::Sender<Option<String>>>,
+    desired: HashMap<String, watch::Sender<Option<VersionId>>>,
     /// Each environment's place in the pipeline.
     position: HashMap<String, usize>,
     /// Last-known-good per environment, mirrored from the store to skip redundant writes.
-    lkg: std::sync::Mutex<HashMap<String, Option<String>>>,
+    lkg: std::sync::Mutex<HashMap<String, Option<VersionId>>>,
     /// Active releases by environment.
     releases: std::sync::Mutex<HashMap<String, crate::release::Live>>,
     /// Bumped whenever a release's cohort changes, waking long-polls.
@@ -189,7 +189,7 @@ impl ControlPlane {
     }
 
     /// What one instance should run: its release cohort's version, or the environment's.
-    fn instance_desired(&self, env: &str, instance: &str) -> Option<String> {
+    fn instance_desired(&self, env: &str, instance: &str) -> Option<VersionId> {
         if let Some(live) = self.live().get(env) {
             let v = if live.row.cohort.iter().any(|i| i == instance) {
                 &live.row.version
@@ -304,7 +304,7 @@ impl ControlPlane {
             data,
         };
         self.store
-            .update_release(&live.row, Some(&target), &[event])
+            .update_release(&live.row, Some(target.as_str()), &[event])
             .await?;
         self.live().remove(&live.row.environment);
         self.publish(&live.row.environment, &target);
@@ -439,7 +439,7 @@ impl ControlPlane {
         names.into_iter().map(|(_, n)| n).collect()
     }
 
-    pub(crate) fn desired_version(&self, env: &str) -> Option<String> {
+    pub(crate) fn desired_version(&self, env: &str) -> Option<VersionId> {
         self.desired.get(env).and_then(|tx| tx.borrow().clone())
     }
 
@@ -526,7 +526,11 @@ impl ControlPlane {
         Ok(self.store.versions().await?)
     }
 
-    pub async fn version(&self, id: &str) -> Result<(VersionInfo, String), ControlError> {
+    pub async fn version(
+        &self,
+        id: impl AsRef<str>,
+    ) -> Result<(VersionInfo, String), ControlError> {
+        let id = id.as_ref();
         self.store
             .version(id)
             .await?
@@ -557,9 +561,9 @@ impl ControlPlane {
             .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))
     }
 
-    fn publish(&self, env: &str, version: &str) {
+    fn publish(&self, env: &str, version: &VersionId) {
         if let Some(tx) = self.desired.get(env) {
-            tx.send_replace(Some(version.to_owned()));
+            tx.send_replace(Some(version.clone()));
         }
     }
 
@@ -569,7 +573,7 @@ impl ControlPlane {
         &self,
         actor: &Actor,
         env: &str,
-        version: &str,
+        version: &VersionId,
         break_glass: Option<&str>,
     ) -> Result<EnvironmentStatus, ControlError> {
         let envs = self.store.environments().await?;
@@ -577,7 +581,7 @@ impl ControlPlane {
             .iter()
             .find(|e| e.name == env)
             .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))?;
-        self.version(version).await?;
+        self.version(version.as_str()).await?;
         // A break-glass reason is an approver's recorded decision: it may skip the pipeline order,
         // and it stands in for the second-person approval below.
         if let Some(reason) = break_glass {
@@ -598,10 +602,13 @@ impl ControlPlane {
             data["break_glass"] = serde_json::json!({ "reason": reason });
         }
         if let Some(previous) = envs.iter().find(|e| e.position == target.position - 1)
-            && !self.store.has_succeeded(&previous.name, version).await?
+            && !self
+                .store
+                .has_succeeded(&previous.name, version.as_str())
+                .await?
         {
             if break_glass.is_none() {
-                let short = &version[..version.len().min(12)];
+                let short = version.short();
                 return Err(ControlError::Conflict(format!(
                     "version {short} has not succeeded in {0:?}; deploy it to {0} first, or pass a break-glass reason (approver role)",
                     previous.name
@@ -613,13 +620,13 @@ impl ControlPlane {
         // High-risk changes bound for the last environment need a second person, unless an
         // approver already took responsibility through break-glass.
         let last = envs.iter().map(|e| e.position).max() == Some(target.position);
-        if last && !glass && !self.store.is_approved(env, version).await? {
+        if last && !glass && !self.store.is_approved(env, version.as_str()).await? {
             let current = match &target.desired {
-                Some(v) => rampart_model::parse_document(&self.version(v).await?.1).ok(),
+                Some(v) => rampart_model::parse_document(&self.version(v.as_str()).await?.1).ok(),
                 None => None,
             };
-            let next =
-                rampart_model::parse_document(&self.version(version).await?.1).map_err(|e| {
+            let next = rampart_model::parse_document(&self.version(version.as_str()).await?.1)
+                .map_err(|e| {
                     ControlError::Invalid(format!("stored version {version} does not parse: {e}"))
                 })?;
             let changes = rampart_model::diff(&current.unwrap_or_default(), &next);
@@ -627,7 +634,7 @@ impl ControlPlane {
             if !sections.is_empty() {
                 let approval = self
                     .store
-                    .request_approval(env, version, &sections, &actor.name)
+                    .request_approval(env, version.as_str(), &sections, &actor.name)
                     .await?;
                 return Err(ControlError::ApprovalRequired(approval));
             }
@@ -654,14 +661,14 @@ impl ControlPlane {
     async fn start_or_set(
         &self,
         env: &str,
-        current: Option<String>,
-        version: &str,
+        current: Option<VersionId>,
+        version: &VersionId,
         actor: &str,
         kind: &str,
         mut data: serde_json::Value,
     ) -> Result<(), ControlError> {
         if let (Some(plan), Some(previous)) = (&self.plan, current)
-            && previous != version
+            && previous != *version
         {
             if let Some(running) = self.live().get(env) {
                 return Err(ControlError::Conflict(format!(
@@ -670,8 +677,8 @@ impl ControlPlane {
                 )));
             }
             let intent = rampart_rollout::Intent {
-                version: version.to_owned(),
-                previous: Some(previous.clone()),
+                version: version.to_string(),
+                previous: Some(previous.to_string()),
                 plan: plan.clone(),
                 state: ReleaseState::Pending,
                 wave: 0,
@@ -679,7 +686,7 @@ impl ControlPlane {
             };
             let id = self
                 .store
-                .insert_release(env, &intent, &previous, actor)
+                .insert_release(env, &intent, previous.as_str(), actor)
                 .await?;
             data["release"] = serde_json::json!(id);
             self.store
@@ -693,7 +700,7 @@ impl ControlPlane {
             let row = crate::store::ReleaseRow {
                 id,
                 environment: env.to_owned(),
-                version: version.to_owned(),
+                version: version.clone(),
                 previous,
                 intent,
                 cohort: vec![],
@@ -712,7 +719,7 @@ impl ControlPlane {
             tracing::info!(
                 env,
                 release = id,
-                version = &version[..version.len().min(12)],
+                version = version.short(),
                 actor,
                 "release started"
             );
@@ -721,7 +728,7 @@ impl ControlPlane {
         self.store
             .set_desired(
                 env,
-                version,
+                version.as_str(),
                 &NewEvent {
                     kind,
                     subject: env,
@@ -733,7 +740,7 @@ impl ControlPlane {
         self.publish(env, version);
         tracing::info!(
             env,
-            version = &version[..version.len().min(12)],
+            version = version.short(),
             actor,
             kind,
             "desired version set"
@@ -791,11 +798,11 @@ impl ControlPlane {
         &self,
         actor: &Actor,
         env: &str,
-        to: Option<&str>,
+        to: Option<&VersionId>,
     ) -> Result<EnvironmentStatus, ControlError> {
         let current = self.environment(env).await?;
         let target = match to {
-            Some(v) => v.to_owned(),
+            Some(v) => v.clone(),
             None => current.last_known_good.clone().ok_or_else(|| {
                 ControlError::Conflict(format!(
                     "{env} has no last-known-good version yet; name one with --to"
@@ -821,7 +828,7 @@ impl ControlPlane {
         self.store
             .set_desired(
                 env,
-                &target,
+                target.as_str(),
                 &NewEvent {
                     kind: "rollback",
                     subject: env,
@@ -831,7 +838,7 @@ impl ControlPlane {
             )
             .await?;
         self.publish(env, &target);
-        tracing::warn!(env, to = &target[..target.len().min(12)], actor = %actor.name, "rollback");
+        tracing::warn!(env, to = target.short(), actor = %actor.name, "rollback");
         self.environment(env).await
     }
 
@@ -890,7 +897,7 @@ impl ControlPlane {
             cohort_rx.borrow_and_update();
             // Per instance: a release's cohort runs its version, everyone else the previous one.
             let want = self.instance_desired(&env, instance);
-            if want.is_some() && want.as_deref() != current {
+            if want.is_some() && want.as_ref().map(VersionId::as_str) != current {
                 break want;
             }
             if known_restart.is_some_and(|k| k != self.restart_generation(instance)) {
@@ -946,14 +953,12 @@ impl ControlPlane {
             .get(&env)
             .cloned()
             .flatten();
-        if already.as_deref() != Some(desired.as_str())
+        if already.as_ref() != Some(&desired)
             && !live.is_empty()
-            && live
-                .iter()
-                .all(|i| i.applied.as_deref() == Some(desired.as_str()))
+            && live.iter().all(|i| i.applied.as_ref() == Some(&desired))
         {
             self.store
-                .record_success(&env, &desired, live.len())
+                .record_success(&env, desired.as_str(), live.len())
                 .await?;
             self.lkg
                 .lock()
@@ -961,7 +966,7 @@ impl ControlPlane {
                 .insert(env.clone(), Some(desired.clone()));
             tracing::info!(
                 env,
-                version = &desired[..desired.len().min(12)],
+                version = desired.short(),
                 instances = live.len(),
                 "release succeeded; new last-known-good"
             );

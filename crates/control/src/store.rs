@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use rampart_api::{Event, VersionInfo};
+use rampart_api::{Event, VersionId, VersionInfo};
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -17,6 +18,32 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A value that rampart checked before storing it no longer parses: something else wrote it.
+    #[error("database holds a malformed value: {0}")]
+    Malformed(String),
+}
+
+/// A version-id column.
+fn version_col(r: &SqliteRow, i: usize) -> Result<VersionId, StoreError> {
+    let text: String = r.try_get(i)?;
+    VersionId::parse(&text).map_err(StoreError::Malformed)
+}
+
+/// A version-id column that may be NULL.
+fn opt_version_col(r: &SqliteRow, i: usize) -> Result<Option<VersionId>, StoreError> {
+    let text: Option<String> = r.try_get(i)?;
+    text.map(|t| VersionId::parse(&t).map_err(StoreError::Malformed))
+        .transpose()
+}
+
+fn version_info(r: &SqliteRow) -> Result<VersionInfo, StoreError> {
+    Ok(VersionInfo {
+        id: version_col(r, 0)?,
+        parent: opt_version_col(r, 1)?,
+        author: r.try_get(2)?,
+        message: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+    })
 }
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.
@@ -32,8 +59,8 @@ pub fn now_ms() -> u64 {
 pub struct EnvRow {
     pub name: String,
     pub position: i64,
-    pub desired: Option<String>,
-    pub last_known_good: Option<String>,
+    pub desired: Option<VersionId>,
+    pub last_known_good: Option<VersionId>,
 }
 
 /// An event to append with a state change.
@@ -74,8 +101,8 @@ fn release_row(r: &sqlx::sqlite::SqliteRow) -> Option<ReleaseRow> {
     Some(ReleaseRow {
         id: r.get(0),
         environment: r.get(1),
-        version: r.get(2),
-        previous: r.get(3),
+        version: version_col(r, 2).ok()?,
+        previous: version_col(r, 3).ok()?,
         intent: serde_json::from_str(&intent).ok()?,
         cohort: serde_json::from_str(&cohort).unwrap_or_default(),
         gate: r.get(6),
@@ -168,16 +195,18 @@ impl Store {
         if let Some(existing) = Self::version_row(&mut tx, id).await? {
             return Ok((existing.0, false));
         }
-        let parent: Option<String> =
-            sqlx::query("SELECT id FROM versions ORDER BY rowid DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.get(0));
+        let parent = match sqlx::query("SELECT id FROM versions ORDER BY rowid DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(r) => Some(version_col(&r, 0)?),
+            None => None,
+        };
         let created_at = now();
         sqlx::query("INSERT INTO versions (id, document, parent, author, message, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(id)
             .bind(document)
-            .bind(&parent)
+            .bind(parent.as_ref().map(VersionId::as_str))
             .bind(author)
             .bind(message)
             .bind(&created_at)
@@ -198,7 +227,7 @@ impl Store {
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;
         let info = VersionInfo {
-            id: id.to_owned(),
+            id: VersionId::parse(id).map_err(StoreError::Malformed)?,
             parent,
             author: author.to_owned(),
             message: message.to_owned(),
@@ -217,18 +246,8 @@ impl Store {
         .bind(id)
         .fetch_optional(conn)
         .await?;
-        Ok(row.map(|r| {
-            (
-                VersionInfo {
-                    id: r.get(0),
-                    parent: r.get(1),
-                    author: r.get(2),
-                    message: r.get(3),
-                    created_at: r.get(4),
-                },
-                r.get(5),
-            )
-        }))
+        row.map(|r| Ok((version_info(&r)?, r.try_get(5)?)))
+            .transpose()
     }
 
     pub async fn version(&self, id: &str) -> Result<Option<(VersionInfo, String)>, StoreError> {
@@ -242,16 +261,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| VersionInfo {
-                id: r.get(0),
-                parent: r.get(1),
-                author: r.get(2),
-                message: r.get(3),
-                created_at: r.get(4),
-            })
-            .collect())
+        rows.iter().map(version_info).collect()
     }
 
     pub async fn environments(&self) -> Result<Vec<EnvRow>, StoreError> {
@@ -260,15 +270,16 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| EnvRow {
-                name: r.get(0),
-                position: r.get(1),
-                desired: r.get(2),
-                last_known_good: r.get(3),
+        rows.iter()
+            .map(|r| {
+                Ok(EnvRow {
+                    name: r.try_get(0)?,
+                    position: r.try_get(1)?,
+                    desired: opt_version_col(r, 2)?,
+                    last_known_good: opt_version_col(r, 3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Makes `version` desired in `env`, with its event, in one transaction.
@@ -393,7 +404,7 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(Self::approval_rows(rows).pop())
+        Ok(Self::approval_rows(rows)?.pop())
     }
 
     pub async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, StoreError> {
@@ -402,22 +413,22 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(Self::approval_rows(rows))
+        Self::approval_rows(rows)
     }
 
-    fn approval_rows(rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<rampart_api::Approval> {
-        rows.into_iter()
+    fn approval_rows(rows: Vec<SqliteRow>) -> Result<Vec<rampart_api::Approval>, StoreError> {
+        rows.iter()
             .map(|r| {
-                let sections: String = r.get(3);
-                rampart_api::Approval {
-                    id: r.get(0),
-                    environment: r.get(1),
-                    version: r.get(2),
+                let sections: String = r.try_get(3)?;
+                Ok(rampart_api::Approval {
+                    id: r.try_get(0)?,
+                    environment: r.try_get(1)?,
+                    version: version_col(r, 2)?,
                     sections: serde_json::from_str(&sections).unwrap_or_default(),
-                    requested_by: r.get(4),
-                    requested_at: r.get(5),
-                    approved_by: r.get(6),
-                }
+                    requested_by: r.try_get(4)?,
+                    requested_at: r.try_get(5)?,
+                    approved_by: r.try_get(6)?,
+                })
             })
             .collect()
     }
@@ -463,8 +474,8 @@ impl Store {
 pub struct ReleaseRow {
     pub id: i64,
     pub environment: String,
-    pub version: String,
-    pub previous: String,
+    pub version: VersionId,
+    pub previous: VersionId,
     pub intent: rampart_rollout::Intent,
     pub cohort: Vec<String>,
     pub gate: Option<String>,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_api::{ApiClient, ApplyResult, Desired, RegisterRequest, Report};
+use rampart_api::{ApiClient, ApplyResult, Desired, RegisterRequest, Report, VersionId};
 use tokio::sync::Mutex;
 
 use crate::gateway::{Gateway, Options};
@@ -43,7 +43,7 @@ pub enum AgentError {
 /// A version and its canonical document.
 #[derive(Debug, Clone)]
 struct Served {
-    version: String,
+    version: VersionId,
     document: String,
 }
 
@@ -64,7 +64,7 @@ struct State {
     problems: Vec<String>,
     watch: Option<Watch>,
     /// A version the watchdog reverted: not applied again until the desired version changes.
-    vetoed: Option<String>,
+    vetoed: Option<VersionId>,
     /// The restart generation last seen (None before the first answer: a new agent adopts the
     /// current one without restarting).
     restart: Option<u64>,
@@ -87,12 +87,9 @@ pub async fn run(
     // Fail static: serve the last-known-good at once, whatever the control plane is doing.
     match lkg::load(&opts.state_dir).await {
         Ok(Some(config)) => {
-            let version = config.version().to_string();
+            let version = config.version().clone();
             let document = rampart_model::canonical_json(config.document());
-            tracing::info!(
-                version = rampart_model::version::short(&version),
-                "serving last-known-good"
-            );
+            tracing::info!(version = version.short(), "serving last-known-good");
             *gateway.lock().await = Some(Gateway::start(config, opts.gateway.clone()).await?);
             state.lock().await.serving = Some(Served { version, document });
         }
@@ -163,7 +160,12 @@ async fn poll_loop(
             (current, st.restart)
         };
         match client
-            .desired(&opts.instance, current.as_deref(), restart, wait)
+            .desired(
+                &opts.instance,
+                current.as_ref().map(VersionId::as_str),
+                restart,
+                wait,
+            )
             .await
         {
             Ok(desired) => {
@@ -217,10 +219,7 @@ async fn restart_gateway(opts: &AgentOptions, state: &Arc<Mutex<State>>, gateway
     match Gateway::start(config, opts.gateway.clone()).await {
         Ok(g) => {
             *gateway.lock().await = Some(g);
-            tracing::info!(
-                version = &serving.version[..12.min(serving.version.len())],
-                "restart: serving again"
-            );
+            tracing::info!(version = serving.version.short(), "restart: serving again");
         }
         Err(e) => {
             tracing::error!(error = %e, "restart: the gateway did not start again");
@@ -243,7 +242,7 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
             st.vetoed = None;
             return;
         }
-        if st.vetoed.as_deref() == Some(version.as_str()) {
+        if st.vetoed.as_ref() == Some(&version) {
             return;
         }
     }
@@ -252,7 +251,7 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
     };
     let result = match rampart_model::load(&document) {
         Err(e) => Err(format!("invalid document: {e}")),
-        Ok(config) if config.version().as_str() != version => Err(format!(
+        Ok(config) if *config.version() != version => Err(format!(
             "document does not match version {version} (it is {})",
             config.version()
         )),
@@ -267,10 +266,7 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
     let mut st = state.lock().await;
     match result {
         Ok(()) => {
-            tracing::info!(
-                version = rampart_model::version::short(&version),
-                "applied; watching it"
-            );
+            tracing::info!(version = version.short(), "applied; watching it");
             let served = Served {
                 version: version.clone(),
                 document,
@@ -287,7 +283,7 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
             st.result = Some(ApplyResult::Applied { version });
         }
         Err(error) => {
-            tracing::error!(version = rampart_model::version::short(&version), %error, "rejected; still serving the previous version");
+            tracing::error!(version = version.short(), %error, "rejected; still serving the previous version");
             st.result = Some(ApplyResult::Rejected { version, error });
         }
     }
@@ -422,7 +418,7 @@ async fn watchdog(
         watch.previous.clone(),
     ) {
         let bad = watch.served.version.clone();
-        tracing::error!(version = rampart_model::version::short(&bad), %reason, "watchdog: reverting to the previous version");
+        tracing::error!(version = bad.short(), %reason, "watchdog: reverting to the previous version");
         st.watch = None;
         drop(st);
         let reverted = match rampart_model::load(&previous.document) {
@@ -449,15 +445,9 @@ async fn watchdog(
         let served = watch.served.clone();
         st.watch = None;
         drop(st);
-        match lkg::store(
-            &opts.state_dir,
-            &version_id(&served.version),
-            &served.document,
-        )
-        .await
-        {
+        match lkg::store(&opts.state_dir, &served.version, &served.document).await {
             Ok(()) => tracing::info!(
-                version = rampart_model::version::short(&served.version),
+                version = served.version.short(),
                 "survived the watch window; now the last-known-good"
             ),
             Err(e) => {
@@ -467,9 +457,4 @@ async fn watchdog(
         }
         history.clear();
     }
-}
-
-fn version_id(v: &str) -> rampart_model::VersionId {
-    rampart_model::VersionId::parse(v)
-        .unwrap_or_else(|_| rampart_model::VersionId::of(&rampart_model::Document::default()))
 }

@@ -7,10 +7,93 @@ use sha2::{Digest, Sha256};
 
 use crate::raw::Document;
 
-/// Lowercase hex SHA-256 of the canonical JSON form of a document.
+/// Lowercase hex SHA-256 of the canonical JSON form of a document. On the wire it is that
+/// string; anything else is refused when it is read, so an id from the network is always 64
+/// lowercase hex characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct VersionId(String);
+
+impl TryFrom<String> for VersionId {
+    type Error = String;
+    fn try_from(text: String) -> Result<VersionId, String> {
+        VersionId::parse(&text)
+    }
+}
+
+impl From<VersionId> for String {
+    fn from(id: VersionId) -> String {
+        id.0
+    }
+}
+
+/// An id reads as the text it is (always 64 lowercase hex characters).
+impl std::ops::Deref for VersionId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for VersionId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for VersionId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for VersionId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for VersionId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<VersionId> for String {
+    fn eq(&self, other: &VersionId) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<VersionId> for str {
+    fn eq(&self, other: &VersionId) -> bool {
+        self == other.0
+    }
+}
+
+impl PartialEq<VersionId> for &str {
+    fn eq(&self, other: &VersionId) -> bool {
+        *self == other.0
+    }
+}
+
+impl schemars::JsonSchema for VersionId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "VersionId".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "A version id: the lowercase hex SHA-256 of the document's canonical form."
+        })
+    }
+}
 
 impl VersionId {
     pub fn of(document: &Document) -> VersionId {
@@ -46,7 +129,8 @@ impl VersionId {
 
 /// A version id as people read it: its first 12 characters (all of it if shorter; never panics
 /// on an id that came over the network).
-pub fn short(id: &str) -> &str {
+pub fn short(id: &(impl AsRef<str> + ?Sized)) -> &str {
+    let id = id.as_ref();
     id.get(..12).unwrap_or(id)
 }
 

@@ -47,25 +47,24 @@ impl SimulatedFleet {
                     }
                 };
                 registered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let mut current: Option<String> = None;
+                let mut current: Option<rampart_api::VersionId> = None;
                 let mut last_report = Instant::now() - Duration::from_secs(1);
                 loop {
                     if let Ok(d) = client
                         .desired(
                             &reg.instance,
-                            current.as_deref(),
+                            current.as_ref().map(|v| v.as_str()),
                             None,
                             wait.min(Duration::from_secs(1)),
                         )
                         .await
-                        && d.version.is_some()
+                        && let Some(v) = d.version.clone()
                         && d.version != current
                     {
-                        let v = d.version.clone().unwrap_or_default();
                         arrivals
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .entry(v.clone())
+                            .entry(v.to_string())
                             .or_default()
                             .push(Instant::now());
                         current = d.version;

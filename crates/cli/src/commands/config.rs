@@ -113,7 +113,7 @@ pub fn config(command: ConfigCommand) -> Result<ExitCode> {
                 for v in &versions {
                     println!(
                         "{}  {}  {:<12} {}",
-                        &v.id[..12],
+                        v.id.short(),
                         v.created_at,
                         v.author,
                         v.message
@@ -149,29 +149,13 @@ fn document_of(arg: &PathBuf, remote: &Remote) -> Result<rampart_model::Document
     let text = if arg.exists() {
         read(arg)?
     } else {
-        let prefix = arg.to_string_lossy().into_owned();
-        if prefix.len() < 6 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            anyhow::bail!(
-                "{prefix}: no such file, and not a version id (at least 6 hex characters)"
-            );
-        }
+        let text = arg.to_string_lossy();
         runtime()?.block_on(async {
             let client = remote.client();
-            let matches: Vec<String> = client
-                .versions()
-                .await?
-                .into_iter()
-                .map(|v| v.id)
-                .filter(|id| id.starts_with(&prefix))
-                .collect();
-            match matches.as_slice() {
-                [id] => Ok::<_, anyhow::Error>(client.version(id).await?.document),
-                [] => anyhow::bail!("no version starts with {prefix}"),
-                _ => anyhow::bail!(
-                    "{prefix} matches {} versions; give more characters",
-                    matches.len()
-                ),
-            }
+            let id = super::version_ref::resolve(&client, &text)
+                .await
+                .map_err(|e| anyhow::anyhow!("{text}: no such file, and {e:#}"))?;
+            Ok::<_, anyhow::Error>(client.version(id.as_str()).await?.document)
         })?
     };
     rampart_model::parse_document(&text).with_context(|| format!("parsing {}", arg.display()))

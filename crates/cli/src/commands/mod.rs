@@ -7,6 +7,7 @@ mod incident;
 mod release;
 mod serve;
 mod status_page;
+mod version_ref;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::runtime;
+use super::version_ref::resolve;
 use crate::args::{FleetCommand, Output, Remote, RolloutCommand};
 
 pub fn deploy(
@@ -14,12 +15,23 @@ pub fn deploy(
     version: String,
     break_glass: Option<String>,
 ) -> Result<ExitCode> {
-    let status = runtime()?.block_on(remote.client().deploy(&env, &version, break_glass))?;
+    let client = remote.client();
+    let status = runtime()?.block_on(async {
+        let version = resolve(&client, &version).await?;
+        Ok::<_, anyhow::Error>(client.deploy(&env, &version, break_glass).await?)
+    })?;
     print_env(&remote, &status)
 }
 
 pub fn rollback(remote: Remote, env: String, to: Option<String>) -> Result<ExitCode> {
-    let status = runtime()?.block_on(remote.client().rollback(&env, to))?;
+    let client = remote.client();
+    let status = runtime()?.block_on(async {
+        let to = match to {
+            Some(text) => Some(resolve(&client, &text).await?),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>(client.rollback(&env, to).await?)
+    })?;
     print_env(&remote, &status)
 }
 
@@ -90,7 +102,7 @@ pub fn approvals(remote: Remote) -> Result<ExitCode> {
                 "#{:<4} {:<12} {}  {}  requested by {}  {}",
                 a.id,
                 a.environment,
-                &a.version[..12],
+                a.version.short(),
                 a.sections.join(","),
                 a.requested_by,
                 state
@@ -208,8 +220,8 @@ pub fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<
     println!(
         "{}  desired {}  last-known-good {}  ({} instances)",
         e.name,
-        short(e.desired.as_deref()),
-        short(e.last_known_good.as_deref()),
+        short(e.desired.as_ref()),
+        short(e.last_known_good.as_ref()),
         e.instances.len()
     );
     for i in &e.instances {
@@ -225,7 +237,7 @@ pub fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<
             "  {:<24} {:<8} applied {}  {}  seen {} ms ago",
             i.id,
             i.zone,
-            short(i.applied.as_deref()),
+            short(i.applied.as_ref()),
             result,
             i.last_seen_ms
         );
@@ -250,8 +262,8 @@ fn print_releases(list: &[rampart_api::ReleaseStatus]) {
             "#{:<4} {:<12} {} -> {}  [{bar}] wave {}/{}  {:<11} cohort {}",
             r.id,
             r.environment,
-            short(Some(&r.previous)),
-            short(Some(&r.version)),
+            r.previous.short(),
+            r.version.short(),
             (r.wave + 1).min(r.waves),
             r.waves,
             r.state,
@@ -289,7 +301,6 @@ pub async fn follow(remote: &Remote, id: Option<i64>) -> Result<Option<String>> 
 }
 
 /// The first 12 characters of a version id, or "-" for none.
-fn short(v: Option<&str>) -> String {
-    v.map(|v| rampart_model::version::short(v).to_owned())
-        .unwrap_or_else(|| "-".into())
+fn short(v: Option<&rampart_api::VersionId>) -> &str {
+    v.map_or("-", |v| v.short())
 }

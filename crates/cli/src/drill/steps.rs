@@ -6,9 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rampart_api::{Event, IncidentStatus};
+use rampart_api::{Event, IncidentStatus, VersionId};
 use rampart_demo::traffic::Tally;
-use rampart_model::version::short;
 
 use super::story::{Story, wait_for};
 use super::world::{Services, World};
@@ -17,10 +16,14 @@ use super::world::{Services, World};
 pub const MEASURE: Duration = Duration::from_secs(60);
 
 /// Step 1: v1 through testing, then production; steady traffic starts.
-pub async fn good_version(story: &mut Story, w: &mut World, services: &Services) -> Result<String> {
+pub async fn good_version(
+    story: &mut Story,
+    w: &mut World,
+    services: &Services,
+) -> Result<VersionId> {
     story.step("a good version goes through testing, then production");
     let v1 = w.good_version(services).await?;
-    story.note(format!("v1 {} runs on every gateway", short(&v1)));
+    story.note(format!("v1 {} runs on every gateway", v1.short()));
     w.start_traffic(&services.user_token(), Duration::from_secs(180));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let warm = w.samples();
@@ -54,7 +57,11 @@ pub async fn validation_refuses(story: &mut Story, w: &World, services: &Service
 const BREAK_GLASS: &str = "drill: replaying the seed change";
 
 /// Step 3: an approver stores the change anyway; production refuses an untested version.
-pub async fn pipeline_refuses(story: &mut Story, w: &World, services: &Services) -> Result<String> {
+pub async fn pipeline_refuses(
+    story: &mut Story,
+    w: &World,
+    services: &Services,
+) -> Result<VersionId> {
     story.step("straight to production, as in 2013");
     let v2 = w
         .approver
@@ -68,7 +75,7 @@ pub async fn pipeline_refuses(story: &mut Story, w: &World, services: &Services)
         .id;
     story.note(format!(
         "an approver stores it anyway with a recorded break-glass reason: {}",
-        short(&v2)
+        v2.short()
     ));
     match w.op.deploy("production", &v2, None).await {
         Err(rampart_api::ClientError::Api {
@@ -95,7 +102,12 @@ pub struct Release {
 }
 
 /// Step 4: break-glass deploy; only the canary runs it, and only its auth routes fail, fast.
-pub async fn canary_release(story: &mut Story, w: &World, v1: &str, v2: &str) -> Result<Release> {
+pub async fn canary_release(
+    story: &mut Story,
+    w: &World,
+    v1: &VersionId,
+    v2: &VersionId,
+) -> Result<Release> {
     story.step("break-glass: the change goes to production anyway — as a release in waves");
     let pushed_at = Instant::now();
     w.approver
@@ -174,14 +186,14 @@ pub struct Rollback {
     pub seconds: Option<f64>,
 }
 
-fn converged_on<'a>(events: &'a [Event], v1: &str) -> Option<&'a Event> {
+fn converged_on<'a>(events: &'a [Event], v1: &VersionId) -> Option<&'a Event> {
     let rolled = events
         .iter()
         .position(|e| e.kind == "release.rolled_back")?;
     events.get(rolled..)?.iter().find(|e| {
         e.kind == "environment.converged"
             && e.subject == "production"
-            && e.data.get("version").and_then(|v| v.as_str()) == Some(v1)
+            && e.data.get("version").and_then(|v| v.as_str()) == Some(v1.as_str())
     })
 }
 
@@ -189,8 +201,8 @@ fn converged_on<'a>(events: &'a [Event], v1: &str) -> Option<&'a Event> {
 pub async fn automatic_rollback(
     story: &mut Story,
     w: &World,
-    v1: &str,
-    v2: &str,
+    v1: &VersionId,
+    v2: &VersionId,
     release: &Release,
 ) -> Result<Rollback> {
     story.step("the gate fails and rampart rolls back by itself");
@@ -231,7 +243,7 @@ pub async fn automatic_rollback(
         .iter()
         .find(|e| {
             e.kind == "instance.applied"
-                && e.data.get("version").and_then(|v| v.as_str()) == Some(v2)
+                && e.data.get("version").and_then(|v| v.as_str()) == Some(v2.as_str())
         })
         .cloned();
     let recovered = converged_on(&events, v1).cloned();
@@ -384,12 +396,17 @@ fn secs_after(e: &Event, origin: u64) -> f64 {
 }
 
 /// Step 8: the seed's timeline beside this run's, from the control plane's events.
-pub async fn timelines(story: &mut Story, w: &World, v2: &str, rollback: &Rollback) -> Result<()> {
+pub async fn timelines(
+    story: &mut Story,
+    w: &World,
+    v2: &VersionId,
+    rollback: &Rollback,
+) -> Result<()> {
     story.step("the seed's timeline beside this run's");
     let events = w.events().await?;
     let origin = events
         .iter()
-        .find(|e| e.kind == "version.created" && e.subject == v2)
+        .find(|e| e.kind == "version.created" && e.subject == *v2)
         .map(at_ms)
         .unwrap_or(0);
     let find = |pred: &dyn Fn(&Event) -> bool| {

@@ -7,12 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rampart_api::{ApiClient, ChannelKind, ChannelSpec, ComponentSpec, Event};
+use rampart_api::{ApiClient, ChannelKind, ChannelSpec, ComponentSpec, Event, VersionId};
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_demo::EchoServer;
 use rampart_demo::traffic::Traffic;
 use rampart_gateway::watchdog::WatchdogSettings;
-use rampart_model::version::short;
 use rampart_rollout::Plan;
 
 use super::story::wait_for;
@@ -224,7 +223,7 @@ impl World {
     }
 
     /// v1 through testing and production (a second person approves the first production config).
-    pub async fn good_version(&self, services: &Services) -> Result<String> {
+    pub async fn good_version(&self, services: &Services) -> Result<VersionId> {
         let v1 = self
             .op
             .push(&services.good_config(), "v1: users and public APIs")
@@ -252,16 +251,16 @@ impl World {
         Ok(v1)
     }
 
-    async fn wait_lkg(&self, env: &str, version: &str) -> Result<()> {
+    async fn wait_lkg(&self, env: &str, version: &VersionId) -> Result<()> {
         let ok = wait_for(Duration::from_secs(30), async || {
             self.op.environments().await.is_ok_and(|envs| {
                 envs.iter()
-                    .any(|e| e.name == env && e.last_known_good.as_deref() == Some(version))
+                    .any(|e| e.name == env && e.last_known_good.as_ref() == Some(version))
             })
         })
         .await;
         if !ok {
-            bail!("{env} did not complete {} within 30 s", short(version));
+            bail!("{env} did not complete {} within 30 s", version.short());
         }
         Ok(())
     }
@@ -293,25 +292,25 @@ impl World {
     }
 
     /// The instances of production that run `version` now.
-    pub async fn production_running(&self, version: &str) -> Result<Vec<String>> {
+    pub async fn production_running(&self, version: &VersionId) -> Result<Vec<String>> {
         let envs = self.op.environments().await?;
         Ok(envs
             .iter()
             .filter(|e| e.name == "production")
             .flat_map(|e| &e.instances)
-            .filter(|i| i.applied.as_deref() == Some(version))
+            .filter(|i| i.applied.as_ref() == Some(version))
             .map(|i| i.id.clone())
             .collect())
     }
 
     /// Whether every production instance runs `version` now.
-    pub async fn production_all_on(&self, version: &str) -> bool {
+    pub async fn production_all_on(&self, version: &VersionId) -> bool {
         self.op.environments().await.is_ok_and(|envs| {
             envs.iter().any(|e| {
                 e.name == "production"
                     && e.instances
                         .iter()
-                        .all(|i| i.applied.as_deref() == Some(version))
+                        .all(|i| i.applied.as_ref() == Some(version))
             })
         })
     }

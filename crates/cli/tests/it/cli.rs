@@ -207,8 +207,9 @@ fn up_serves_and_a_second_run_reuses_the_data() {
                 "--auth",
                 &ports[4],
             ])
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.with_extension("stderr")).expect("log file"))
             .spawn()
             .expect("spawn up");
         let stdout = child.stdout.take().expect("stdout");
@@ -222,8 +223,10 @@ fn up_serves_and_a_second_run_reuses_the_data() {
         let mut lines = Vec::new();
         while !lines.iter().any(|l: &String| l.starts_with("ready")) {
             assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "run {run}: not ready: {lines:?}"
+                start.elapsed() < Duration::from_secs(60)
+                    && !matches!(child.try_wait(), Ok(Some(_))),
+                "run {run}: not ready: {lines:?}\n{}",
+                std::fs::read_to_string(dir.with_extension("stderr")).unwrap_or_default()
             );
             if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
                 lines.push(l);
@@ -271,4 +274,5 @@ fn up_serves_and_a_second_run_reuses_the_data() {
     }
     assert!(dir.join("rampart.db").exists() && dir.join("tokens.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(dir.with_extension("stderr"));
 }

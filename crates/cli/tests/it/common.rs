@@ -50,3 +50,18 @@ pub async fn wait_up(client: &ApiClient) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `rampart ARGS` against the control plane on `port`; (succeeded, stdout, stderr).
+pub fn rampart(port: u16, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(args)
+        .env("RAMPART_CONTROL", format!("http://127.0.0.1:{port}"))
+        .env("RAMPART_TOKEN", token)
+        .output()
+        .expect("run rampart");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

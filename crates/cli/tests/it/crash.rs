@@ -23,7 +23,7 @@ async fn sigkill_during_pushes_loses_nothing_committed() {
     let _ = tokio::fs::remove_dir_all(&data).await;
     tokio::fs::create_dir_all(&data).await.expect("dir");
     let port = free_port();
-    let mut acknowledged: Vec<String> = Vec::new();
+    let mut acknowledged: Vec<rampart_api::VersionId> = Vec::new();
     let mut n = 0;
     for round in 0..5 {
         let mut child = start(&data, port);
@@ -127,8 +127,8 @@ async fn sigkill_during_pushes_loses_nothing_committed() {
         .args([
             "config",
             "diff",
-            &acknowledged[0][..12],
-            &acknowledged[1][..12],
+            acknowledged[0].short(),
+            acknowledged[1].short(),
         ])
         .args([
             "--control",

@@ -2,24 +2,8 @@
 //! updated and resolved by hand, with an action item, and its postmortem written to a file.
 //! Bad input is refused with a message and changes nothing.
 
-use std::process::Command;
-
 use crate::common;
-use common::{free_port, operator_token, start, wait_up};
-
-fn rampart(port: u16, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .env("RAMPART_CONTROL", format!("http://127.0.0.1:{port}"))
-        .env("RAMPART_TOKEN", token)
-        .output()
-        .expect("run rampart");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{free_port, operator_token, rampart, start, wait_up};
 
 #[tokio::test]
 async fn an_incident_by_hand_from_open_to_postmortem() {

@@ -8,3 +8,4 @@ mod cli;
 mod crash;
 mod drill;
 mod incident_cli;
+mod version_prefix;

@@ -209,7 +209,7 @@ pub async fn first_version(
     document: &str,
     listens: &[SocketAddr],
     within: Duration,
-) -> String {
+) -> rampart_api::VersionId {
     let v1 = op.push(document, "v1").await.expect("push").version.id;
     approver
         .deploy("production", &v1, Some("initial production config".into()))

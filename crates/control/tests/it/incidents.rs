@@ -287,7 +287,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         incident.traffic.failed, incident.traffic.total
     )));
     assert!(md.contains("Users API"));
-    assert!(md.contains(&v2), "the root cause names the version");
+    assert!(md.contains(v2.as_str()), "the root cause names the version");
     assert!(
         md.contains("auth.blackhole.test"),
         "the diff shows the changed endpoint"
