@@ -241,6 +241,8 @@ pub struct Incident {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIncident {
+    /// Not blank.
+    #[schemars(extend("pattern" = "\\S"))]
     pub title: String,
     #[serde(default)]
     pub body: String,
@@ -278,9 +280,14 @@ pub struct IncidentChange {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionItemSpec {
+    /// Not blank.
+    #[schemars(extend("pattern" = "\\S"))]
     pub title: String,
+    /// Not blank.
+    #[schemars(extend("pattern" = "\\S"))]
     pub owner: String,
     #[serde(default = "default_item_state")]
+    #[schemars(extend("enum" = ["open", "done"]))]
     pub state: String,
 }
 
@@ -300,13 +307,17 @@ pub struct PostmortemText {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceSpec {
+    /// Not blank.
+    #[schemars(extend("pattern" = "\\S"))]
     pub title: String,
     #[serde(default)]
     pub body: String,
     /// Components under maintenance during the window.
     pub components: Vec<String>,
     /// RFC 3339 start and end.
+    #[schemars(extend("format" = "date-time"))]
     pub scheduled_for: String,
+    #[schemars(extend("format" = "date-time"))]
     pub scheduled_until: String,
 }
 

@@ -868,6 +868,22 @@ impl ControlPlane {
         let mut actions: Vec<(NewAlert, Option<IncidentSeed>)> = vec![];
         let mut resolutions: Vec<String> = vec![];
         for (i, a) in alerts.iter().enumerate() {
+            let shape = if !a.is_object() {
+                Some(("", "an object"))
+            } else if !a.get("labels").is_some_and(|l| l.is_object()) {
+                Some((".labels", "an object of labels"))
+            } else if a.get("annotations").is_some_and(|n| !n.is_object()) {
+                Some((".annotations", "an object"))
+            } else if a.get("fingerprint").is_some_and(|f| !f.is_string()) {
+                Some((".fingerprint", "a string"))
+            } else {
+                None
+            };
+            if let Some((field, want)) = shape {
+                return Err(ControlError::Invalid(format!(
+                    "alerts[{i}]{field}: expected {want}"
+                )));
+            }
             let labels = a.get("labels").cloned().unwrap_or_default();
             let label = |k: &str| labels.get(k).and_then(|v| v.as_str()).unwrap_or_default();
             let name = label("alertname");

@@ -7,11 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod alerting;
-pub mod api;
 pub mod fleet;
+pub mod http;
 pub mod notify;
-pub mod openapi;
-pub mod ops_api;
 pub mod postmortem;
 pub mod records;
 pub mod release;
@@ -21,7 +19,6 @@ pub mod semantic;
 pub mod service;
 pub mod slo;
 pub mod status;
-pub mod status_api;
 pub mod status_page;
 pub mod status_records;
 pub mod store;
@@ -140,9 +137,9 @@ pub async fn serve(
         control.ops().set_public_url(&format!("http://{addr}"));
     }
     let _outbox = Background(tokio::spawn(notify::run(control.clone(), resolver)));
-    let state = std::sync::Arc::new(api::AppState { control, tokens });
+    let state = std::sync::Arc::new(http::AppState { control, tokens });
     // The background tasks' guards drop (and stop them) only after this has returned.
-    axum::serve(listener, api::router(state))
+    axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

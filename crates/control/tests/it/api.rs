@@ -138,7 +138,7 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
             "POST",
             "/v1/environments/staging/deploy",
             Some("op"),
-            r#"{"version": "abc"}"#,
+            r#"{"version": "0000000000000000000000000000000000000000000000000000000000000000"}"#,
             404,
             "not_found",
             "no environment \"staging\"",
@@ -148,9 +148,18 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
             "/v1/environments/testing/deploy",
             Some("op"),
             r#"{"version": "abc"}"#,
+            400,
+            "bad_request",
+            "\"abc\" is not a version id (64 lowercase hex characters)",
+        ),
+        (
+            "POST",
+            "/v1/environments/testing/deploy",
+            Some("op"),
+            r#"{"version": "0000000000000000000000000000000000000000000000000000000000000000"}"#,
             404,
             "not_found",
-            "no version abc",
+            "no version 0000000000000000000000000000000000000000000000000000000000000000",
         ),
         (
             "POST",
@@ -171,7 +180,57 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
             "not registered",
         ),
     ];
-    for (method, path, token, body, status, code, needle) in cases {
+    // Whatever the router or an extractor refuses answers in the same JSON shape.
+    let refused_before_a_handler = [
+        (
+            "GET",
+            "/v1/nowhere",
+            Some("view"),
+            "",
+            404,
+            "not_found",
+            "no such path",
+        ),
+        (
+            "DELETE",
+            "/v1/versions",
+            Some("op"),
+            "",
+            405,
+            "method_not_allowed",
+            "does not take",
+        ),
+        (
+            "GET",
+            "/v1/incidents/abc",
+            Some("view"),
+            "",
+            400,
+            "bad_request",
+            "abc",
+        ),
+        (
+            "GET",
+            "/v1/events?after=soon",
+            Some("view"),
+            "",
+            400,
+            "bad_request",
+            "after",
+        ),
+        (
+            "POST",
+            "/v1/agents/register",
+            Some("view"),
+            "[1, 2]",
+            400,
+            "bad_request",
+            "must be a JSON object",
+        ),
+    ];
+    for (method, path, token, body, status, code, needle) in
+        cases.iter().chain(&refused_before_a_handler)
+    {
         let (got, doc) = call(method, &format!("{url}{path}"), *token, body).await;
         assert_eq!(got, *status, "{method} {path}: {doc}");
         assert_eq!(doc["error"], *code, "{method} {path}: {doc}");

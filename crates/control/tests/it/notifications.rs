@@ -263,9 +263,16 @@ async fn a_receiver_asking_to_wait_is_retried_after_retry_after() {
     let gap = r[1].at.duration_since(r[0].at);
     // The backoff alone would retry within 0.5 s; the receiver asked for 1 s.
     assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    // The receiver has the request before the control plane records the answer: wait for that.
+    assert!(
+        wait_until(Duration::from_secs(5), async || op
+            .outbox()
+            .await
+            .is_ok_and(|o| o.first().is_some_and(|e| e.delivered_at.is_some())))
+        .await
+    );
     let entry = op.outbox().await.expect("outbox").remove(0);
     assert_eq!(entry.attempts, 2);
-    assert!(entry.delivered_at.is_some());
 
     // A malformed Alertmanager payload is refused and fires nothing.
     let bad = serde_json::json!({ "alerts": [

@@ -1,35 +1,22 @@
-//! HTTP routes of operations: components, channels, the outbox, alerts, the Alertmanager
-//! receiver, incidents and postmortems. Reading needs a viewer token, changing an operator's.
+//! Incidents by hand (open, update, action items) and their postmortems.
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post, put};
-use rampart_api::{
-    ActionItemSpec, ChannelSpec, ComponentSpec, IncidentChange, NewIncident, PostmortemText,
-};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use rampart_api::{ActionItemSpec, IncidentChange, NewIncident, PostmortemText};
 use serde::Deserialize;
 
-use crate::api::{ApiError, ApiResult, AppState, Body, Caller};
+use super::extract::{Body, Caller, Path, Query};
+use super::{ApiError, ApiResult, AppState};
 use crate::service::ControlError;
 use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v1/components", get(components))
-        .route(
-            "/v1/components/{name}",
-            put(put_component).delete(delete_component),
-        )
-        .route("/v1/channels", get(channels))
-        .route("/v1/channels/{name}", put(put_channel))
-        .route("/v1/outbox", get(outbox))
-        .route("/v1/alerts", get(alerts))
-        .route("/v1/alertmanager", post(alertmanager))
         .route("/v1/incidents", get(incidents).post(open_incident))
         .route("/v1/incidents/{id}", get(incident))
         .route("/v1/incidents/{id}/updates", post(update_incident))
@@ -39,91 +26,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             patch(set_action_item),
         )
         .route("/v1/incidents/{id}/postmortem", get(postmortem))
-}
-
-async fn components(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
-    Ok(Json(s.control.components().await?))
-}
-
-async fn put_component(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Body(spec): Body<ComponentSpec>,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Operator)?;
-    Ok(Json(s.control.put_component(&name, spec).await?))
-}
-
-async fn delete_component(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Path(name): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
-    s.control.delete_component(&name, &actor.name).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn channels(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
-    Ok(Json(s.control.channels().await?))
-}
-
-async fn put_channel(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Body(spec): Body<ChannelSpec>,
-) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
-    Ok(Json(s.control.put_channel(&name, spec, &actor.name).await?))
-}
-
-async fn outbox(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
-    Ok(Json(
-        s.control
-            .store()
-            .outbox()
-            .await
-            .map_err(ControlError::from)?,
-    ))
-}
-
-#[derive(Deserialize)]
-struct AlertsQuery {
-    #[serde(default)]
-    active: bool,
-}
-
-async fn alerts(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Query(q): Query<AlertsQuery>,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
-    Ok(Json(
-        s.control
-            .store()
-            .alerts(q.active)
-            .await
-            .map_err(ControlError::from)?,
-    ))
-}
-
-async fn alertmanager(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Body(payload): Body<serde_json::Value>,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Operator)?;
-    let changed = s.control.alertmanager(payload).await?;
-    Ok(Json(serde_json::json!({ "changed": changed })))
 }
 
 async fn incidents(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get};
 use rampart_api::{MaintenanceSpec, SubscriberKind, SubscriberSpec};
 use serde::Deserialize;
 
-use crate::api::{ApiResult, AppState, Body, Caller};
+use super::extract::{Body, Caller, Form, Path, Query};
+use super::{ApiResult, AppState};
 use crate::service::ControlError;
 use crate::status_page as html;
 use crate::tokens::Role;

@@ -1,0 +1,69 @@
+//! The agent protocol: register, long-poll for the desired version, report.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::time::Duration;
+
+use rampart_api::{RegisterRequest, Report};
+use serde::Deserialize;
+
+use super::extract::{Body, Caller, Path, Query};
+use super::{ApiResult, AppState};
+use crate::tokens::Role;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/agents/register", post(register))
+        .route("/v1/agents/{id}/desired", get(desired))
+        .route("/v1/agents/{id}/report", post(report))
+}
+
+async fn register(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(req): Body<RegisterRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.register(&actor, req).await?))
+}
+
+#[derive(Deserialize)]
+struct DesiredQuery {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    wait_ms: u64,
+    #[serde(default)]
+    restart: Option<u64>,
+}
+
+async fn desired(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<DesiredQuery>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    let current = (!q.current.is_empty()).then_some(q.current.as_str());
+    Ok(Json(
+        s.control
+            .desired(&id, current, q.restart, Duration::from_millis(q.wait_ms))
+            .await?,
+    ))
+}
+
+async fn report(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(r): Body<Report>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    s.control.report(&id, r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

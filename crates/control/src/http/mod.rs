@@ -1,0 +1,60 @@
+//! The HTTP/JSON API (axum): one module per group of resources, the extractors they share
+//! (`extract.rs`) and the one error-to-response mapping (`error.rs`). Every answer that is not a
+//! success has the same JSON shape, for unknown paths, wrong methods and unreadable requests too;
+//! every write is done by a named token and recorded as an event.
+
+mod agents;
+mod environments;
+mod error;
+mod extract;
+mod incidents;
+pub mod openapi;
+mod ops;
+mod releases;
+mod status_page;
+mod versions;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+
+pub use error::ApiError;
+pub(crate) use error::ApiResult;
+
+use crate::service::ControlPlane;
+use crate::tokens::Tokens;
+
+pub struct AppState {
+    pub control: Arc<ControlPlane>,
+    pub tokens: Tokens,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .merge(versions::routes())
+        .merge(environments::routes())
+        .merge(releases::routes())
+        .merge(agents::routes())
+        .merge(ops::routes())
+        .merge(incidents::routes())
+        .merge(status_page::routes())
+        .fallback(|| async {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such path; the API is described at /openapi.json".into(),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method; see /openapi.json".into(),
+            )
+        })
+        .with_state(state)
+}

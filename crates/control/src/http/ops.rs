@@ -1,0 +1,116 @@
+//! Operations: status-page components and their SLOs, notification channels, the outbox,
+//! alerts, and the Alertmanager receiver. Reading needs a viewer token, changing an operator's.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use rampart_api::{ChannelSpec, ComponentSpec};
+use serde::Deserialize;
+
+use super::extract::{Body, Caller, Path, Query};
+use super::{ApiResult, AppState};
+use crate::service::ControlError;
+use crate::tokens::Role;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/components", get(components))
+        .route(
+            "/v1/components/{name}",
+            put(put_component).delete(delete_component),
+        )
+        .route("/v1/channels", get(channels))
+        .route("/v1/channels/{name}", put(put_channel))
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/alertmanager", post(alertmanager))
+}
+
+async fn components(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.components().await?))
+}
+
+async fn put_component(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(spec): Body<ComponentSpec>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Operator)?;
+    Ok(Json(s.control.put_component(&name, spec).await?))
+}
+
+async fn delete_component(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    s.control.delete_component(&name, &actor.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn channels(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.channels().await?))
+}
+
+async fn put_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(spec): Body<ChannelSpec>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    Ok(Json(s.control.put_channel(&name, spec, &actor.name).await?))
+}
+
+async fn outbox(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(
+        s.control
+            .store()
+            .outbox()
+            .await
+            .map_err(ControlError::from)?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct AlertsQuery {
+    #[serde(default)]
+    active: bool,
+}
+
+async fn alerts(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<AlertsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(
+        s.control
+            .store()
+            .alerts(q.active)
+            .await
+            .map_err(ControlError::from)?,
+    ))
+}
+
+async fn alertmanager(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(payload): Body<serde_json::Value>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Operator)?;
+    let changed = s.control.alertmanager(payload).await?;
+    Ok(Json(serde_json::json!({ "changed": changed })))
+}

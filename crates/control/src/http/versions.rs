@@ -1,0 +1,58 @@
+//! Versions: push (validate and store), list, read one.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rampart_api::{PushRequest, VersionDocument};
+
+use super::extract::{Body, Caller, Path};
+use super::{ApiResult, AppState};
+use crate::tokens::Role;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/versions", post(push).get(versions))
+        .route("/v1/versions/{id}", get(version))
+}
+
+async fn push(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(req): Body<PushRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let actor = caller.at_least(Role::Operator)?;
+    let pushed = s
+        .control
+        .push(
+            &actor,
+            &req.document,
+            &req.message,
+            req.break_glass.as_deref(),
+        )
+        .await?;
+    let status = if pushed.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(pushed)))
+}
+
+async fn versions(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    Ok(Json(s.control.versions().await?))
+}
+
+async fn version(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    caller.at_least(Role::Viewer)?;
+    let (version, document) = s.control.version(&id).await?;
+    Ok(Json(VersionDocument { version, document }))
+}
