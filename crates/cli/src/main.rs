@@ -7,6 +7,7 @@ use clap::Parser;
 mod args;
 mod commands;
 mod drill;
+mod local;
 mod logging;
 mod up;
 

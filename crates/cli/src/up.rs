@@ -7,10 +7,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rampart_api::ApiClient;
+
+use crate::local::{Agents, deploy_approved, wait_lkg};
 
 pub struct UpOptions {
     pub data: PathBuf,
@@ -51,31 +53,6 @@ async fn token(data: &Path, role: &str) -> Result<String> {
         .with_context(|| format!("no {role} token in tokens.json"))
 }
 
-async fn wait_applied(
-    client: &ApiClient,
-    env: &str,
-    version: &rampart_api::VersionId,
-    within: Duration,
-) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        let envs = client.environments().await?;
-        if envs
-            .iter()
-            .any(|e| e.name == env && e.last_known_good.as_ref() == Some(version))
-        {
-            return Ok(());
-        }
-        if start.elapsed() > within {
-            bail!(
-                "{env} did not complete version {} within {within:?}",
-                version.short()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
     tokio::fs::create_dir_all(&o.data)
         .await
@@ -105,16 +82,28 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
     .await
     .map_err(anyhow::Error::msg)?;
     let url = control.url();
-    let (operator, approver, viewer) = (
-        token(&data, "operator").await?,
-        token(&data, "approver").await?,
-        token(&data, "viewer").await?,
-    );
+    let agents = start_agents(&o, &data, &url).await?;
+    let op = ApiClient::new(&url, Some(token(&data, "operator").await?));
+    let approver = ApiClient::new(&url, Some(token(&data, "approver").await?));
+    add_components(&op).await?;
+    release(&op, &approver, &example(backend.addr, auth.addr)).await?;
 
-    let mut agents = Vec::new();
+    let user = auth.mint_opaque("demo-user", "read", Duration::from_secs(86_400));
+    print_ready(&o, &data, &url, &user, backend.addr, auth.addr);
+    shutdown.await;
+    println!("stopping");
+    agents.stop().await;
+    control.stop().await;
+    Ok(())
+}
+
+/// A gateway agent in each environment, each holding its last-known-good under `data`.
+async fn start_agents(o: &UpOptions, data: &Path, url: &str) -> Result<Agents> {
+    let viewer = token(data, "viewer").await?;
+    let mut agents = Agents::default();
     for (env, listen) in [("testing", o.testing_gateway), ("production", o.gateway)] {
         let opts = rampart_gateway::agent::AgentOptions {
-            control: url.clone(),
+            control: url.to_owned(),
             token: Some(viewer.clone()),
             environment: env.into(),
             instance: format!("{env}-1"),
@@ -127,72 +116,56 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
             },
             watchdog: Default::default(),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            if let Err(e) = rampart_gateway::agent::run(opts, async move {
-                let _ = stopped.await;
-            })
-            .await
-            {
-                eprintln!("gateway ({env}) stopped: {e}");
-            }
-        });
-        agents.push((stop, task));
+        agents.spawn(format!("({env})"), opts);
     }
+    Ok(agents)
+}
 
-    // Release the example through testing, then production (a second person approves, since a
-    // first production config sets listeners and auth providers).
-    let op = ApiClient::new(&url, Some(operator));
-    let ap = ApiClient::new(&url, Some(approver));
-    // What the status page shows: the two routes as components with SLOs.
+/// What the status page shows: the two routes as components with SLOs.
+async fn add_components(op: &ApiClient) -> Result<()> {
     for (name, route, description) in [
         ("Public API", "public", "Unauthenticated endpoints"),
         ("Secure API", "secure", "Endpoints behind the auth server"),
     ] {
-        op.put_component(
-            name,
-            &rampart_api::ComponentSpec {
-                description: description.into(),
-                routes: vec![route.into()],
-                environment: None,
-                slo: 99.9,
-            },
-        )
-        .await?;
+        let spec = rampart_api::ComponentSpec {
+            description: description.into(),
+            routes: vec![route.into()],
+            environment: None,
+            slo: 99.9,
+        };
+        op.put_component(name, &spec).await?;
     }
+    Ok(())
+}
+
+/// The example through testing, then production (a second person approves, since a first
+/// production config sets listeners and auth providers). A second run finds it there already.
+async fn release(op: &ApiClient, approver: &ApiClient, document: &str) -> Result<()> {
     let version = op
-        .push(
-            &example(backend.addr, auth.addr),
-            "example config from rampart up",
-        )
+        .push(document, "example config from rampart up")
         .await?
         .version
         .id;
     let envs = op.environments().await?;
+    let within = Duration::from_secs(60);
     if envs[0].last_known_good.as_ref() != Some(&version) {
         op.deploy("testing", &version, None).await?;
-        wait_applied(&op, "testing", &version, Duration::from_secs(60)).await?;
+        wait_lkg(op, "testing", &version, within).await?;
     }
     if envs[1].desired.as_ref() != Some(&version) {
-        match op.deploy("production", &version, None).await {
-            Ok(_) => {}
-            Err(rampart_api::ClientError::Api { code, .. }) if code == "approval_required" => {
-                let id = op
-                    .approvals()
-                    .await?
-                    .into_iter()
-                    .find(|a| a.version == version && a.approved_by.is_none())
-                    .map(|a| a.id);
-                if let Some(id) = id {
-                    ap.approve(id).await?;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
+        deploy_approved(op, approver, "production", &version).await?;
     }
-    wait_applied(&op, "production", &version, Duration::from_secs(60)).await?;
+    wait_lkg(op, "production", &version, within).await
+}
 
-    let user = auth.mint_opaque("demo-user", "read", Duration::from_secs(86_400));
+fn print_ready(
+    o: &UpOptions,
+    data: &Path,
+    url: &str,
+    user: &str,
+    backend: SocketAddr,
+    auth: SocketAddr,
+) {
     println!("rampart is up (data in {})", data.display());
     println!(
         "  gateway (production)  http://{}/            try: curl http://{}/hello",
@@ -209,17 +182,6 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
     );
     println!("  status page           {url}/          (JSON: {url}/api/v2/summary.json)");
     println!("  OpenAPI               {url}/openapi.json");
-    println!(
-        "  backend, auth server  http://{}  http://{}",
-        backend.addr, auth.addr
-    );
+    println!("  backend, auth server  http://{backend}  http://{auth}");
     println!("ready; Ctrl-C stops everything");
-    shutdown.await;
-    println!("stopping");
-    for (stop, task) in agents {
-        let _ = stop.send(());
-        let _ = task.await;
-    }
-    control.stop().await;
-    Ok(())
 }

@@ -868,89 +868,9 @@ impl ControlPlane {
         let mut actions: Vec<(NewAlert, Option<IncidentSeed>)> = vec![];
         let mut resolutions: Vec<String> = vec![];
         for (i, a) in alerts.iter().enumerate() {
-            let shape = if !a.is_object() {
-                Some(("", "an object"))
-            } else if !a.get("labels").is_some_and(|l| l.is_object()) {
-                Some((".labels", "an object of labels"))
-            } else if a.get("annotations").is_some_and(|n| !n.is_object()) {
-                Some((".annotations", "an object"))
-            } else if a.get("fingerprint").is_some_and(|f| !f.is_string()) {
-                Some((".fingerprint", "a string"))
-            } else {
-                None
-            };
-            if let Some((field, want)) = shape {
-                return Err(ControlError::Invalid(format!(
-                    "alerts[{i}]{field}: expected {want}"
-                )));
-            }
-            let labels = a.get("labels").cloned().unwrap_or_default();
-            let label = |k: &str| labels.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-            let name = label("alertname");
-            if name.is_empty() {
-                return Err(ControlError::Invalid(format!(
-                    "alerts[{i}].labels.alertname: every alert needs a name"
-                )));
-            }
-            let fingerprint = a
-                .get("fingerprint")
-                .and_then(|f| f.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| labels.to_string());
-            let key = format!("alertmanager:{fingerprint}");
-            match a.get("status").and_then(|s| s.as_str()) {
-                Some("firing") => {
-                    let severity = match label("severity") {
-                        "critical" | "page" => Severity::Page,
-                        _ => Severity::Ticket,
-                    };
-                    let summary = a
-                        .pointer("/annotations/summary")
-                        .and_then(|s| s.as_str())
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| format!("{name} firing"));
-                    let component = label("component").to_owned();
-                    let seed = IncidentSeed {
-                        title: summary.clone(),
-                        status: IncidentStatus::Investigating,
-                        impact: Impact::Major,
-                        environment: Some(self.ops.last_environment.clone()),
-                        components: if component.is_empty() {
-                            vec![]
-                        } else {
-                            vec![component.clone()]
-                        },
-                        cause: serde_json::json!({ "alertmanager": name }),
-                        started_ms: a
-                            .get("startsAt")
-                            .and_then(|s| s.as_str())
-                            .and_then(parse_ms)
-                            .unwrap_or_else(now_ms),
-                        first_event: None,
-                        body: summary.clone(),
-                    };
-                    let mut data = serde_json::json!({ "labels": labels, "annotations": a.get("annotations") });
-                    if !component.is_empty() {
-                        data["component"] = serde_json::Value::String(component);
-                    }
-                    actions.push((
-                        NewAlert {
-                            key,
-                            name: name.to_owned(),
-                            severity,
-                            source: "alertmanager",
-                            summary,
-                            data,
-                        },
-                        Some(seed),
-                    ));
-                }
-                Some("resolved") => resolutions.push(key),
-                other => {
-                    return Err(ControlError::Invalid(format!(
-                        "alerts[{i}].status: expected \"firing\" or \"resolved\", got {other:?}"
-                    )));
-                }
+            match am_alert(i, a, &self.ops.last_environment).map_err(ControlError::Invalid)? {
+                AmAlert::Fire(fire) => actions.push((fire.0, Some(fire.1))),
+                AmAlert::Resolve(key) => resolutions.push(key),
             }
         }
         let maintained = self.under_maintenance().await?;
@@ -966,6 +886,95 @@ impl ControlPlane {
             changed += usize::from(self.resolve(&key).await?);
         }
         Ok(changed)
+    }
+}
+
+/// One alert of an Alertmanager payload, read.
+enum AmAlert {
+    Fire(Box<(NewAlert, IncidentSeed)>),
+    Resolve(String),
+}
+
+/// Reads the `i`th alert of a payload: what is wrong with it says where.
+fn am_alert(i: usize, a: &serde_json::Value, environment: &str) -> Result<AmAlert, String> {
+    let shape = if !a.is_object() {
+        Some(("", "an object"))
+    } else if !a.get("labels").is_some_and(|l| l.is_object()) {
+        Some((".labels", "an object of labels"))
+    } else if a.get("annotations").is_some_and(|n| !n.is_object()) {
+        Some((".annotations", "an object"))
+    } else if a.get("fingerprint").is_some_and(|f| !f.is_string()) {
+        Some((".fingerprint", "a string"))
+    } else {
+        None
+    };
+    if let Some((field, want)) = shape {
+        return Err(format!("alerts[{i}]{field}: expected {want}"));
+    }
+    let labels = a.get("labels").cloned().unwrap_or_default();
+    let label = |k: &str| labels.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let name = label("alertname");
+    if name.is_empty() {
+        return Err(format!(
+            "alerts[{i}].labels.alertname: every alert needs a name"
+        ));
+    }
+    let fingerprint = a
+        .get("fingerprint")
+        .and_then(|f| f.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| labels.to_string());
+    let key = format!("alertmanager:{fingerprint}");
+    match a.get("status").and_then(|s| s.as_str()) {
+        Some("firing") => {
+            let severity = match label("severity") {
+                "critical" | "page" => Severity::Page,
+                _ => Severity::Ticket,
+            };
+            let summary = a
+                .pointer("/annotations/summary")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{name} firing"));
+            let component = label("component").to_owned();
+            let seed = IncidentSeed {
+                title: summary.clone(),
+                status: IncidentStatus::Investigating,
+                impact: Impact::Major,
+                environment: Some(environment.to_owned()),
+                components: if component.is_empty() {
+                    vec![]
+                } else {
+                    vec![component.clone()]
+                },
+                cause: serde_json::json!({ "alertmanager": name }),
+                started_ms: a
+                    .get("startsAt")
+                    .and_then(|s| s.as_str())
+                    .and_then(parse_ms)
+                    .unwrap_or_else(now_ms),
+                first_event: None,
+                body: summary.clone(),
+            };
+            let mut data =
+                serde_json::json!({ "labels": labels, "annotations": a.get("annotations") });
+            if !component.is_empty() {
+                data["component"] = serde_json::Value::String(component);
+            }
+            let alert = NewAlert {
+                key,
+                name: name.to_owned(),
+                severity,
+                source: "alertmanager",
+                summary,
+                data,
+            };
+            Ok(AmAlert::Fire(Box::new((alert, seed))))
+        }
+        Some("resolved") => Ok(AmAlert::Resolve(key)),
+        other => Err(format!(
+            "alerts[{i}].status: expected \"firing\" or \"resolved\", got {other:?}"
+        )),
     }
 }
 

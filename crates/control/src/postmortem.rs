@@ -74,8 +74,17 @@ fn s<'a>(e: &'a Event, key: &str) -> &'a str {
 
 /// One line of the timeline for an event, in words.
 pub fn describe(e: &Event) -> String {
+    describe_pipeline(e)
+        .or_else(|| describe_release(e))
+        .or_else(|| describe_fleet(e))
+        .or_else(|| describe_ops(e))
+        .unwrap_or_else(|| format!("{} {} by {}", e.kind, e.subject, e.actor))
+}
+
+/// Versions, deploys, approvals and rollbacks.
+fn describe_pipeline(e: &Event) -> Option<String> {
     let d = &e.data;
-    match e.kind.as_str() {
+    let line = match e.kind.as_str() {
         "version.created" => {
             let mut line = format!(
                 "{} pushed version {}: \"{}\"",
@@ -127,6 +136,21 @@ pub fn describe(e: &Event) -> String {
             e.subject
         ),
         "approval.granted" => format!("{} approved the deploy to {}", e.actor, e.subject),
+        "rollback" => format!(
+            "{} rolled {} back to {}",
+            e.actor,
+            e.subject,
+            short(s(e, "to"))
+        ),
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// Releases in waves and their gates.
+fn describe_release(e: &Event) -> Option<String> {
+    let d = &e.data;
+    let line = match e.kind.as_str() {
         "release.started" => format!(
             "release {} of {} started in {} ({} waves)",
             d["release"],
@@ -166,17 +190,20 @@ pub fn describe(e: &Event) -> String {
                 d["release"], e.subject
             )
         }
-        "rollback" => format!(
-            "{} rolled {} back to {}",
-            e.actor,
-            e.subject,
-            short(s(e, "to"))
-        ),
         "release.succeeded" => format!(
             "{} completed in {}: new last-known-good",
             short(s(e, "version")),
             e.subject
         ),
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// Instances and environments.
+fn describe_fleet(e: &Event) -> Option<String> {
+    let d = &e.data;
+    let line = match e.kind.as_str() {
         "instance.applied" => match s(e, "previous") {
             "" => format!("{} applied {}", e.subject, short(s(e, "version"))),
             previous => format!(
@@ -193,6 +220,14 @@ pub fn describe(e: &Event) -> String {
             short(s(e, "version")),
             d["instances"]
         ),
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// Alerts, notifications and incidents.
+fn describe_ops(e: &Event) -> Option<String> {
+    let line = match e.kind.as_str() {
         "alert.fired" => format!("alert fired ({}): {}", s(e, "severity"), s(e, "summary")),
         "alert.resolved" => format!("alert resolved: {}", s(e, "summary")),
         "notification.delivered" => {
@@ -221,8 +256,10 @@ pub fn describe(e: &Event) -> String {
             s(e, "owner"),
             s(e, "state")
         ),
-        other => format!("{other} {} by {}", e.subject, e.actor),
-    }
+
+        _ => return None,
+    };
+    Some(line)
 }
 
 fn clock(at: &str) -> &str {
@@ -259,6 +296,17 @@ pub fn markdown(f: &Facts) -> String {
         i.status.as_str(),
         i.impact.as_str()
     );
+    issue_summary(&mut out, f);
+    timeline(&mut out, f);
+    root_cause(&mut out, f);
+    resolution(&mut out, f);
+    measures(&mut out, f);
+    out
+}
+
+/// Duration, impact, components, time to roll back, and the narrative summary.
+fn issue_summary(out: &mut String, f: &Facts) {
+    let i = &f.incident;
     out.push_str("## Issue Summary\n\n");
     let (start, end) = (f.first_ms(), f.end_ms());
     if let (Some(a), Some(b)) = (start, end) {
@@ -297,10 +345,19 @@ pub fn markdown(f: &Facts) -> String {
     if !i.summary.is_empty() {
         out.push_str(&format!("\n{}\n", i.summary));
     }
+}
+
+/// Every event of the incident's window, in order.
+fn timeline(out: &mut String, f: &Facts) {
     out.push_str("\n## Timeline\n\nAll times UTC.\n\n");
     for e in &f.events {
         out.push_str(&format!("- {} — {}\n", clock(&e.at), describe(e)));
     }
+}
+
+/// The release, what its version changed, and the gate that failed.
+fn root_cause(out: &mut String, f: &Facts) {
+    let i = &f.incident;
     out.push_str("\n## Root Cause\n\n");
     match &f.release {
         Some(r) => {
@@ -336,6 +393,11 @@ pub fn markdown(f: &Facts) -> String {
     if !i.root_cause.is_empty() {
         out.push_str(&format!("\n{}\n", i.root_cause));
     }
+}
+
+/// What brought the service back, and how long it took.
+fn resolution(out: &mut String, f: &Facts) {
+    let i = &f.incident;
     out.push_str("\n## Resolution and recovery\n\n");
     let mut any = false;
     for e in f.events.iter().filter(|e| {
@@ -362,6 +424,11 @@ pub fn markdown(f: &Facts) -> String {
     if !i.resolution.is_empty() {
         out.push_str(&format!("\n{}\n", i.resolution));
     }
+}
+
+/// The action items.
+fn measures(out: &mut String, f: &Facts) {
+    let i = &f.incident;
     out.push_str("\n## Corrective and preventive measures\n\n");
     if i.action_items.is_empty() {
         out.push_str("No action items yet (`rampart incident action ID --title … --owner …`).\n");
@@ -374,7 +441,6 @@ pub fn markdown(f: &Facts) -> String {
             ));
         }
     }
-    out
 }
 
 use crate::status_page::esc;

@@ -175,6 +175,28 @@ const OTHER: &str = "#98a2b3";
 const PASS: &str = "#12b76a";
 const FAIL: &str = "#d92d20";
 
+/// Where things go in the picture: the time axis maps `t0..t1` onto `axis_w` pixels after the
+/// labels, then rows top to bottom.
+#[derive(Clone, Copy)]
+struct Layout {
+    t0: u64,
+    t1: u64,
+    label_w: f64,
+    axis_w: f64,
+    band_y: f64,
+    rows_y: f64,
+    row_h: f64,
+    axis_y: f64,
+    legend_y: f64,
+}
+
+impl Layout {
+    fn x(&self, ms: u64) -> f64 {
+        let span = (self.t1 - self.t0) as f64;
+        self.label_w + (ms.saturating_sub(self.t0) as f64 / span) * self.axis_w
+    }
+}
+
 /// The release as an SVG: a band per wave, a row per instance coloured by the version it ran
 /// (the previous one grey, the new one blue, or red once the release was rolled back), a line
 /// per conclusive gate verdict, and the verdicts listed underneath.
@@ -186,32 +208,23 @@ pub fn svg(s: &Story) -> String {
             r.id, r.id
         );
     };
-    let span = (t1 - t0) as f64;
-    let (label_w, axis_w) = (150.0, 700.0);
-    let w = label_w + axis_w + 24.0;
-    let x = |ms: u64| label_w + (ms.saturating_sub(t0) as f64 / span) * axis_w;
     let instances = s.instances();
-    // Conclusive verdicts, and the latest one if the release is still waiting for traffic.
-    let all_verdicts: Vec<&Event> = s
-        .events
-        .iter()
-        .filter(|e| e.kind == "gate.verdict")
-        .collect();
-    let verdicts: Vec<&Event> = all_verdicts
-        .iter()
-        .enumerate()
-        .filter(|(n, e)| {
-            *n + 1 == all_verdicts.len()
-                || e.data.pointer("/verdict/verdict").and_then(|v| v.as_str())
-                    != Some("inconclusive")
-        })
-        .map(|(_, e)| *e)
-        .collect();
+    let verdicts = shown_verdicts(s);
     let (band_y, rows_y, row_h) = (58.0, 92.0, 24.0);
     let axis_y = rows_y + instances.len() as f64 * row_h + 6.0;
-    let legend_y = axis_y + 34.0;
-    let h = legend_y + 20.0 + verdicts.len() as f64 * 16.0 + 8.0;
-    let rolled_back = s.rolled_back();
+    let l = Layout {
+        t0,
+        t1,
+        label_w: 150.0,
+        axis_w: 700.0,
+        band_y,
+        rows_y,
+        row_h,
+        axis_y,
+        legend_y: axis_y + 34.0,
+    };
+    let w = l.label_w + l.axis_w + 24.0;
+    let h = l.legend_y + 20.0 + verdicts.len() as f64 * 16.0 + 8.0;
     let state = state_name(r.intent.state);
     let mut out = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" role="img" aria-label="Release {} in {}: {state}" font-family="system-ui,sans-serif" data-release="{}" data-state="{state}">"#,
@@ -233,7 +246,37 @@ pub fn svg(s: &Story) -> String {
         instances.len(),
         offset(t1 - t0).trim_start_matches('+'),
     ));
+    draw_waves(&mut out, &l, s);
+    draw_instances(&mut out, &l, s, &instances);
+    draw_gates(&mut out, &l, &verdicts);
+    draw_axis(&mut out, &l);
+    draw_legend(&mut out, &l, &verdicts);
+    out.push_str("</svg>");
+    out
+}
 
+/// Conclusive verdicts, and the latest one if the release is still waiting for traffic.
+fn shown_verdicts(s: &Story) -> Vec<&Event> {
+    let all: Vec<&Event> = s
+        .events
+        .iter()
+        .filter(|e| e.kind == "gate.verdict")
+        .collect();
+    all.iter()
+        .enumerate()
+        .filter(|(n, e)| {
+            *n + 1 == all.len()
+                || e.data.pointer("/verdict/verdict").and_then(|v| v.as_str())
+                    != Some("inconclusive")
+        })
+        .map(|(_, e)| *e)
+        .collect()
+}
+
+fn draw_waves(out: &mut String, l: &Layout, s: &Story) {
+    let r = &s.release;
+    let Layout { t0, t1, band_y, .. } = *l;
+    let x = |ms: u64| l.x(ms);
     // Waves: from each wave's start to the next (or the end of the story).
     let waves: Vec<(u64, usize)> = s
         .events
@@ -272,7 +315,15 @@ pub fn svg(s: &Story) -> String {
         r##"<text x="8" y="{:.1}" font-size="12" fill="#344054">waves</text>"##,
         band_y + 15.0
     ));
+}
 
+fn draw_instances(out: &mut String, l: &Layout, s: &Story, instances: &[String]) {
+    let r = &s.release;
+    let rolled_back = s.rolled_back();
+    let Layout {
+        t0, rows_y, row_h, ..
+    } = *l;
+    let x = |ms: u64| l.x(ms);
     // Instances: one row each, a span per version it ran.
     for (n, name) in instances.iter().enumerate() {
         let y = rows_y + n as f64 * row_h;
@@ -308,9 +359,13 @@ pub fn svg(s: &Story) -> String {
         }
         out.push_str("</g>");
     }
+}
 
+fn draw_gates(out: &mut String, l: &Layout, verdicts: &[&Event]) {
+    let Layout { band_y, axis_y, .. } = *l;
+    let x = |ms: u64| l.x(ms);
     // Conclusive gate verdicts: a line across the waves and the instances.
-    for e in &verdicts {
+    for e in verdicts {
         let Some(at) = parse_ms(&e.at) else { continue };
         let verdict = e.data.pointer("/verdict/verdict").and_then(|v| v.as_str());
         let colour = match verdict {
@@ -326,7 +381,18 @@ pub fn svg(s: &Story) -> String {
             axis_y - 6.0
         ));
     }
+}
 
+fn draw_axis(out: &mut String, l: &Layout) {
+    let Layout {
+        t0,
+        t1,
+        label_w,
+        axis_w,
+        axis_y,
+        ..
+    } = *l;
+    let x = |ms: u64| l.x(ms);
     // Time axis.
     out.push_str(&format!(
         r##"<line x1="{label_w}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="#98a2b3"/>"##,
@@ -344,7 +410,10 @@ pub fn svg(s: &Story) -> String {
         ));
         tick += step;
     }
+}
 
+fn draw_legend(out: &mut String, l: &Layout, verdicts: &[&Event]) {
+    let Layout { t0, legend_y, .. } = *l;
     // Legend, then the verdicts in words.
     let mut lx = 8.0;
     for (colour, name, line) in [
@@ -400,8 +469,6 @@ pub fn svg(s: &Story) -> String {
             esc(&line)
         ));
     }
-    out.push_str("</svg>");
-    out
 }
 
 impl ControlPlane {

@@ -13,14 +13,22 @@ use hyper_util::rt::TokioExecutor;
 
 pub type Client = HyperClient<HttpConnector, Full<Bytes>>;
 
+/// A client builder that reports every failure: hyper's own retry of a request canceled on a
+/// pooled connection that was closed is off, so a request a server drops is seen as lost.
+fn client_builder() -> hyper_util::client::legacy::Builder {
+    let mut b = HyperClient::builder(TokioExecutor::new());
+    b.retry_canceled_requests(false);
+    b
+}
+
 /// An HTTP/1.1 client with keep-alive.
 pub fn http1() -> Client {
-    HyperClient::builder(TokioExecutor::new()).build(HttpConnector::new())
+    client_builder().build(HttpConnector::new())
 }
 
 /// An HTTP/2 client speaking h2c by prior knowledge.
 pub fn h2c() -> Client {
-    HyperClient::builder(TokioExecutor::new())
+    client_builder()
         .http2_only(true)
         .build(HttpConnector::new())
 }
@@ -128,7 +136,5 @@ pub fn tls(
     } else {
         builder.enable_http1().build()
     };
-    Ok(HyperClient::builder(TokioExecutor::new())
-        .http2_only(h2_only)
-        .build(connector))
+    Ok(client_builder().http2_only(h2_only).build(connector))
 }

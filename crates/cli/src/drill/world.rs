@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use rampart_api::{ApiClient, ChannelKind, ChannelSpec, ComponentSpec, Event, VersionId};
 use rampart_control::tokens::{Role, TokenEntry, Tokens};
 use rampart_demo::EchoServer;
@@ -14,7 +14,10 @@ use rampart_demo::traffic::Traffic;
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::Plan;
 
-use super::story::wait_for;
+use crate::local::{Agents, deploy_approved, wait_lkg};
+
+/// How long a version may take to become an environment's last-known-good.
+const LKG_WITHIN: Duration = Duration::from_secs(30);
 
 /// What the gateways talk to; shared by the defended run and the counterfactual.
 pub struct Services {
@@ -83,17 +86,12 @@ routes:
     )
 }
 
-type Agent = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-);
-
 /// One control plane and its fleet; traffic once started.
 pub struct World {
     pub control: rampart_control::Running,
     pub op: ApiClient,
     pub approver: ApiClient,
-    agents: Vec<Agent>,
+    agents: Agents,
     pub production: Vec<SocketAddr>,
     pub traffic: Option<Traffic>,
     pub pager: rampart_demo::receiver::Receiver,
@@ -148,34 +146,8 @@ impl World {
         let approver = ApiClient::new(&url, Some(APPROVER.into()));
         let pager = rampart_demo::receiver::Receiver::start().await?;
         pager.log_to(dir.join("pager.log"));
-        op.put_channel(
-            "pager",
-            &ChannelSpec {
-                kind: ChannelKind::Pagerduty,
-                url: pager.url(),
-                routing_key: Some("drill-routing-key".into()),
-                secret: None,
-                to: vec![],
-                from: None,
-                severities: vec![],
-            },
-        )
-        .await?;
-        for (component, route) in [("Users API", "users"), ("Public API", "public")] {
-            op.put_component(
-                component,
-                &ComponentSpec {
-                    description: format!("/{route}"),
-                    routes: vec![route.into()],
-                    environment: None,
-                    // With a minute of history, the burn-rate windows hold the whole drill; 99.5 %
-                    // lets the alerts clear within seconds of good traffic after the rollback.
-                    slo: 99.5,
-                },
-            )
-            .await?;
-        }
-        let mut agents = vec![];
+        watch(&op, &pager).await?;
+        let mut agents = Agents::default();
         let mut production = vec![];
         for i in 0..=gateways {
             let (env, instance) = if i == 0 {
@@ -201,14 +173,7 @@ impl World {
                 },
                 watchdog: watchdog.clone(),
             };
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                let _ = rampart_gateway::agent::run(opts, async move {
-                    let _ = stopped.await;
-                })
-                .await;
-            });
-            agents.push((stop, task));
+            agents.spawn(format!("{i}"), opts);
         }
         Ok(World {
             control,
@@ -231,38 +196,10 @@ impl World {
             .version
             .id;
         self.op.deploy("testing", &v1, None).await?;
-        self.wait_lkg("testing", &v1).await?;
-        match self.op.deploy("production", &v1, None).await {
-            Ok(_) => {}
-            Err(rampart_api::ClientError::Api { code, .. }) if code == "approval_required" => {
-                let id = self
-                    .op
-                    .approvals()
-                    .await?
-                    .into_iter()
-                    .find(|a| a.version == v1 && a.approved_by.is_none())
-                    .map(|a| a.id)
-                    .context("no approval request")?;
-                self.approver.approve(id).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.wait_lkg("production", &v1).await?;
+        wait_lkg(&self.op, "testing", &v1, LKG_WITHIN).await?;
+        deploy_approved(&self.op, &self.approver, "production", &v1).await?;
+        wait_lkg(&self.op, "production", &v1, LKG_WITHIN).await?;
         Ok(v1)
-    }
-
-    async fn wait_lkg(&self, env: &str, version: &VersionId) -> Result<()> {
-        let ok = wait_for(Duration::from_secs(30), async || {
-            self.op.environments().await.is_ok_and(|envs| {
-                envs.iter()
-                    .any(|e| e.name == env && e.last_known_good.as_ref() == Some(version))
-            })
-        })
-        .await;
-        if !ok {
-            bail!("{env} did not complete {} within 30 s", version.short());
-        }
-        Ok(())
     }
 
     /// Starts steady traffic through every production gateway, for at most `cap`.
@@ -328,11 +265,40 @@ impl World {
         if let Some(t) = self.traffic.take() {
             t.stop().await;
         }
-        for (stop, task) in self.agents {
-            let _ = stop.send(());
-            let _ = task.await;
-        }
+        self.agents.stop().await;
         self.control.kill().await;
         let _ = tokio::fs::remove_dir_all(&self.dir).await;
     }
+}
+
+/// Where the world's alerts go (the pager), and what its status page shows (two components).
+async fn watch(op: &ApiClient, pager: &rampart_demo::receiver::Receiver) -> Result<()> {
+    op.put_channel(
+        "pager",
+        &ChannelSpec {
+            kind: ChannelKind::Pagerduty,
+            url: pager.url(),
+            routing_key: Some("drill-routing-key".into()),
+            secret: None,
+            to: vec![],
+            from: None,
+            severities: vec![],
+        },
+    )
+    .await?;
+    for (component, route) in [("Users API", "users"), ("Public API", "public")] {
+        op.put_component(
+            component,
+            &ComponentSpec {
+                description: format!("/{route}"),
+                routes: vec![route.into()],
+                environment: None,
+                // With a minute of history, the burn-rate windows hold the whole drill; 99.5 %
+                // lets the alerts clear within seconds of good traffic after the rollback.
+                slo: 99.5,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }

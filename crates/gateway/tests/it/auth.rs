@@ -101,8 +101,8 @@ async fn seed_failure_is_contained() {
     let secure_load = tokio::spawn(async move { run(&client::http1(), &secure).await });
     let public_load = tokio::spawn(async move { run(&client::http1(), &public).await });
 
-    // While both loads run, the admin listener answers, and in-flight stays within its limit.
-    let mut max_inflight = 0;
+    // While both loads run, the admin listener answers at once. (That the in-flight limit holds
+    // is pinned where requests outnumber it: admin::admin_answers_while_inflight_is_at_its_limit.)
     let c = client::http1();
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -121,13 +121,7 @@ async fn seed_failure_is_contained() {
             "admin took {:?}",
             t.elapsed()
         );
-        let inflight: u64 = m
-            .text()
-            .lines()
-            .find_map(|l| l.strip_prefix("rampart_inflight_requests "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("inflight gauge");
-        max_inflight = max_inflight.max(inflight);
+        assert!(m.text().contains("rampart_inflight_requests "));
     }
     let secure = secure_load.await.expect("join");
     let public = public_load.await.expect("join");
@@ -158,7 +152,6 @@ async fn seed_failure_is_contained() {
         "public p99 {:?}",
         public.percentile(0.99)
     );
-    assert!(max_inflight <= 64, "in-flight reached {max_inflight}");
     assert!(
         dns.queries() > 0,
         "the gateway never asked the black-hole DNS"

@@ -16,6 +16,14 @@ fn created(what: &str) -> String {
 
 /// Versions, environments, approvals, events, releases and the agent protocol.
 pub(super) fn core(d: &mut Doc) {
+    versions(d);
+    environments(d);
+    releases(d);
+    agents(d);
+}
+
+/// Versions: push, list, read.
+fn versions(d: &mut Doc) {
     let (push, versions, version_doc) = (
         d.schema::<PushRequest>(),
         d.list::<VersionInfo>(),
@@ -59,6 +67,10 @@ pub(super) fn core(d: &mut Doc) {
         ok: ("200", "the version", version_doc),
         errors: &[("404", "no such version")],
     });
+}
+
+/// Environments, deploy, rollback, restarts, approvals and the event log.
+fn environments(d: &mut Doc) {
     let envs = d.list::<EnvironmentStatus>();
     let env = d.json::<EnvironmentStatus>();
     d.op(Op {
@@ -149,6 +161,10 @@ pub(super) fn core(d: &mut Doc) {
         ok: ("200", "events", events),
         errors: &[],
     });
+}
+
+/// Releases in waves.
+fn releases(d: &mut Doc) {
     let (releases, release) = (d.list::<ReleaseStatus>(), d.json::<ReleaseStatus>());
     d.op(Op {
         method: "get",
@@ -175,6 +191,10 @@ pub(super) fn core(d: &mut Doc) {
         ok: ("200", "the release", release),
         errors: &[("404", "no such release"), ("409", "the release has ended")],
     });
+}
+
+/// The agent protocol.
+fn agents(d: &mut Doc) {
     let (register, registered) = (d.schema::<RegisterRequest>(), d.json::<RegisterResponse>());
     d.op(Op {
         method: "post",
@@ -229,7 +249,16 @@ pub(super) fn core(d: &mut Doc) {
 
 /// Components, channels, alerts, incidents, postmortems, maintenance and subscribers.
 pub(super) fn operations(d: &mut Doc) {
-    let name: Param = ("name", "path", "string", "its name");
+    components(d);
+    channels(d);
+    incidents(d);
+    status_page(d);
+}
+
+const NAME: Param = ("name", "path", "string", "its name");
+
+/// Status-page components.
+fn components(d: &mut Doc) {
     let (components, component, component_spec) = (
         d.list::<Component>(),
         d.json::<Component>(),
@@ -250,7 +279,7 @@ pub(super) fn operations(d: &mut Doc) {
         path: "/v1/components/{name}",
         summary: "Add or replace a component: its routes, environment and SLO",
         role: Some("operator"),
-        params: &[name],
+        params: &[NAME],
         body: Some(component_spec),
         ok: ("200", "the component", component),
         errors: &[("422", "bad SLO, name or environment")],
@@ -260,11 +289,15 @@ pub(super) fn operations(d: &mut Doc) {
         path: "/v1/components/{name}",
         summary: "Remove a component",
         role: Some("operator"),
-        params: &[name],
+        params: &[NAME],
         body: None,
         ok: ("204", "removed", None),
         errors: &[("404", "no such component")],
     });
+}
+
+/// Notification channels, the outbox, alerts and the Alertmanager receiver.
+fn channels(d: &mut Doc) {
     let (channels, channel, channel_spec) = (
         d.list::<Channel>(),
         d.json::<Channel>(),
@@ -280,7 +313,7 @@ pub(super) fn operations(d: &mut Doc) {
         ok: ("200", "channels", channels),
         errors: &[],
     });
-    d.op(Op { method: "put", path: "/v1/channels/{name}", summary: "Add or replace a channel: PagerDuty Events v2, signed webhook, Slack-compatible webhook or SMTP", role: Some("operator"), params: &[name], body: Some(channel_spec),
+    d.op(Op { method: "put", path: "/v1/channels/{name}", summary: "Add or replace a channel: PagerDuty Events v2, signed webhook, Slack-compatible webhook or SMTP", role: Some("operator"), params: &[NAME], body: Some(channel_spec),
         ok: ("200", "the channel", channel), errors: &[("422", "a URL or field the kind cannot use")] });
     let outbox = d.list::<OutboxEntry>();
     d.op(Op {
@@ -307,6 +340,10 @@ pub(super) fn operations(d: &mut Doc) {
     d.op(Op { method: "post", path: "/v1/alertmanager", summary: "Alertmanager webhook receiver (version 4): firing alerts fire, resolved ones resolve", role: Some("operator"), params: &[],
         body: Some(alertmanager_payload()), ok: ("200", "how many alerts changed", Some(json!({ "application/json": { "schema": { "type": "object", "properties": { "changed": { "type": "integer" } } } } }))),
         errors: &[("422", "not an Alertmanager payload; nothing applied")] });
+}
+
+/// Incidents, action items and postmortems.
+fn incidents(d: &mut Doc) {
     let (incidents, incident, new_incident, change, item) = (
         d.list::<Incident>(),
         d.json::<Incident>(),
@@ -398,6 +435,10 @@ pub(super) fn operations(d: &mut Doc) {
         ok: ("200", "the postmortem", postmortem),
         errors: &[("404", "no such incident"), ("422", "unknown format")],
     });
+}
+
+/// Maintenance windows and subscribers.
+fn status_page(d: &mut Doc) {
     let (maintenances, maintenance, spec) = (
         d.list::<Maintenance>(),
         d.json::<Maintenance>(),
