@@ -6,21 +6,23 @@
 //! last-known-good).
 #![forbid(unsafe_code)]
 
+pub mod agents;
 pub mod alerting;
+pub mod component_book;
+pub mod convergence;
 pub mod fleet;
 pub mod http;
 pub mod notify;
 pub mod postmortem;
-pub mod records;
 pub mod release;
 pub mod restart;
 pub mod rollout_picture;
 pub mod semantic;
 pub mod service;
+pub mod sli;
 pub mod slo;
 pub mod status;
 pub mod status_page;
-pub mod status_records;
 pub mod store;
 pub mod tokens;
 
@@ -134,7 +136,7 @@ pub async fn serve(
         }))
     };
     if let Ok(addr) = listener.local_addr() {
-        control.ops().set_public_url(&format!("http://{addr}"));
+        control.page().set_public_url(&format!("http://{addr}"));
     }
     let _outbox = Background(tokio::spawn(notify::run(control.clone(), resolver)));
     let state = std::sync::Arc::new(http::AppState { control, tokens });

@@ -16,7 +16,7 @@ use rampart_net::Resolver;
 use rampart_net::client::{HttpsClient, error_chain, https_client};
 use serde::{Deserialize, Serialize};
 
-use crate::records::Pending;
+use crate::store::Pending;
 use crate::store::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +204,36 @@ pub enum Outcome {
     },
     /// The receiver refused it (a 4xx other than 408/429): retrying cannot help.
     Refused(String),
+}
+
+/// How notifications are delivered: the outbox's wake-up, retry schedule and attempt deadline,
+/// how hosts are resolved, and the SMTP relay.
+pub struct NotifySettings {
+    /// Woken whenever something is queued, so delivery does not wait for its next round.
+    pub outbox_wake: tokio::sync::Notify,
+    pub backoff: Backoff,
+    /// Deadline of one delivery attempt.
+    pub timeout: Duration,
+    /// How notification hosts are resolved: `rampart-net`'s resolver (hickory, deadlines,
+    /// negative caching), never the system's blocking `getaddrinfo`.
+    pub resolver: rampart_model::ResolverConfig,
+    /// The SMTP relay subscriber emails go through (`smtp://host:port`).
+    pub smtp: String,
+    /// A PEM certificate SMTP relays may chain to (a private CA), besides the web's roots.
+    pub smtp_ca: Option<Arc<Vec<u8>>>,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            outbox_wake: tokio::sync::Notify::new(),
+            backoff: Backoff::default(),
+            timeout: Duration::from_secs(5),
+            resolver: rampart_model::ResolverConfig::default(),
+            smtp: "smtp://127.0.0.1:25".into(),
+            smtp_ca: None,
+        }
+    }
 }
 
 /// Retry schedule: `base × 2^(attempt-1)`, capped, with ±20 % jitter.
@@ -561,6 +591,19 @@ async fn deliver_due(
         }
     }
     Ok(left)
+}
+
+/// Checks that `pem` holds at least one certificate and nothing malformed.
+pub(crate) fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

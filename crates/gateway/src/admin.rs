@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::sync::oneshot;
 
-use crate::gateway::Shared;
+use crate::shared::Shared;
 
 pub struct AdminServer {
     pub local_addr: SocketAddr,

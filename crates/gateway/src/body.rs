@@ -1,4 +1,5 @@
-//! Body types: what the gateway sends upstream and what it answers clients with.
+//! Body types: what the gateway sends upstream (size-limited, with a progress deadline) and the
+//! wrapper that holds a response's permits and deadline until its body ends.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use prometheus_client::metrics::counter::Counter;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -16,18 +17,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A request body on its way upstream.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
-/// A response body on its way to the client: streamed from upstream, or made here.
-pub type ResponseBody =
-    http_body_util::Either<Tracked<crate::upstream::conn::DrivenBody>, Full<Bytes>>;
-
 pub fn empty() -> ProxyBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed()
-}
-
-pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    http_body_util::Either::Right(Full::new(bytes.into()))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::auth::AuthError;
-use crate::body::{ResponseBody, full};
+use crate::response::{ResponseBody, full};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {

@@ -14,22 +14,9 @@ use crate::admin::AdminServer;
 use crate::admission::Limit;
 use crate::listener::RunningListener;
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 use crate::tls;
-
-/// State shared by every connection and the admin server; lives across reloads.
-pub struct Shared {
-    pub snapshot: ArcSwapOption<Snapshot>,
-    pub metrics: Metrics,
-    /// `limits.max_inflight`.
-    pub global: Arc<Limit>,
-    /// `limits.max_connections`.
-    pub connections: Arc<Limit>,
-    pub ready: AtomicBool,
-    pub draining: AtomicBool,
-    /// When this gateway started: `/readyz` advertises a weight that ramps up from it.
-    pub started: std::time::Instant,
-}
 
 /// Process-level settings that are not part of the config document.
 #[derive(Debug, Clone)]

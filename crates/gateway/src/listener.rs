@@ -19,8 +19,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::client_conn::{ClientBody, ConnState, Deadlines, Expired, Watchdog, Watched};
 use crate::forward::Client;
-use crate::gateway::Shared;
 use crate::proxy::{ConnInfo, handle};
+use crate::shared::Shared;
 
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
 mod h2_limits {

@@ -14,10 +14,11 @@ use rampart_model::{LimitsConfig, ListenerConfig};
 
 use crate::admission::Permit;
 use crate::auth;
-use crate::body::{Limited, ResponseBody, Tracked, empty};
+use crate::body::{Limited, Tracked, empty};
 use crate::error::ProxyError;
 use crate::forward::{Client, X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
-use crate::gateway::Shared;
+use crate::response::ResponseBody;
+use crate::shared::Shared;
 use crate::snapshot::RouteState;
 use crate::target::Target;
 use crate::upstream::conn::SendError;

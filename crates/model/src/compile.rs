@@ -12,38 +12,6 @@ use crate::error::{CompileErrors, ConfigError};
 use crate::raw::{self, Document};
 use crate::version::VersionId;
 
-/// Defaults for fields a document may omit; documented in the JSON Schema descriptions.
-pub mod defaults {
-    use std::time::Duration;
-    pub const RESOLVER_TIMEOUT: Duration = Duration::from_millis(500);
-    pub const RESOLVER_ATTEMPTS: u32 = 2;
-    pub const RESOLVER_CACHE_TTL: Duration = Duration::from_secs(30);
-    pub const RESOLVER_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-    pub const RESOLVER_SERVE_STALE: Duration = Duration::from_secs(300);
-    pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_millis(250);
-    pub const INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(30);
-    pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
-    pub const JWKS_TIMEOUT: Duration = Duration::from_secs(1);
-    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
-    pub const HEALTHY_AFTER: u32 = 2;
-    pub const UNHEALTHY_AFTER: u32 = 3;
-    pub const OUTLIER_CONSECUTIVE_5XX: u32 = 5;
-    pub const OUTLIER_EJECTION: Duration = Duration::from_secs(30);
-    pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
-    pub const RETRY_BUDGET_PERCENT: u32 = 20;
-    pub const MAX_CONNECTIONS: u32 = 20_000;
-    pub const MAX_INFLIGHT: u32 = 4096;
-    pub const MAX_HEADER_BYTES: u32 = 65_536;
-    pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
-    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-    pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const JWT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
-}
-
 /// Longest timeout any field accepts.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const JWT_KNOWN_ALGORITHMS: [&str; 9] = [
@@ -358,7 +326,7 @@ fn listeners(cx: &mut Cx, raw: &[raw::Listener]) -> Option<Vec<ListenerConfig>> 
 }
 
 fn resolver(cx: &mut Cx, raw: Option<&raw::Resolver>) -> Option<ResolverConfig> {
-    use defaults::*;
+    use crate::defaults::*;
     let mark = cx.mark();
     let empty = raw::Resolver {
         nameservers: None,
@@ -422,7 +390,7 @@ fn resolver(cx: &mut Cx, raw: Option<&raw::Resolver>) -> Option<ResolverConfig> 
 }
 
 fn auth_providers(cx: &mut Cx, raw: &[raw::AuthProvider]) -> Option<Vec<AuthProviderConfig>> {
-    use defaults::*;
+    use crate::defaults::*;
     let mark = cx.mark();
     cx.unique("auth_providers", raw.iter().map(|p| p.name()));
     let mut out = Vec::new();
@@ -532,7 +500,7 @@ fn auth_providers(cx: &mut Cx, raw: &[raw::AuthProvider]) -> Option<Vec<AuthProv
 }
 
 fn upstreams(cx: &mut Cx, raw: &[raw::Upstream]) -> Option<Vec<UpstreamConfig>> {
-    use defaults::*;
+    use crate::defaults::*;
     let mark = cx.mark();
     cx.unique("upstreams", raw.iter().map(|u| u.name.as_str()));
     let mut out = Vec::new();
@@ -625,7 +593,7 @@ fn upstreams(cx: &mut Cx, raw: &[raw::Upstream]) -> Option<Vec<UpstreamConfig>> 
 }
 
 fn routes(cx: &mut Cx, doc: &Document) -> Option<Vec<RouteConfig>> {
-    use defaults::*;
+    use crate::defaults::*;
     let mark = cx.mark();
     cx.unique("routes", doc.routes.iter().map(|r| r.name.as_str()));
     let mut out = Vec::new();
@@ -816,7 +784,7 @@ fn headers(
 }
 
 fn limits(cx: &mut Cx, raw: Option<&raw::Limits>) -> Option<LimitsConfig> {
-    use defaults::*;
+    use crate::defaults::*;
     let mark = cx.mark();
     let l = raw.cloned().unwrap_or(raw::Limits {
         max_connections: None,

@@ -110,7 +110,7 @@ pub struct ResolverConfig {
 /// documented defaults.
 impl Default for ResolverConfig {
     fn default() -> ResolverConfig {
-        use crate::compile::defaults as d;
+        use crate::defaults as d;
         ResolverConfig {
             nameservers: None,
             timeout: d::RESOLVER_TIMEOUT,

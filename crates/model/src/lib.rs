@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod config;
+pub mod defaults;
 pub mod diff;
 pub mod duration;
 pub mod error;

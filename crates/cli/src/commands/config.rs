@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::release::{follow, print_env};
-use super::runtime;
+use super::{print_as, runtime};
 use crate::args::{ConfigCommand, Output, Remote};
 
 pub fn config(command: ConfigCommand) -> Result<ExitCode> {
@@ -88,9 +88,7 @@ fn push(
     for o in &pushed.overridden {
         println!("overridden by break-glass: {o}");
     }
-    if remote.output == Output::Json {
-        println!("{:#}", serde_json::to_value(&pushed)?);
-    } else {
+    print_as(remote.output, &pushed, || {
         for w in &pushed.warnings {
             println!("warning: {w}");
         }
@@ -100,7 +98,8 @@ fn push(
             "already stored as"
         };
         println!("{verb} version {}", pushed.version.id);
-    }
+        Ok(())
+    })?;
     let Some(env) = env else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -129,9 +128,7 @@ fn push(
 
 fn history(remote: &Remote) -> Result<ExitCode> {
     let versions = runtime()?.block_on(remote.client().versions())?;
-    if remote.output == Output::Json {
-        println!("{:#}", serde_json::to_value(&versions)?);
-    } else {
+    print_as(remote.output, &versions, || {
         for v in &versions {
             println!(
                 "{}  {}  {:<12} {}",
@@ -141,7 +138,8 @@ fn history(remote: &Remote) -> Result<ExitCode> {
                 v.message
             );
         }
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::args::Command;
+use crate::args::{Command, Output};
 
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {
@@ -69,5 +69,19 @@ pub async fn shutdown_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Prints `value` as JSON with `--output json`, else as `text` writes it.
+pub fn print_as<T: serde::Serialize>(
+    output: Output,
+    value: &T,
+    text: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    if output == Output::Json {
+        println!("{:#}", serde_json::to_value(value)?);
+        Ok(())
+    } else {
+        text()
     }
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::runtime;
 use super::version_ref::resolve;
+use super::{print_as, runtime};
 use crate::args::{FleetCommand, Output, Remote, RolloutCommand};
 
 pub fn deploy(
@@ -80,19 +80,16 @@ pub fn rollout(command: RolloutCommand) -> Result<ExitCode> {
             (remote, vec![r])
         }
     };
-    if remote.output == Output::Json {
-        println!("{:#}", serde_json::to_value(&list)?);
-    } else {
+    print_as(remote.output, &list, || {
         print_releases(&list);
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn approvals(remote: Remote) -> Result<ExitCode> {
     let list = runtime()?.block_on(remote.client().approvals())?;
-    if remote.output == Output::Json {
-        println!("{:#}", serde_json::to_value(&list)?);
-    } else {
+    print_as(remote.output, &list, || {
         for a in &list {
             let state = a
                 .approved_by
@@ -108,7 +105,8 @@ pub fn approvals(remote: Remote) -> Result<ExitCode> {
                 state
             );
         }
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -127,13 +125,12 @@ pub fn fleet(command: Option<FleetCommand>, remote: Remote) -> Result<ExitCode> 
 
 fn list(remote: Remote) -> Result<ExitCode> {
     let envs = runtime()?.block_on(remote.client().environments())?;
-    if remote.output == Output::Json {
-        println!("{:#}", serde_json::to_value(&envs)?);
-    } else {
+    print_as(remote.output, &envs, || {
         for e in &envs {
             print_env(&remote, e)?;
         }
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

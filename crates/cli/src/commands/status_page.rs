@@ -8,7 +8,7 @@ use rampart_api::{
     ChannelSpec, ComponentSpec, MaintenanceSpec, Severity, SubscriberKind, SubscriberSpec,
 };
 
-use super::runtime;
+use super::{print_as, runtime};
 use crate::args::{
     ChannelCommand, ComponentCommand, MaintenanceCommand, Output, SubscriberCommand,
 };
@@ -18,9 +18,7 @@ pub fn channel(command: ChannelCommand) -> Result<ExitCode> {
     match command {
         ChannelCommand::List { remote } => {
             let list = rt.block_on(remote.client().channels())?;
-            if remote.output == Output::Json {
-                println!("{:#}", serde_json::to_value(&list)?);
-            } else {
+            print_as(remote.output, &list, || {
                 for c in &list {
                     println!(
                         "{:<16} {:<10} {}  pending {}  failed {}",
@@ -31,7 +29,8 @@ pub fn channel(command: ChannelCommand) -> Result<ExitCode> {
                         c.failed
                     );
                 }
-            }
+                Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         ChannelCommand::Set {
@@ -70,9 +69,7 @@ pub fn component(command: ComponentCommand) -> Result<ExitCode> {
     match command {
         ComponentCommand::List { remote } => {
             let list = rt.block_on(remote.client().components())?;
-            if remote.output == Output::Json {
-                println!("{:#}", serde_json::to_value(&list)?);
-            } else {
+            print_as(remote.output, &list, || {
                 for c in &list {
                     println!(
                         "{:<24} {:<21} SLO {}%  routes: {}",
@@ -86,7 +83,8 @@ pub fn component(command: ComponentCommand) -> Result<ExitCode> {
                         }
                     );
                 }
-            }
+                Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         ComponentCommand::Set {
@@ -166,9 +164,7 @@ pub fn subscriber(command: SubscriberCommand) -> Result<ExitCode> {
     match command {
         SubscriberCommand::List { remote } => {
             let list = rt.block_on(remote.client().subscribers())?;
-            if remote.output == Output::Json {
-                println!("{:#}", serde_json::to_value(&list)?);
-            } else {
+            print_as(remote.output, &list, || {
                 for s in &list {
                     let state = match (s.unsubscribed, s.confirmed) {
                         (true, _) => "unsubscribed",
@@ -183,7 +179,8 @@ pub fn subscriber(command: SubscriberCommand) -> Result<ExitCode> {
                         s.target
                     );
                 }
-            }
+                Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         SubscriberCommand::Add { target, remote } => {

@@ -12,9 +12,8 @@ use std::time::Duration;
 use rampart_api::{RegisterRequest, Report};
 use serde::Deserialize;
 
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Ctl, Path, Query, Viewer};
 use super::{ApiResult, AppState};
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -24,11 +23,10 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn register(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Viewer(actor): Viewer,
     Body(req): Body<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Viewer)?;
     Ok(Json(s.control.register(&actor, req).await?))
 }
 
@@ -43,12 +41,11 @@ struct DesiredQuery {
 }
 
 async fn desired(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Path(id): Path<String>,
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     let current = (!q.current.is_empty()).then_some(q.current.as_str());
     Ok(Json(
         s.control
@@ -58,12 +55,11 @@ async fn desired(
 }
 
 async fn report(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Path(id): Path<String>,
     Body(r): Body<Report>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     s.control.report(&id, r).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,10 +11,9 @@ use axum::{Json, Router};
 use rampart_api::{DeployRequest, RollbackRequest};
 use serde::Deserialize;
 
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
 use crate::service::ControlError;
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -30,21 +29,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/events", get(events))
 }
 
-async fn environments(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn environments(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.environments().await?))
 }
 
 async fn deploy(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(env): Path<String>,
     Body(req): Body<DeployRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok(Json(
         s.control
             .deploy(&actor, &env, &req.version, req.break_glass.as_deref())
@@ -53,24 +47,22 @@ async fn deploy(
 }
 
 async fn rollback(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(env): Path<String>,
     Body(req): Body<RollbackRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok(Json(
         s.control.rollback(&actor, &env, req.to.as_ref()).await?,
     ))
 }
 
 async fn start_restart(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(env): Path<String>,
     Body(req): Body<rampart_api::RestartRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(s.control.start_restart(&actor, &env, &req.batch).await?),
@@ -78,11 +70,10 @@ async fn start_restart(
 }
 
 async fn restart_status(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Path(env): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     let status = s.control.restart_status(&env).ok_or_else(|| {
         ControlError::NotFound(format!(
             "no restart of {env:?} since the control plane started"
@@ -98,11 +89,10 @@ struct EventsQuery {
 }
 
 async fn events(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     Ok(Json(
         s.control
             .store()
@@ -112,16 +102,14 @@ async fn events(
     ))
 }
 
-async fn approvals(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn approvals(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.approvals().await?))
 }
 
 async fn approve(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Viewer(actor): Viewer,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Viewer)?;
     Ok(Json(s.control.approve(&actor, id).await?))
 }

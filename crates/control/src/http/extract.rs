@@ -49,6 +49,40 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
+/// An extractor for a caller with at least `$role`: the handler's signature says who may call it.
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub(crate) Actor);
+
+        impl FromRequestParts<Arc<AppState>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &Arc<AppState>,
+            ) -> Result<Self, ApiError> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.at_least($role).map($name)
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// A caller with at least the viewer role (agents and dashboards).
+    Viewer,
+    Role::Viewer
+);
+role_extractor!(
+    /// A caller with at least the operator role.
+    Operator,
+    Role::Operator
+);
+
+/// The application state, as handlers take it.
+pub type Ctl = axum::extract::State<Arc<AppState>>;
+
 impl Caller {
     pub(crate) fn at_least(self, role: Role) -> Result<Actor, ApiError> {
         if self.0.role >= role {

@@ -10,10 +10,9 @@ use axum::{Json, Router};
 use rampart_api::{ActionItemSpec, IncidentChange, NewIncident, PostmortemText};
 use serde::Deserialize;
 
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiError, ApiResult, AppState};
 use crate::service::ControlError;
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -28,26 +27,19 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/incidents/{id}/postmortem", get(postmortem))
 }
 
-async fn incidents(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn incidents(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.incidents().await?))
 }
 
-async fn incident(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<i64>,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn incident(State(s): Ctl, _: Viewer, Path(id): Path<i64>) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.incident(id).await?))
 }
 
 async fn open_incident(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Body(new): Body<NewIncident>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok((
         StatusCode::CREATED,
         Json(s.control.open_incident(new, &actor.name).await?),
@@ -55,12 +47,11 @@ async fn open_incident(
 }
 
 async fn update_incident(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(id): Path<i64>,
     Body(change): Body<IncidentChange>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok(Json(
         s.control.change_incident(id, change, &actor.name).await?,
     ))
@@ -90,12 +81,11 @@ fn check_item(item: &ActionItemSpec) -> Result<(), ApiError> {
 }
 
 async fn add_action_item(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(id): Path<i64>,
     Body(item): Body<ActionItemSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     check_item(&item)?;
     s.control.incident(id).await?;
     s.control
@@ -107,12 +97,11 @@ async fn add_action_item(
 }
 
 async fn set_action_item(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path((id, item)): Path<(i64, i64)>,
     Body(spec): Body<ActionItemSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     check_item(&spec)?;
     let found = s
         .control
@@ -139,12 +128,11 @@ fn markdown() -> String {
 }
 
 async fn postmortem(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Path(id): Path<i64>,
     Query(q): Query<PostmortemQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     let facts = s.control.postmortem_facts(id).await?;
     let text = match q.format.as_str() {
         "md" => crate::postmortem::markdown(&facts),

@@ -11,10 +11,9 @@ use axum::{Json, Router};
 use rampart_api::{ChannelSpec, ComponentSpec};
 use serde::Deserialize;
 
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
 use crate::service::ControlError;
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -30,51 +29,42 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/alertmanager", post(alertmanager))
 }
 
-async fn components(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn components(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.components().await?))
 }
 
 async fn put_component(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Operator,
     Path(name): Path<String>,
     Body(spec): Body<ComponentSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Operator)?;
     Ok(Json(s.control.put_component(&name, spec).await?))
 }
 
 async fn delete_component(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     s.control.delete_component(&name, &actor.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn channels(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn channels(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.channels().await?))
 }
 
 async fn put_channel(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(name): Path<String>,
     Body(spec): Body<ChannelSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok(Json(s.control.put_channel(&name, spec, &actor.name).await?))
 }
 
-async fn outbox(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn outbox(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(
         s.control
             .store()
@@ -91,11 +81,10 @@ struct AlertsQuery {
 }
 
 async fn alerts(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Query(q): Query<AlertsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     Ok(Json(
         s.control
             .store()
@@ -106,11 +95,10 @@ async fn alerts(
 }
 
 async fn alertmanager(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Operator,
     Body(payload): Body<serde_json::Value>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Operator)?;
     let changed = s.control.alertmanager(payload).await?;
     Ok(Json(serde_json::json!({ "changed": changed })))
 }

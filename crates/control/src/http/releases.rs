@@ -7,9 +7,8 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::extract::{Caller, Path};
+use super::extract::{Ctl, Operator, Path, Viewer};
 use super::{ApiResult, AppState};
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -18,18 +17,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/releases/{id}/{action}", post(release_action))
 }
 
-async fn releases(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn releases(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.releases().await?))
 }
 
 /// The release drawn as SVG (`rollout_picture`): waves, each instance's version over time, gates.
 async fn release_picture(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    _: Viewer,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
     let story = s.control.release_story(id).await?;
     Ok((
         [(http::header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
@@ -38,10 +35,9 @@ async fn release_picture(
 }
 
 async fn release_action(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok(Json(s.control.release_action(&actor, id, &action).await?))
 }

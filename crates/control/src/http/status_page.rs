@@ -12,11 +12,10 @@ use axum::routing::{delete, get};
 use rampart_api::{MaintenanceSpec, SubscriberKind, SubscriberSpec};
 use serde::Deserialize;
 
-use super::extract::{Body, Caller, Form, Path, Query};
+use super::extract::{Body, Ctl, Form, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
 use crate::service::ControlError;
 use crate::status_page as html;
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -46,7 +45,7 @@ fn public(content_type: &'static str, body: bytes::Bytes) -> Response {
         .into_response()
 }
 
-async fn page(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+async fn page(State(s): Ctl) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     Ok(public(
         "text/html; charset=utf-8",
@@ -54,7 +53,7 @@ async fn page(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     ))
 }
 
-async fn incident_page(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> ApiResult<Response> {
+async fn incident_page(State(s): Ctl, Path(id): Path<i64>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     let incident = s.control.incident(id).await?;
     Ok(public(
@@ -63,7 +62,7 @@ async fn incident_page(State(s): State<Arc<AppState>>, Path(id): Path<i64>) -> A
     ))
 }
 
-async fn v2(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn v2(State(s): Ctl, Path(name): Path<String>) -> ApiResult<Response> {
     if !crate::status::V2_NAMES.contains(&name.as_str()) {
         return Err(ControlError::NotFound(format!(
             "no /api/v2/{name}; try one of {}",
@@ -80,7 +79,7 @@ async fn v2(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResu
     Ok(public("application/json", body))
 }
 
-async fn atom(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+async fn atom(State(s): Ctl) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     Ok(public(
         "application/atom+xml; charset=utf-8",
@@ -88,7 +87,7 @@ async fn atom(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
     ))
 }
 
-async fn rss(State(s): State<Arc<AppState>>) -> ApiResult<Response> {
+async fn rss(State(s): Ctl) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     Ok(public(
         "application/rss+xml; charset=utf-8",
@@ -104,10 +103,7 @@ struct SubscribeForm {
     webhook: String,
 }
 
-async fn subscribe(
-    State(s): State<Arc<AppState>>,
-    Form(form): Form<SubscribeForm>,
-) -> ApiResult<Response> {
+async fn subscribe(State(s): Ctl, Form(form): Form<SubscribeForm>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     let (kind, target) = match (form.email.trim(), form.webhook.trim()) {
         ("", "") => {
@@ -159,42 +155,43 @@ struct TokenQuery {
     token: String,
 }
 
-async fn confirm(
-    State(s): State<Arc<AppState>>,
-    Query(q): Query<TokenQuery>,
-) -> ApiResult<Response> {
+async fn confirm(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
-    match s
+    let known = s
         .control
         .store()
         .confirm_subscriber(q.token.trim())
         .await
         .map_err(ControlError::from)?
-    {
-        Some(_) => Ok(Html(html::message_page(
-            &snap,
+        .is_some();
+    Ok(link_answer(
+        &snap,
+        known,
+        (
             "Subscription confirmed",
             "You will be notified when an incident opens, changes or resolves.",
-            None,
-        ))
-        .into_response()),
-        None => Ok((
-            StatusCode::NOT_FOUND,
-            Html(html::message_page(
-                &snap,
-                "Unknown link",
-                "This confirmation link is not valid (or the subscription was cancelled).",
-                None,
-            )),
-        )
-            .into_response()),
+        ),
+        "This confirmation link is not valid (or the subscription was cancelled).",
+    ))
+}
+
+/// What a confirmation or unsubscribe link answers: `done` when the link was known, else 404
+/// with `unknown`.
+fn link_answer(
+    snap: &crate::status::Snapshot,
+    known: bool,
+    done: (&str, &str),
+    unknown: &str,
+) -> Response {
+    if known {
+        Html(html::message_page(snap, done.0, done.1, None)).into_response()
+    } else {
+        let page = html::message_page(snap, "Unknown link", unknown, None);
+        (StatusCode::NOT_FOUND, Html(page)).into_response()
     }
 }
 
-async fn unsubscribe_form(
-    State(s): State<Arc<AppState>>,
-    Query(q): Query<TokenQuery>,
-) -> ApiResult<Response> {
+async fn unsubscribe_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
     let form = format!(
         r#"<form method="post" action="/unsubscribe"><input type="hidden" name="token" value="{}"><button type="submit">Unsubscribe</button></form>"#,
@@ -209,52 +206,35 @@ async fn unsubscribe_form(
     .into_response())
 }
 
-async fn unsubscribe(
-    State(s): State<Arc<AppState>>,
-    Form(q): Form<TokenQuery>,
-) -> ApiResult<Response> {
+async fn unsubscribe(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
     let snap = s.control.snapshot().await?;
-    match s
+    let known = s
         .control
         .store()
         .unsubscribe(q.token.trim())
         .await
         .map_err(ControlError::from)?
-    {
-        Some(_) => Ok(Html(html::message_page(
-            &snap,
+        .is_some();
+    Ok(link_answer(
+        &snap,
+        known,
+        (
             "Unsubscribed",
             "You will not receive further notifications.",
-            None,
-        ))
-        .into_response()),
-        None => Ok((
-            StatusCode::NOT_FOUND,
-            Html(html::message_page(
-                &snap,
-                "Unknown link",
-                "This unsubscribe link is not valid.",
-                None,
-            )),
-        )
-            .into_response()),
-    }
+        ),
+        "This unsubscribe link is not valid.",
+    ))
 }
 
-async fn maintenances(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn maintenances(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.maintenances().await?))
 }
 
 async fn schedule(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Body(spec): Body<MaintenanceSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     Ok((
         StatusCode::CREATED,
         Json(s.control.schedule_maintenance(spec, &actor.name).await?),
@@ -262,20 +242,15 @@ async fn schedule(
 }
 
 async fn cancel(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     s.control.cancel_maintenance(id, &actor.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn subscribers(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Operator)?;
+async fn subscribers(State(s): Ctl, _: Operator) -> ApiResult<impl IntoResponse> {
     Ok(Json(
         s.control
             .store()
@@ -286,11 +261,10 @@ async fn subscribers(
 }
 
 async fn add_subscriber(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Body(spec): Body<SubscriberSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     let sub = s
         .control
         .subscribe(spec.kind, &spec.target, true, &actor.name)

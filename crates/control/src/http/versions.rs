@@ -9,9 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rampart_api::{PushRequest, VersionDocument};
 
-use super::extract::{Body, Caller, Path};
+use super::extract::{Body, Ctl, Operator, Path, Viewer};
 use super::{ApiResult, AppState};
-use crate::tokens::Role;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -20,11 +19,10 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn push(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
+    State(s): Ctl,
+    Operator(actor): Operator,
     Body(req): Body<PushRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let actor = caller.at_least(Role::Operator)?;
     let pushed = s
         .control
         .push(
@@ -42,17 +40,11 @@ async fn push(
     Ok((status, Json(pushed)))
 }
 
-async fn versions(State(s): State<Arc<AppState>>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn versions(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.versions().await?))
 }
 
-async fn version(
-    State(s): State<Arc<AppState>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    caller.at_least(Role::Viewer)?;
+async fn version(State(s): Ctl, _: Viewer, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let (version, document) = s.control.version(&id).await?;
     Ok(Json(VersionDocument { version, document }))
 }

@@ -4,8 +4,8 @@
 use rampart_api::{MaintenanceSpec, Severity, Subscriber, SubscriberKind};
 use sqlx::Row;
 
+use super::{NewEvent, Store, StoreError, now};
 use crate::notify::{Notification, NotifyAction};
-use crate::store::{NewEvent, Store, StoreError, now};
 
 /// A maintenance row as stored.
 #[derive(Debug, Clone)]

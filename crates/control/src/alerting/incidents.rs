@@ -1,0 +1,175 @@
+//! Incidents: opened by hand or by a paging alert, advanced by the platform (monitoring once
+//! the environment is whole, resolved after a quiet period), changed by hand, and their impact.
+
+use super::*;
+
+impl ControlPlane {
+    /// Moves platform-opened incidents along: identified → monitoring once the environment is
+    /// whole and their alerts resolved; monitoring → resolved after the quiet period.
+    pub(super) async fn advance_incidents(&self) -> Result<(), ControlError> {
+        let active = self.store().alerts(true).await?;
+        for id in self.store().incident_ids(true, 500).await? {
+            let Some(incident) = self.store().incident(id).await? else {
+                continue;
+            };
+            let by_platform = incident.cause.get("by").is_none();
+            if !by_platform {
+                continue;
+            }
+            let open_alerts = active.iter().filter(|a| a.incident == Some(id)).count();
+            if open_alerts > 0 {
+                continue;
+            }
+            let env = incident.environment.clone().unwrap_or_default();
+            let whole = lock(&self.convergence.converged)
+                .get(&env)
+                .is_some_and(|v| v.is_some())
+                && !self.release_active(&env);
+            match incident.status {
+                IncidentStatus::Investigating | IncidentStatus::Identified if whole => {
+                    let version = lock(&self.convergence.converged)
+                        .get(&env)
+                        .cloned()
+                        .flatten();
+                    let body = format!(
+                        "{env} is whole again: every instance runs {}. Its alerts resolved; watching for {}s before resolving.",
+                        version.as_ref().map_or("?", |v| v.short()),
+                        self.convergence.quiet.as_secs()
+                    );
+                    self.change_incident(
+                        id,
+                        IncidentChange {
+                            status: Some(IncidentStatus::Monitoring),
+                            body: Some(body),
+                            ..Default::default()
+                        },
+                        "control",
+                    )
+                    .await?;
+                }
+                IncidentStatus::Monitoring => {
+                    let since = incident
+                        .updates
+                        .last()
+                        .and_then(|u| parse_ms(&u.at))
+                        .unwrap_or(0);
+                    if now_ms().saturating_sub(since) >= self.convergence.quiet.as_millis() as u64 {
+                        let body = format!(
+                            "Resolved: no alert for {}s and {env} stayed whole.",
+                            self.convergence.quiet.as_secs()
+                        );
+                        self.change_incident(
+                            id,
+                            IncidentChange {
+                                status: Some(IncidentStatus::Resolved),
+                                body: Some(body),
+                                ..Default::default()
+                            },
+                            "control",
+                        )
+                        .await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Requests over an incident's window: frozen once resolved, live before.
+    pub async fn incident_traffic(&self, incident: &Incident) -> Result<Traffic, ControlError> {
+        if incident.resolved_at.is_some() {
+            return Ok(incident.traffic);
+        }
+        let Some(env) = &incident.environment else {
+            return Ok(Traffic::default());
+        };
+        let started = self
+            .store()
+            .incident_started_ms(incident.id)
+            .await?
+            .unwrap_or_else(now_ms);
+        Ok(self.sli.traffic_since(&environment_series(env), started))
+    }
+
+    /// Changes an incident (status, note, narrative); a resolution freezes its traffic.
+    pub async fn change_incident(
+        &self,
+        id: i64,
+        change: IncidentChange,
+        actor: &str,
+    ) -> Result<Incident, ControlError> {
+        let incident = self.incident(id).await?;
+        if incident.status == IncidentStatus::Resolved && change.status.is_some() {
+            return Err(ControlError::Conflict(format!(
+                "incident {id} is resolved; open a new one"
+            )));
+        }
+        let traffic = if change.status == Some(IncidentStatus::Resolved) {
+            Some(self.incident_traffic(&incident).await?)
+        } else {
+            None
+        };
+        self.store()
+            .change_incident(id, &change, traffic, actor)
+            .await?;
+        self.incident(id).await
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Incident, ControlError> {
+        let mut incident = self
+            .store()
+            .incident(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no incident {id}")))?;
+        incident.traffic = self.incident_traffic(&incident).await?;
+        Ok(incident)
+    }
+
+    /// The latest 500 incidents, newest first.
+    pub async fn incidents(&self) -> Result<Vec<Incident>, ControlError> {
+        self.recent_incidents(500).await
+    }
+
+    pub async fn recent_incidents(&self, limit: i64) -> Result<Vec<Incident>, ControlError> {
+        let mut out = vec![];
+        for id in self.store().incident_ids(false, limit).await? {
+            out.push(self.incident(id).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn open_incident(
+        &self,
+        new: rampart_api::NewIncident,
+        actor: &str,
+    ) -> Result<Incident, ControlError> {
+        if new.title.trim().is_empty() {
+            return Err(ControlError::Invalid(
+                "title: an incident needs a title".into(),
+            ));
+        }
+        let known = self.component_book.names();
+        if let Some(c) = new.components.iter().find(|c| !known.contains(c)) {
+            return Err(ControlError::Invalid(format!(
+                "components: no component {c:?} (known: {})",
+                known.join(", ")
+            )));
+        }
+        let seed = IncidentSeed {
+            title: new.title,
+            status: IncidentStatus::Investigating,
+            impact: new.impact,
+            environment: new
+                .environment
+                .or_else(|| Some(self.component_book.last_environment().to_owned())),
+            components: new.components,
+            cause: serde_json::json!({ "by": actor }),
+            started_ms: now_ms(),
+            first_event: None,
+            body: new.body,
+        };
+        let id = self.store().open_incident(&seed, actor).await?;
+        self.incident(id).await
+    }
+}

@@ -1,0 +1,22 @@
+//! How platform-opened incidents settle.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How platform-opened incidents settle: the version each environment last converged on (every
+/// live instance runs it), and how long an incident stays in monitoring, its alerts all
+/// resolved, before it resolves itself.
+pub struct Convergence {
+    pub(crate) converged: Mutex<HashMap<String, Option<rampart_api::VersionId>>>,
+    pub quiet: Duration,
+}
+
+impl Default for Convergence {
+    fn default() -> Self {
+        Convergence {
+            converged: Mutex::new(HashMap::new()),
+            quiet: Duration::from_secs(300),
+        }
+    }
+}

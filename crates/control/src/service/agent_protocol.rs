@@ -1,0 +1,137 @@
+//! The agent protocol: registration, the desired-version long-poll, and reports (which make a
+//! version an environment's last-known-good once every live instance runs it).
+
+use super::*;
+
+impl ControlPlane {
+    pub async fn register(
+        &self,
+        actor: &Actor,
+        r: RegisterRequest,
+    ) -> Result<RegisterResponse, ControlError> {
+        if !self.agents.knows_environment(&r.environment) {
+            return Err(ControlError::NotFound(format!(
+                "no environment {:?}",
+                r.environment
+            )));
+        }
+        let first = self.agents.fleet.environment_of(&r.instance).is_none();
+        let (instance, env) = (r.instance.clone(), r.environment.clone());
+        self.agents.fleet.register(r);
+        if first {
+            let data = serde_json::json!({ "environment": env });
+            self.store
+                .append_event(&NewEvent {
+                    kind: "instance.registered",
+                    subject: &instance,
+                    actor: &actor.name,
+                    data,
+                })
+                .await?;
+        }
+        Ok(RegisterResponse {
+            poll_wait_ms: POLL_WAIT.as_millis() as u64,
+            report_interval_ms: REPORT_INTERVAL.as_millis() as u64,
+        })
+    }
+
+    /// Answers at once if the desired version differs from `current`; otherwise waits (up to
+    /// `wait`) for it to change.
+    pub async fn desired(
+        &self,
+        instance: &str,
+        current: Option<&str>,
+        known_restart: Option<u64>,
+        wait: Duration,
+    ) -> Result<Desired, ControlError> {
+        let env = self.agents.fleet.environment_of(instance).ok_or_else(|| {
+            ControlError::NotFound(format!("instance {instance:?} is not registered"))
+        })?;
+        let mut env_rx = self
+            .agents
+            .watch_desired(&env)
+            .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))?;
+        let mut cohort_rx = self.agents.watch_cohorts();
+        let deadline = tokio::time::Instant::now() + wait.min(POLL_WAIT);
+        let version = loop {
+            env_rx.borrow_and_update();
+            cohort_rx.borrow_and_update();
+            // Per instance: a release's cohort runs its version, everyone else the previous one.
+            let want = self.instance_desired(&env, instance);
+            if want.is_some() && want.as_ref().map(VersionId::as_str) != current {
+                break want;
+            }
+            if known_restart.is_some_and(|k| k != self.restart_generation(instance)) {
+                break want;
+            }
+            tokio::select! {
+                _ = env_rx.changed() => {}
+                _ = cohort_rx.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => break want,
+            }
+        };
+        let document = match &version {
+            Some(v) if Some(v.as_str()) != current => Some(self.version(v).await?.1),
+            _ => None,
+        };
+        Ok(Desired {
+            version,
+            document,
+            restart: self.restart_generation(instance),
+        })
+    }
+
+    /// Records a report; when every live instance of the environment runs the desired version,
+    /// the release succeeded there and the version becomes its last-known-good.
+    pub async fn report(&self, instance: &str, r: Report) -> Result<(), ControlError> {
+        let (env, before) = self.agents.fleet.report(instance, &r).ok_or_else(|| {
+            ControlError::NotFound(format!("instance {instance:?} is not registered"))
+        })?;
+        self.record_sli(&env, &r);
+        if r.applied.is_some() && before != r.applied {
+            let data =
+                serde_json::json!({ "environment": env, "version": r.applied, "previous": before });
+            self.store
+                .append_event(&NewEvent {
+                    kind: "instance.applied",
+                    subject: instance,
+                    actor: instance,
+                    data,
+                })
+                .await?;
+        }
+        for p in &r.problems {
+            tracing::warn!(instance, problem = %p, "agent reports a problem");
+        }
+        let Some(desired) = self.agents.desired(&env) else {
+            return Ok(());
+        };
+        let live = self.agents.fleet.live(&env);
+        let already = self
+            .lkg
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&env)
+            .cloned()
+            .flatten();
+        if already.as_ref() != Some(&desired)
+            && !live.is_empty()
+            && live.iter().all(|i| i.applied.as_ref() == Some(&desired))
+        {
+            self.store
+                .record_success(&env, desired.as_str(), live.len())
+                .await?;
+            self.lkg
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(env.clone(), Some(desired.clone()));
+            tracing::info!(
+                env,
+                version = desired.short(),
+                instances = live.len(),
+                "release succeeded; new last-known-good"
+            );
+        }
+        Ok(())
+    }
+}

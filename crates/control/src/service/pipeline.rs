@@ -1,0 +1,368 @@
+//! The pipeline: push (validation, semantic checks, break-glass), deploy (pipeline order,
+//! second-person approval of high-risk changes, a release in waves when a version is replaced),
+//! approvals, and rollback (pre-authorised: nothing asked of what is rolled back).
+
+use super::*;
+
+impl ControlPlane {
+    /// Validates a document with the same model the gateways use, then checks what the model
+    /// cannot (hosts resolve, auth endpoints answer), and stores it as a version. Failed semantic
+    /// checks block the push unless an approver gives a break-glass reason (recorded).
+    pub async fn push(
+        &self,
+        actor: &Actor,
+        document: &str,
+        message: &str,
+        break_glass: Option<&str>,
+    ) -> Result<PushResponse, ControlError> {
+        let config =
+            rampart_model::load(document).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let id = config.version().as_str().to_owned();
+        if let Some((existing, _)) = self.store.version(&id).await? {
+            return Ok(PushResponse {
+                version: existing,
+                created: false,
+                warnings: config.warnings.clone(),
+                overridden: vec![],
+            });
+        }
+        let findings: Vec<String> = crate::semantic::check(&config)
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut extra = serde_json::json!({ "warnings": config.warnings });
+        if !findings.is_empty() {
+            match break_glass {
+                Some(reason) if !reason.trim().is_empty() && actor.role >= Role::Approver => {
+                    extra["break_glass"] =
+                        serde_json::json!({ "reason": reason, "overridden": findings });
+                }
+                Some(reason) if !reason.trim().is_empty() => {
+                    return Err(ControlError::Forbidden(format!(
+                        "overriding semantic checks needs the approver role; {} is {:?}",
+                        actor.name, actor.role
+                    )));
+                }
+                _ => {
+                    return Err(ControlError::Invalid(format!(
+                        "{} semantic check{} failed:\n  {}\nfix the config, or have an approver store it with a break-glass reason",
+                        findings.len(),
+                        if findings.len() == 1 { "" } else { "s" },
+                        findings.join("\n  ")
+                    )));
+                }
+            }
+        }
+        let canonical = rampart_model::canonical_json(config.document());
+        let (version, created) = self
+            .store
+            .insert_version(&id, &canonical, &actor.name, message, extra)
+            .await?;
+        let overridden = if break_glass.is_some() {
+            findings
+        } else {
+            vec![]
+        };
+        Ok(PushResponse {
+            version,
+            created,
+            warnings: config.warnings.clone(),
+            overridden,
+        })
+    }
+
+    pub async fn versions(&self) -> Result<Vec<VersionInfo>, ControlError> {
+        Ok(self.store.versions().await?)
+    }
+
+    pub async fn version(
+        &self,
+        id: impl AsRef<str>,
+    ) -> Result<(VersionInfo, String), ControlError> {
+        let id = id.as_ref();
+        self.store
+            .version(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no version {id}")))
+    }
+
+    pub(super) fn publish(&self, env: &str, version: &VersionId) {
+        self.agents.publish(env, version);
+    }
+
+    /// Makes `version` desired in `env` if it completed in the previous environment, or with a
+    /// recorded break-glass reason from an approver.
+    pub async fn deploy(
+        &self,
+        actor: &Actor,
+        env: &str,
+        version: &VersionId,
+        break_glass: Option<&str>,
+    ) -> Result<EnvironmentStatus, ControlError> {
+        let envs = self.store.environments().await?;
+        let target = envs
+            .iter()
+            .find(|e| e.name == env)
+            .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))?;
+        self.version(version.as_str()).await?;
+        // A break-glass reason is an approver's recorded decision: it may skip the pipeline order,
+        // and it stands in for the second-person approval below.
+        if let Some(reason) = break_glass {
+            if reason.trim().is_empty() {
+                return Err(ControlError::Invalid(
+                    "a break-glass reason must not be empty".into(),
+                ));
+            }
+            if actor.role < Role::Approver {
+                return Err(ControlError::Forbidden(format!(
+                    "break-glass needs the approver role; {} is {:?}",
+                    actor.name, actor.role
+                )));
+            }
+        }
+        let mut data = serde_json::json!({ "version": version });
+        if let Some(reason) = break_glass {
+            data["break_glass"] = serde_json::json!({ "reason": reason });
+        }
+        if let Some(previous) = envs.iter().find(|e| e.position == target.position - 1)
+            && !self
+                .store
+                .has_succeeded(&previous.name, version.as_str())
+                .await?
+        {
+            if break_glass.is_none() {
+                let short = version.short();
+                return Err(ControlError::Conflict(format!(
+                    "version {short} has not succeeded in {0:?}; deploy it to {0} first, or pass a break-glass reason (approver role)",
+                    previous.name
+                )));
+            }
+            data["break_glass"]["skipped"] = serde_json::json!(previous.name);
+        }
+        let glass = break_glass.is_some();
+        // High-risk changes bound for the last environment need a second person, unless an
+        // approver already took responsibility through break-glass.
+        let last = envs.iter().map(|e| e.position).max() == Some(target.position);
+        if last && !glass && !self.store.is_approved(env, version.as_str()).await? {
+            let current = match &target.desired {
+                Some(v) => rampart_model::parse_document(&self.version(v.as_str()).await?.1).ok(),
+                None => None,
+            };
+            let next = rampart_model::parse_document(&self.version(version.as_str()).await?.1)
+                .map_err(|e| {
+                    ControlError::Invalid(format!("stored version {version} does not parse: {e}"))
+                })?;
+            let changes = rampart_model::diff(&current.unwrap_or_default(), &next);
+            let sections = rampart_model::high_risk(&changes);
+            if !sections.is_empty() {
+                let approval = self
+                    .store
+                    .request_approval(env, version.as_str(), &sections, &actor.name)
+                    .await?;
+                return Err(ControlError::ApprovalRequired(approval));
+            }
+        }
+        let kind = if glass {
+            "deploy.break_glass"
+        } else {
+            "deploy"
+        };
+        self.start_or_set(
+            env,
+            target.desired.clone(),
+            version,
+            &actor.name,
+            kind,
+            data,
+        )
+        .await?;
+        self.environment(env).await
+    }
+
+    /// Replacing a running version goes in waves under the rollout planner's gates; a first
+    /// version (nothing to compare with) or a control plane without a plan sets it everywhere.
+    async fn start_or_set(
+        &self,
+        env: &str,
+        current: Option<VersionId>,
+        version: &VersionId,
+        actor: &str,
+        kind: &str,
+        mut data: serde_json::Value,
+    ) -> Result<(), ControlError> {
+        if let (Some(plan), Some(previous)) = (&self.plan, current)
+            && previous != *version
+        {
+            if let Some(running) = self.live().get(env) {
+                return Err(ControlError::Conflict(format!(
+                    "release {} is already running in {env}; wait for it, or abort it (`rampart rollout abort {}`)",
+                    running.row.id, running.row.id
+                )));
+            }
+            let intent = rampart_rollout::Intent {
+                version: version.to_string(),
+                previous: Some(previous.to_string()),
+                plan: plan.clone(),
+                state: ReleaseState::Pending,
+                wave: 0,
+                wave_started_ms: crate::release::now_ms(),
+            };
+            let id = self
+                .store
+                .insert_release(env, &intent, previous.as_str(), actor)
+                .await?;
+            data["release"] = serde_json::json!(id);
+            self.store
+                .append_event(&NewEvent {
+                    kind,
+                    subject: env,
+                    actor,
+                    data,
+                })
+                .await?;
+            let row = crate::store::ReleaseRow {
+                id,
+                environment: env.to_owned(),
+                version: version.clone(),
+                previous,
+                intent,
+                cohort: vec![],
+                gate: None,
+                reason: None,
+                created_at: crate::store::now(),
+            };
+            self.live().insert(
+                env.to_owned(),
+                Live {
+                    row,
+                    snapshot: HashMap::new(),
+                    applied: Default::default(),
+                },
+            );
+            tracing::info!(
+                env,
+                release = id,
+                version = version.short(),
+                actor,
+                "release started"
+            );
+            return Ok(());
+        }
+        self.store
+            .set_desired(
+                env,
+                version.as_str(),
+                &NewEvent {
+                    kind,
+                    subject: env,
+                    actor,
+                    data,
+                },
+            )
+            .await?;
+        self.publish(env, version);
+        tracing::info!(
+            env,
+            version = version.short(),
+            actor,
+            kind,
+            "desired version set"
+        );
+        Ok(())
+    }
+
+    pub async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, ControlError> {
+        Ok(self.store.approvals().await?)
+    }
+
+    /// A second person approves a pending deploy, which then happens.
+    pub async fn approve(&self, actor: &Actor, id: i64) -> Result<EnvironmentStatus, ControlError> {
+        let approval = self
+            .store
+            .approval(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no approval {id}")))?;
+        if approval.approved_by.is_some() {
+            return Err(ControlError::Conflict(format!(
+                "approval {id} was already granted"
+            )));
+        }
+        if actor.role < Role::Approver {
+            return Err(ControlError::Forbidden(format!(
+                "approving needs the approver role; {} is {:?}",
+                actor.name, actor.role
+            )));
+        }
+        if actor.name == approval.requested_by {
+            return Err(ControlError::Forbidden(format!(
+                "{} requested this deploy; a second person must approve it",
+                actor.name
+            )));
+        }
+        self.store.grant(id, &actor.name).await?;
+        let current = self.environment(&approval.environment).await?.desired;
+        let data = serde_json::json!({ "version": approval.version, "approval": id });
+        self.start_or_set(
+            &approval.environment,
+            current,
+            &approval.version,
+            &actor.name,
+            "deploy",
+            data,
+        )
+        .await?;
+        tracing::info!(env = %approval.environment, approval = id, approver = %actor.name, "approved and deployed");
+        self.environment(&approval.environment).await
+    }
+
+    /// Makes the last-known-good (or `to`) desired at once. Pre-authorised: no pipeline order, no
+    /// approval, no semantic checks, and nothing asked of the instances being rolled back.
+    pub async fn rollback(
+        &self,
+        actor: &Actor,
+        env: &str,
+        to: Option<&VersionId>,
+    ) -> Result<EnvironmentStatus, ControlError> {
+        let current = self.environment(env).await?;
+        let target = match to {
+            Some(v) => v.clone(),
+            None => current.last_known_good.clone().ok_or_else(|| {
+                ControlError::Conflict(format!(
+                    "{env} has no last-known-good version yet; name one with --to"
+                ))
+            })?,
+        };
+        self.version(&target).await?;
+        // A release in flight stops here: rollback overrides it, whatever its gates say.
+        let running = self.live().remove(env);
+        if let Some(mut live) = running {
+            live.row.intent.state = ReleaseState::RolledBack;
+            let data = serde_json::json!({ "release": live.row.id, "reason": "manual rollback" });
+            let event = NewEvent {
+                kind: "release.rolled_back",
+                subject: env,
+                actor: &actor.name,
+                data,
+            };
+            self.store.update_release(&live.row, None, &[event]).await?;
+            self.agents.cohorts_changed();
+        }
+        let data = serde_json::json!({ "from": current.desired, "to": target });
+        self.store
+            .set_desired(
+                env,
+                target.as_str(),
+                &NewEvent {
+                    kind: "rollback",
+                    subject: env,
+                    actor: &actor.name,
+                    data,
+                },
+            )
+            .await?;
+        self.publish(env, &target);
+        tracing::warn!(env, to = target.short(), actor = %actor.name, "rollback");
+        self.environment(env).await
+    }
+}

@@ -1,0 +1,136 @@
+//! Subscribers: an address or URL checked, unconfirmed until the link is followed, and what
+//! each delivery carries (built from the incident as it is then).
+
+use super::*;
+use crate::service::{ControlError, ControlPlane};
+
+impl ControlPlane {
+    /// Adds a subscriber: confirmed at once when an operator adds it, otherwise a
+    /// confirmation is sent first. The answer that creates a webhook subscriber carries its
+    /// signing secret.
+    pub async fn subscribe(
+        &self,
+        kind: SubscriberKind,
+        target: &str,
+        confirmed: bool,
+        actor: &str,
+    ) -> Result<Subscriber, ControlError> {
+        let target = target.trim();
+        match kind {
+            SubscriberKind::Email => {
+                target.parse::<lettre::message::Mailbox>().map_err(|e| {
+                    ControlError::Invalid(format!("email: {target:?} is not an email address: {e}"))
+                })?;
+            }
+            SubscriberKind::Webhook => {
+                let ok = (target.starts_with("http://") || target.starts_with("https://"))
+                    && target.parse::<http::Uri>().is_ok();
+                if !ok {
+                    return Err(ControlError::Invalid(format!(
+                        "webhook: {target:?} is not an http:// or https:// URL"
+                    )));
+                }
+            }
+        }
+        let (row, created) = self
+            .store()
+            .add_subscriber(kind, target, confirmed, actor)
+            .await?;
+        self.notify.outbox_wake.notify_one();
+        let mut s = row.subscriber;
+        if created && kind == SubscriberKind::Webhook {
+            s.secret = Some(row.secret);
+        }
+        Ok(s)
+    }
+
+    /// Where and what to send a subscriber's notification; `Err` with the reason when it can no
+    /// longer be sent (unknown or unsubscribed subscriber, incident gone).
+    pub(crate) async fn subscriber_delivery(
+        &self,
+        id: &str,
+        n: &crate::notify::Notification,
+    ) -> Result<
+        Result<(rampart_api::ChannelSpec, Option<crate::notify::Message>), String>,
+        ControlError,
+    > {
+        let Some(row) = (match id.parse::<i64>() {
+            Ok(id) => self.store().subscriber(id).await?,
+            Err(_) => None,
+        }) else {
+            return Ok(Err(format!("no subscriber {id}")));
+        };
+        if row.subscriber.unsubscribed {
+            return Ok(Err("unsubscribed".into()));
+        }
+        let url = self.public_url();
+        let unsubscribe = format!("{url}/unsubscribe?token={}", row.token);
+        let message = match n.action {
+            crate::notify::NotifyAction::Confirm => {
+                let confirm = format!("{url}/subscribe/confirm?token={}", row.token);
+                crate::notify::Message {
+                    json: json!({
+                        "type": "subscription.confirm",
+                        "confirm_url": confirm,
+                        "unsubscribe_url": unsubscribe,
+                        "signing_secret": row.secret,
+                        "page": { "id": PAGE_ID, "name": self.page.name, "url": url },
+                    }),
+                    subject: format!("Confirm your subscription to {}", self.page.name),
+                    text: format!(
+                        "Someone (hopefully you) subscribed this address to {} at {url}.\n\nConfirm: {confirm}\n\nIf it was not you, ignore this message or unsubscribe: {unsubscribe}\n",
+                        self.page.name
+                    ),
+                }
+            }
+            _ => {
+                let Some(incident_id) = n.details.get("incident").and_then(|i| i.as_i64()) else {
+                    return Ok(Err("not an incident notification".into()));
+                };
+                let snapshot = self.snapshot().await?;
+                let incident = match self.incident(incident_id).await {
+                    Ok(i) => i,
+                    Err(ControlError::NotFound(m)) => return Ok(Err(m)),
+                    Err(e) => return Err(e),
+                };
+                let latest = incident.updates.last();
+                crate::notify::Message {
+                    json: subscriber_payload(&snapshot, &incident, &unsubscribe),
+                    subject: format!(
+                        "[{}] {} — {}",
+                        snapshot.name,
+                        incident.title,
+                        incident.status.as_str()
+                    ),
+                    text: format!(
+                        "{}\n\nStatus: {}\n{}\n\n{}/incidents/{}\n\nUnsubscribe: {unsubscribe}\n",
+                        incident.title,
+                        incident.status.as_str(),
+                        latest.map(|u| u.body.as_str()).unwrap_or_default(),
+                        url,
+                        incident.id
+                    ),
+                }
+            }
+        };
+        let spec = rampart_api::ChannelSpec {
+            kind: match row.subscriber.kind {
+                SubscriberKind::Webhook => rampart_api::ChannelKind::Webhook,
+                SubscriberKind::Email => rampart_api::ChannelKind::Email,
+            },
+            url: match row.subscriber.kind {
+                SubscriberKind::Webhook => row.subscriber.target.clone(),
+                SubscriberKind::Email => self.notify.smtp.clone(),
+            },
+            routing_key: None,
+            secret: Some(row.secret.clone()),
+            to: match row.subscriber.kind {
+                SubscriberKind::Email => vec![row.subscriber.target.clone()],
+                SubscriberKind::Webhook => vec![],
+            },
+            from: None,
+            severities: vec![],
+        };
+        Ok(Ok((spec, Some(message))))
+    }
+}

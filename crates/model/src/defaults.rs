@@ -1,0 +1,30 @@
+//! Defaults for fields a document may omit; documented in the JSON Schema descriptions.
+
+use std::time::Duration;
+pub const RESOLVER_TIMEOUT: Duration = Duration::from_millis(500);
+pub const RESOLVER_ATTEMPTS: u32 = 2;
+pub const RESOLVER_CACHE_TTL: Duration = Duration::from_secs(30);
+pub const RESOLVER_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+pub const RESOLVER_SERVE_STALE: Duration = Duration::from_secs(300);
+pub const INTROSPECTION_TIMEOUT: Duration = Duration::from_millis(250);
+pub const INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(30);
+pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
+pub const JWKS_TIMEOUT: Duration = Duration::from_secs(1);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+pub const HEALTHY_AFTER: u32 = 2;
+pub const UNHEALTHY_AFTER: u32 = 3;
+pub const OUTLIER_CONSECUTIVE_5XX: u32 = 5;
+pub const OUTLIER_EJECTION: Duration = Duration::from_secs(30);
+pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const RETRY_BUDGET_PERCENT: u32 = 20;
+pub const MAX_CONNECTIONS: u32 = 20_000;
+pub const MAX_INFLIGHT: u32 = 4096;
+pub const MAX_HEADER_BYTES: u32 = 65_536;
+pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const JWT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
