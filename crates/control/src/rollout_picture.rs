@@ -3,6 +3,8 @@
 //!
 //! Drawn from the release's events only (`release.*`, `gate.verdict`, `instance.applied`,
 //! `environment.converged`), so it is the same picture while the release runs and long after.
+//!
+//! (About 490 lines of one drawing, then its tests.)
 
 use rampart_api::Event;
 use rampart_model::version::short;

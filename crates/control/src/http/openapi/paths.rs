@@ -1,4 +1,5 @@
-//! Every operation of the API, as the document lists it.
+//! Every operation of the API, as the document lists it. (Long because it is a list: one entry
+//! per operation, grouped by resource.)
 
 use rampart_api::*;
 use serde_json::json;
