@@ -1,6 +1,8 @@
 //! The `rampart` binary: config commands' output and exit codes, and the gateway's signals.
 
 use std::process::{Command, Stdio};
+
+use crate::common::Spawned;
 use std::time::{Duration, Instant};
 
 fn rampart() -> Command {
@@ -126,6 +128,7 @@ fn sighup_reloads_and_sigterm_drains() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Spawned)
         .expect("spawn");
     wait_for("the gateway to be ready", Duration::from_secs(10), || {
         http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
@@ -211,6 +214,7 @@ fn up_serves_and_a_second_run_reuses_the_data() {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.with_extension("stderr")).expect("log file"))
             .spawn()
+            .map(Spawned)
             .expect("spawn up");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();

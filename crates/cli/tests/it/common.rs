@@ -1,6 +1,7 @@
 //! Helpers for tests that run the `rampart` binary against a control plane it started.
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn start(data: &std::path::Path, port: u16) -> Child {
+/// A child process that is killed (and reaped) when the test that started it ends, however it
+/// ends: a failed assertion does not leave a control plane or gateway running.
+pub struct Spawned(pub Child);
+
+impl Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start(data: &std::path::Path, port: u16) -> Spawned {
     Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args([
             "control",
@@ -24,6 +51,7 @@ pub fn start(data: &std::path::Path, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Spawned)
         .expect("spawn control plane")
 }
 
