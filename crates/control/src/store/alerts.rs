@@ -235,3 +235,87 @@ impl Store {
         Ok(rows.iter().map(alert_row).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rampart_api::{Impact, IncidentStatus, Severity};
+    use serde_json::json;
+
+    use super::*;
+
+    fn seed(cause: serde_json::Value, title: &str, status: IncidentStatus) -> IncidentSeed {
+        IncidentSeed {
+            title: title.into(),
+            status,
+            impact: Impact::Major,
+            environment: Some("production".into()),
+            components: vec![],
+            cause,
+            started_ms: 1,
+            first_event: None,
+            body: format!("{title}: update"),
+        }
+    }
+
+    fn page(key: &str) -> NewAlert {
+        NewAlert {
+            key: key.into(),
+            name: key.into(),
+            severity: Severity::Page,
+            source: "event",
+            summary: key.into(),
+            data: json!({}),
+        }
+    }
+
+    /// An SLO page can open an incident before the gate fails; when the rollback's page joins
+    /// it, the release becomes the incident's cause, so its postmortem names the release.
+    #[tokio::test]
+    async fn a_rollback_page_joining_an_open_incident_becomes_its_cause() {
+        let dir = std::env::temp_dir().join(format!(
+            "rampart-store-cause-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        tokio::fs::create_dir_all(&dir).await.expect("dir");
+        let store = Store::open(&dir).await.expect("store");
+        store
+            .ensure_environments(&["production".into()])
+            .await
+            .expect("environments");
+        let slo = seed(
+            json!({ "slo": "Users API" }),
+            "Users API burns its error budget",
+            IncidentStatus::Investigating,
+        );
+        store
+            .fire_alert(&page("slo:users:fast"), &[], Some(&slo))
+            .await
+            .expect("slo page");
+        let rollback = seed(
+            json!({ "release": 7 }),
+            "Automatic rollback in production: release 7 failed its gate",
+            IncidentStatus::Identified,
+        );
+        store
+            .fire_alert(&page("release:7:rolled_back"), &[], Some(&rollback))
+            .await
+            .expect("rollback page");
+        let ids = store.incident_ids(false, 10).await.expect("incidents");
+        assert_eq!(ids.len(), 1, "the rollback's page joined the open incident");
+        let incident = store
+            .incident(ids[0])
+            .await
+            .expect("incident")
+            .expect("there");
+        assert_eq!(incident.cause["release"], 7, "{:?}", incident.cause);
+        assert_eq!(incident.status, IncidentStatus::Identified);
+        assert_eq!(incident.title, rollback.title);
+        assert!(
+            incident.updates.iter().any(|u| u.body == rollback.body),
+            "{:?}",
+            incident.updates
+        );
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+}
