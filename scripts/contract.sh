@@ -18,7 +18,22 @@ fi
 
 cargo build --quiet --bin rampart
 DATA="$(mktemp -d)"
-PORT="$(python3 -c 'import random; print(random.randrange(20000, 32000))')"
+# A free loopback port below the ephemeral range (as the tests pick theirs).
+PORT="$(python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 32000)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free loopback port in 20000-32000")
+PY
+)"
 ./target/debug/rampart control --listen "127.0.0.1:$PORT" --data "$DATA" >"$DATA/control.log" 2>&1 &
 CONTROL=$!
 cleanup() {

@@ -107,7 +107,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Notifications resolve hosts with the deadline-bound resolver; without one nothing starts.
-    let resolver = rampart_net::Resolver::new(control.notify_resolver())
+    let resolver = rampart_net::Resolver::new(&control.notify.resolver)
         .map_err(|e| std::io::Error::other(format!("notification DNS resolver: {e}")))?;
     // The reconciler drives releases every tick while the API serves.
     let _reconciler = {

@@ -73,15 +73,6 @@ impl Sli {
         }
     }
 
-    /// Requests of `series` over the last `secs` seconds.
-    pub fn window(&self, series: &str, secs: u64) -> Counts {
-        let now = now_ms() / 1000;
-        self.lock()
-            .get(series)
-            .map(|s| s.window(now, secs))
-            .unwrap_or_default()
-    }
-
     /// Daily (total, failed) of `series` for the last `days` days, oldest first.
     pub fn daily(&self, series: &str, days: u64) -> Vec<Counts> {
         let now = now_ms() / 1000;

@@ -197,7 +197,11 @@ impl Sender {
 /// Delivers the outbox until the task is dropped: the oldest pending notification of every
 /// channel whose next attempt is due, channels in parallel.
 pub async fn run(control: Arc<crate::ControlPlane>, resolver: Resolver) {
-    let sender = Sender::new(control.notify_timeout(), resolver, control.smtp_ca());
+    let sender = Sender::new(
+        control.notify.timeout,
+        resolver,
+        control.notify.smtp_ca.clone(),
+    );
     loop {
         let idle = match deliver_due(&control, &sender).await {
             Ok(0) => Duration::from_millis(200),
@@ -209,7 +213,7 @@ pub async fn run(control: Arc<crate::ControlPlane>, resolver: Resolver) {
         };
         if !idle.is_zero() {
             tokio::select! {
-                _ = control.outbox_wake().notified() => {}
+                _ = control.notify.outbox_wake.notified() => {}
                 _ = tokio::time::sleep(idle) => {}
             }
         }
@@ -263,7 +267,7 @@ async fn deliver_due(
                 left += 1;
             }
             Outcome::Retry { error, after } => {
-                let delay = control.backoff().delay(attempts, after);
+                let delay = control.notify.backoff.delay(attempts, after);
                 store
                     .outbox_retry(&p, attempts, now_ms() + delay.as_millis() as u64, &error)
                     .await?;

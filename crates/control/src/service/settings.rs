@@ -27,10 +27,6 @@ impl ControlPlane {
         Ok(self)
     }
 
-    pub(crate) fn smtp_ca(&self) -> Option<std::sync::Arc<Vec<u8>>> {
-        self.notify.smtp_ca.clone()
-    }
-
     /// The base URL users reach the page and API at (links in feeds and notifications).
     pub fn with_public_url(self, url: &str) -> ControlPlane {
         self.page.set_public_url(url);
@@ -47,27 +43,11 @@ impl ControlPlane {
         self
     }
 
-    pub(crate) fn backoff(&self) -> Backoff {
-        self.notify.backoff
-    }
-
-    pub(crate) fn notify_timeout(&self) -> Duration {
-        self.notify.timeout
-    }
-
     /// Where notification hosts are looked up (default: the system's nameservers, through
     /// `rampart-net`'s resolver with the default deadlines).
     pub fn with_notify_resolver(mut self, resolver: rampart_model::ResolverConfig) -> ControlPlane {
         self.notify.resolver = resolver;
         self
-    }
-
-    pub(crate) fn notify_resolver(&self) -> &rampart_model::ResolverConfig {
-        &self.notify.resolver
-    }
-
-    pub(crate) fn outbox_wake(&self) -> &tokio::sync::Notify {
-        &self.notify.outbox_wake
     }
 
     /// The public page's state (name, address, snapshot).
