@@ -12,11 +12,11 @@ pub struct Convergence {
     pub quiet: Duration,
 }
 
-impl Default for Convergence {
-    fn default() -> Self {
+impl Convergence {
+    pub fn new(quiet: Duration) -> Convergence {
         Convergence {
             converged: Mutex::new(HashMap::new()),
-            quiet: Duration::from_secs(300),
+            quiet,
         }
     }
 }

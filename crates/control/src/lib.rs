@@ -9,7 +9,9 @@
 pub mod agents;
 pub mod alerting;
 pub mod component_book;
+pub mod control_plane;
 pub mod convergence;
+pub mod error;
 pub mod fleet;
 pub mod http;
 pub mod notify;
@@ -26,7 +28,9 @@ pub mod status_page;
 pub mod store;
 pub mod tokens;
 
-pub use service::{ControlError, ControlPlane};
+pub use control_plane::ControlPlane;
+pub use error::ControlError;
+pub use service::Settings;
 
 /// A control plane serving in the background (tests, benches, `rampart up`).
 pub struct Running {
@@ -66,19 +70,17 @@ pub async fn spawn(
     spawn_with(data, environments, tokens, addr, |c| c).await
 }
 
-/// Like [`spawn`], with the control plane adjusted first (rollout plan, tick).
+/// Like [`spawn`], with the settings adjusted first (rollout plan, tick, page name).
 pub async fn spawn_with(
     data: &std::path::Path,
     environments: &[String],
     tokens: tokens::Tokens,
     addr: std::net::SocketAddr,
-    configure: impl FnOnce(ControlPlane) -> ControlPlane,
+    configure: impl FnOnce(Settings) -> Settings,
 ) -> Result<Running, String> {
-    let control = configure(
-        ControlPlane::open(data, environments)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let control = ControlPlane::open_with(data, environments, configure(Settings::default()))
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("binding {addr}: {e}"))?;
@@ -138,7 +140,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         control.page().set_public_url(&format!("http://{addr}"));
     }
-    let _outbox = Background(tokio::spawn(notify::run(control.clone(), resolver)));
+    let _outbox = Background(tokio::spawn(control.notifier().run(resolver)));
     let state = std::sync::Arc::new(http::AppState { control, tokens });
     // The background tasks' guards drop (and stop them) only after this has returned.
     axum::serve(listener, http::router(state))

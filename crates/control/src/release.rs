@@ -67,6 +67,15 @@ fn p99(buckets: &[u64]) -> Option<u64> {
 }
 
 impl Live {
+    /// A release as stored, nothing observed of it yet.
+    pub fn new(row: ReleaseRow) -> Live {
+        Live {
+            row,
+            snapshot: HashMap::new(),
+            applied: Default::default(),
+        }
+    }
+
     /// The planner's view of the fleet: counts since the wave started.
     pub fn observe(&self, instances: &[Instance], now: u64) -> Observed {
         let views = instances

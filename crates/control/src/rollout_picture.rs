@@ -11,7 +11,6 @@ use rampart_model::version::short;
 use rampart_rollout::WaveTarget;
 
 use crate::release::state_name;
-use crate::service::{ControlError, ControlPlane};
 use crate::status_page::esc;
 use crate::store::ReleaseRow;
 use rampart_api::time::parse_ms;
@@ -470,22 +469,6 @@ fn draw_legend(out: &mut String, l: &Layout, verdicts: &[&Event]) {
             legend_y + 22.0 + n as f64 * 16.0,
             esc(&line)
         ));
-    }
-}
-
-impl ControlPlane {
-    /// A release and its events, for its picture.
-    pub async fn release_story(&self, id: i64) -> Result<Story, ControlError> {
-        let release = self
-            .store()
-            .release(id)
-            .await?
-            .ok_or_else(|| ControlError::NotFound(format!("no release {id}")))?;
-        let events = self
-            .store()
-            .release_events(id, &release.environment)
-            .await?;
-        Ok(Story::new(release, events))
     }
 }
 

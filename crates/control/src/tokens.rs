@@ -92,3 +92,10 @@ pub fn secret(prefix: &str) -> String {
     }
     format!("{prefix}{}", hex::encode(bytes))
 }
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}

@@ -99,24 +99,25 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         tokio::fs::create_dir_all(&data)
             .await
             .with_context(|| format!("creating {}", data.display()))?;
-        let control = rampart_control::ControlPlane::open(&data, &environments)
-            .await
-            .with_context(|| format!("opening the store in {}", data.display()))?
+        let settings = rampart_control::Settings::default()
             .with_incident_quiet(quiet)
             .with_page_name(&page_name)
             .with_smtp(&smtp)
             .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?
             .with_notify_resolver(resolver);
-        let control = match smtp_ca {
-            Some((pem, path)) => control
+        let settings = match smtp_ca {
+            Some((pem, path)) => settings
                 .with_smtp_ca(pem)
                 .map_err(|e| anyhow::anyhow!("--smtp-ca {path}: {e}"))?,
-            None => control,
+            None => settings,
         };
-        let control = match &public_url {
-            Some(u) => control.with_public_url(u),
-            None => control,
+        let settings = match &public_url {
+            Some(u) => settings.with_public_url(u),
+            None => settings,
         };
+        let control = rampart_control::ControlPlane::open_with(&data, &environments, settings)
+            .await
+            .with_context(|| format!("opening the store in {}", data.display()))?;
         let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
             .await
             .with_context(|| format!("reading tokens in {}", data.display()))?;

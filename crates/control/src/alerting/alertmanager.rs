@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl ControlPlane {
+impl Alerting {
     /// Alerts from Alertmanager's webhook (version 4): firing ones fire, resolved ones resolve,
     /// keyed by fingerprint. `severity` label critical or page pages; anything else is a ticket.
     pub async fn alertmanager(&self, payload: serde_json::Value) -> Result<usize, ControlError> {
@@ -20,14 +20,12 @@ impl ControlPlane {
         let mut actions: Vec<(NewAlert, Option<IncidentSeed>)> = vec![];
         let mut resolutions: Vec<String> = vec![];
         for (i, a) in alerts.iter().enumerate() {
-            match am_alert(i, a, self.component_book.last_environment())
-                .map_err(ControlError::Invalid)?
-            {
+            match am_alert(i, a, self.book.last_environment()).map_err(ControlError::Invalid)? {
                 AmAlert::Fire(fire) => actions.push((fire.0, Some(fire.1))),
                 AmAlert::Resolve(key) => resolutions.push(key),
             }
         }
-        let maintained = self.under_maintenance().await?;
+        let maintained = self.maintenances.under_maintenance().await?;
         actions.retain(|(a, _)| {
             let component = a.data.get("component").and_then(|c| c.as_str());
             !component.is_some_and(|c| maintained.iter().any(|m| m == c))

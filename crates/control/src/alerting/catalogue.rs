@@ -3,10 +3,19 @@
 
 use super::*;
 
-impl ControlPlane {
-    pub(super) async fn channel_specs(&self) -> Result<Vec<(String, ChannelSpec)>, ControlError> {
+/// The components the status page shows (and SLOs are kept for), and the notification channels.
+pub struct Catalogue {
+    pub(crate) store: crate::store::Store,
+    pub(crate) book: Arc<crate::component_book::ComponentBook>,
+    /// The pipeline's environments, in order.
+    pub(crate) environments: Arc<[String]>,
+    pub(crate) maintenances: Arc<crate::status::Maintenances>,
+}
+
+impl Catalogue {
+    pub(crate) async fn channel_specs(&self) -> Result<Vec<(String, ChannelSpec)>, ControlError> {
         Ok(self
-            .store()
+            .store
             .channels()
             .await?
             .into_iter()
@@ -26,16 +35,15 @@ impl ControlPlane {
         }
         Objective::percent(spec.slo).map_err(|e| ControlError::Invalid(format!("slo: {e}")))?;
         if let Some(env) = &spec.environment
-            && !self.environment_names().contains(env)
+            && !self.environments.contains(env)
         {
             return Err(ControlError::Invalid(format!(
                 "environment: no environment {env:?} (known: {})",
-                self.environment_names().join(", ")
+                self.environments.join(", ")
             )));
         }
-        self.store().put_component(name, &spec).await?;
-        self.component_book
-            .replace(self.store().components().await?);
+        self.store.put_component(name, &spec).await?;
+        self.book.replace(self.store.components().await?);
         self.components()
             .await?
             .into_iter()
@@ -44,26 +52,25 @@ impl ControlPlane {
     }
 
     pub async fn delete_component(&self, name: &str, actor: &str) -> Result<(), ControlError> {
-        if !self.store().delete_component(name, actor).await? {
+        if !self.store.delete_component(name, actor).await? {
             return Err(ControlError::NotFound(format!("no component {name:?}")));
         }
-        self.component_book
-            .replace(self.store().components().await?);
+        self.book.replace(self.store.components().await?);
         Ok(())
     }
 
     /// Components with their status: a page about one is a major outage, a ticket degraded
     /// performance, an open incident naming it a partial outage.
     pub async fn components(&self) -> Result<Vec<Component>, ControlError> {
-        let alerts = self.store().alerts(true).await?;
+        let alerts = self.store.alerts(true).await?;
         let mut open = vec![];
-        for id in self.store().incident_ids(true, 500).await? {
-            if let Some(i) = self.store().incident(id).await? {
+        for id in self.store.incident_ids(true, 500).await? {
+            if let Some(i) = self.store.incident(id).await? {
                 open.extend(i.components);
             }
         }
-        let specs = self.component_book.all();
-        let maintained = self.under_maintenance().await?;
+        let specs = self.book.all();
+        let maintained = self.maintenances.under_maintenance().await?;
         Ok(specs
             .into_iter()
             .map(|(name, spec)| {
@@ -99,7 +106,7 @@ impl ControlPlane {
             ));
         }
         crate::notify::validate(&spec).map_err(ControlError::Invalid)?;
-        self.store().put_channel(name, &spec, actor).await?;
+        self.store.put_channel(name, &spec, actor).await?;
         self.channels()
             .await?
             .into_iter()
@@ -110,7 +117,7 @@ impl ControlPlane {
     /// Channels, secrets left out.
     pub async fn channels(&self) -> Result<Vec<rampart_api::Channel>, ControlError> {
         Ok(self
-            .store()
+            .store
             .channels()
             .await?
             .into_iter()

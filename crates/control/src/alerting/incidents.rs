@@ -3,13 +3,63 @@
 
 use super::*;
 
-impl ControlPlane {
+/// Incidents: opened by operators or by paging alerts, changed, listed with their traffic; those
+/// the platform opened advance on their own as their environment converges and stays quiet.
+pub struct Incidents {
+    pub(crate) store: crate::store::Store,
+    /// How platform-opened incidents settle.
+    pub(crate) convergence: crate::convergence::Convergence,
+    pub(crate) book: Arc<crate::component_book::ComponentBook>,
+    pub(crate) sli: Arc<crate::sli::Sli>,
+    pub(crate) agents: Arc<crate::agents::Agents>,
+    pub(crate) releases: Arc<crate::service::Releases>,
+    pub(crate) environments: Arc<[String]>,
+}
+
+impl Incidents {
+    /// Environments whose live instances all run the desired version; records the moment each
+    /// one converges on a new version. Returns the converged environments.
+    pub(crate) async fn converge(&self) -> Result<Vec<String>, ControlError> {
+        let mut out = vec![];
+        for env in self.environments.iter() {
+            let desired = self.agents.desired(env);
+            let live = self.agents.fleet.live(env);
+            let whole = desired.is_some()
+                && !live.is_empty()
+                && live.iter().all(|i| i.applied == desired)
+                && !self.releases.active(env);
+            if !whole {
+                // Forget the last convergence, so becoming whole again (after a rollback, on the
+                // same version) is recorded too.
+                lock(&self.convergence.converged).remove(env);
+                continue;
+            }
+            out.push(env.clone());
+            let changed = {
+                let mut c = lock(&self.convergence.converged);
+                let before = c.insert(env.clone(), desired.clone());
+                before != Some(desired.clone())
+            };
+            if changed {
+                self.store
+                    .append_event(&NewEvent {
+                        kind: "environment.converged",
+                        subject: env,
+                        actor: "control",
+                        data: serde_json::json!({ "version": desired, "instances": live.len() }),
+                    })
+                    .await?;
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves platform-opened incidents along: identified → monitoring once the environment is
     /// whole and their alerts resolved; monitoring → resolved after the quiet period.
-    pub(super) async fn advance_incidents(&self) -> Result<(), ControlError> {
-        let active = self.store().alerts(true).await?;
-        for id in self.store().incident_ids(true, 500).await? {
-            let Some(incident) = self.store().incident(id).await? else {
+    pub(super) async fn advance(&self) -> Result<(), ControlError> {
+        let active = self.store.alerts(true).await?;
+        for id in self.store.incident_ids(true, 500).await? {
+            let Some(incident) = self.store.incident(id).await? else {
                 continue;
             };
             let by_platform = incident.cause.get("by").is_none();
@@ -24,7 +74,7 @@ impl ControlPlane {
             let whole = lock(&self.convergence.converged)
                 .get(&env)
                 .is_some_and(|v| v.is_some())
-                && !self.release_active(&env);
+                && !self.releases.active(&env);
             match incident.status {
                 IncidentStatus::Investigating | IncidentStatus::Identified if whole => {
                     let version = lock(&self.convergence.converged)
@@ -36,7 +86,7 @@ impl ControlPlane {
                         version.as_ref().map_or("?", |v| v.short()),
                         self.convergence.quiet.as_secs()
                     );
-                    self.change_incident(
+                    self.change(
                         id,
                         IncidentChange {
                             status: Some(IncidentStatus::Monitoring),
@@ -58,7 +108,7 @@ impl ControlPlane {
                             "Resolved: no alert for {}s and {env} stayed whole.",
                             self.convergence.quiet.as_secs()
                         );
-                        self.change_incident(
+                        self.change(
                             id,
                             IncidentChange {
                                 status: Some(IncidentStatus::Resolved),
@@ -77,7 +127,7 @@ impl ControlPlane {
     }
 
     /// Requests over an incident's window: frozen once resolved, live before.
-    pub async fn incident_traffic(&self, incident: &Incident) -> Result<Traffic, ControlError> {
+    pub async fn traffic(&self, incident: &Incident) -> Result<Traffic, ControlError> {
         if incident.resolved_at.is_some() {
             return Ok(incident.traffic);
         }
@@ -85,7 +135,7 @@ impl ControlPlane {
             return Ok(Traffic::default());
         };
         let started = self
-            .store()
+            .store
             .incident_started_ms(incident.id)
             .await?
             .unwrap_or_else(now_ms);
@@ -93,53 +143,53 @@ impl ControlPlane {
     }
 
     /// Changes an incident (status, note, narrative); a resolution freezes its traffic.
-    pub async fn change_incident(
+    pub async fn change(
         &self,
         id: i64,
         change: IncidentChange,
         actor: &str,
     ) -> Result<Incident, ControlError> {
-        let incident = self.incident(id).await?;
+        let incident = self.get(id).await?;
         if incident.status == IncidentStatus::Resolved && change.status.is_some() {
             return Err(ControlError::Conflict(format!(
                 "incident {id} is resolved; open a new one"
             )));
         }
         let traffic = if change.status == Some(IncidentStatus::Resolved) {
-            Some(self.incident_traffic(&incident).await?)
+            Some(self.traffic(&incident).await?)
         } else {
             None
         };
-        self.store()
+        self.store
             .change_incident(id, &change, traffic, actor)
             .await?;
-        self.incident(id).await
+        self.get(id).await
     }
 
-    pub async fn incident(&self, id: i64) -> Result<Incident, ControlError> {
+    pub async fn get(&self, id: i64) -> Result<Incident, ControlError> {
         let mut incident = self
-            .store()
+            .store
             .incident(id)
             .await?
             .ok_or_else(|| ControlError::NotFound(format!("no incident {id}")))?;
-        incident.traffic = self.incident_traffic(&incident).await?;
+        incident.traffic = self.traffic(&incident).await?;
         Ok(incident)
     }
 
     /// The latest 500 incidents, newest first.
-    pub async fn incidents(&self) -> Result<Vec<Incident>, ControlError> {
-        self.recent_incidents(500).await
+    pub async fn list(&self) -> Result<Vec<Incident>, ControlError> {
+        self.recent(500).await
     }
 
-    pub async fn recent_incidents(&self, limit: i64) -> Result<Vec<Incident>, ControlError> {
+    pub async fn recent(&self, limit: i64) -> Result<Vec<Incident>, ControlError> {
         let mut out = vec![];
-        for id in self.store().incident_ids(false, limit).await? {
-            out.push(self.incident(id).await?);
+        for id in self.store.incident_ids(false, limit).await? {
+            out.push(self.get(id).await?);
         }
         Ok(out)
     }
 
-    pub async fn open_incident(
+    pub async fn open(
         &self,
         new: rampart_api::NewIncident,
         actor: &str,
@@ -149,7 +199,7 @@ impl ControlPlane {
                 "title: an incident needs a title".into(),
             ));
         }
-        let known = self.component_book.names();
+        let known = self.book.names();
         if let Some(c) = new.components.iter().find(|c| !known.contains(c)) {
             return Err(ControlError::Invalid(format!(
                 "components: no component {c:?} (known: {})",
@@ -162,14 +212,14 @@ impl ControlPlane {
             impact: new.impact,
             environment: new
                 .environment
-                .or_else(|| Some(self.component_book.last_environment().to_owned())),
+                .or_else(|| Some(self.book.last_environment().to_owned())),
             components: new.components,
             cause: serde_json::json!({ "by": actor }),
             started_ms: now_ms(),
             first_event: None,
             body: new.body,
         };
-        let id = self.store().open_incident(&seed, actor).await?;
-        self.incident(id).await
+        let id = self.store.open_incident(&seed, actor).await?;
+        self.get(id).await
     }
 }

@@ -15,7 +15,9 @@ use rampart_api::{
     Severity, Traffic,
 };
 
-use crate::service::{ControlError, ControlPlane};
+use std::sync::Arc;
+
+use crate::error::ControlError;
 use crate::sli::{component_series, environment_series};
 use crate::slo::{Objective, TIERS, firing};
 use crate::store::{IncidentSeed, NewAlert};
@@ -30,16 +32,32 @@ mod alertmanager;
 mod catalogue;
 mod incidents;
 
-impl ControlPlane {
+pub use catalogue::Catalogue;
+pub use incidents::Incidents;
+
+/// Evaluates alerts every second (SLO burn rates, silent instances, convergence), fires and
+/// resolves them with their notifications, and lets incidents advance.
+pub struct Alerting {
+    pub(crate) store: crate::store::Store,
+    pub(crate) sli: Arc<crate::sli::Sli>,
+    pub(crate) book: Arc<crate::component_book::ComponentBook>,
+    pub(crate) notify: Arc<crate::notify::NotifySettings>,
+    pub(crate) agents: Arc<crate::agents::Agents>,
+    pub(crate) catalogue: Arc<Catalogue>,
+    pub(crate) maintenances: Arc<crate::status::Maintenances>,
+    pub(crate) incidents: Arc<Incidents>,
+}
+
+impl Alerting {
     /// Fires an alert (deduplicated by key); wakes the outbox when it notifies anyone.
     pub(crate) async fn fire(
         &self,
         alert: NewAlert,
         seed: Option<IncidentSeed>,
     ) -> Result<bool, ControlError> {
-        let channels = self.channel_specs().await?;
+        let channels = self.catalogue.channel_specs().await?;
         let fired = self
-            .store()
+            .store
             .fire_alert(&alert, &channels, seed.as_ref())
             .await?;
         if let Some(a) = &fired {
@@ -50,8 +68,8 @@ impl ControlPlane {
     }
 
     pub(crate) async fn resolve(&self, key: &str) -> Result<bool, ControlError> {
-        let channels = self.channel_specs().await?;
-        let resolved = self.store().resolve_alert(key, &channels).await?;
+        let channels = self.catalogue.channel_specs().await?;
+        let resolved = self.store.resolve_alert(key, &channels).await?;
         if let Some(a) = &resolved {
             tracing::info!(alert = a.id, key = %a.key, "alert resolved");
             self.notify.outbox_wake.notify_one();
@@ -61,7 +79,7 @@ impl ControlPlane {
 
     /// A release the platform rolled back: a ticket for the failed gate, a page for the
     /// rollback, and the incident the page opens.
-    pub(crate) async fn automatic_rollback_alerts(
+    pub(crate) async fn automatic_rollback(
         &self,
         release: &crate::store::ReleaseRow,
         reason: &str,
@@ -85,7 +103,7 @@ impl ControlPlane {
             None,
         )
         .await?;
-        let components = self.component_book.in_environment(env);
+        let components = self.book.in_environment(env);
         let seed = IncidentSeed {
             title: format!(
                 "Automatic rollback in {env}: release {} failed its gate",
@@ -97,7 +115,7 @@ impl ControlPlane {
             components,
             cause: serde_json::json!({ "release": release.id }),
             started_ms: parse_ms(&release.created_at).unwrap_or_else(now_ms),
-            first_event: self.store().release_first_event(release.id).await?,
+            first_event: self.store.release_first_event(release.id).await?,
             body: format!(
                 "Release {} of {short} failed its gate ({gate}). rampart is rolling {env} back to {}.",
                 release.id,
@@ -125,7 +143,7 @@ impl ControlPlane {
     /// One pass: SLO and event alerts, incidents, convergence events, SLI minutes to disk.
     pub async fn evaluate(&self) -> Result<(), ControlError> {
         let active: HashMap<String, rampart_api::Alert> = self
-            .store()
+            .store
             .alerts(true)
             .await?
             .into_iter()
@@ -133,7 +151,7 @@ impl ControlPlane {
             .collect();
         self.evaluate_slos(&active).await?;
         self.evaluate_instances(&active).await?;
-        let converged = self.evaluate_convergence().await?;
+        let converged = self.incidents.converge().await?;
         for env in &converged {
             for key in [format!("rollback:{env}"), format!("gate:{env}")] {
                 if active.contains_key(&key) {
@@ -141,9 +159,9 @@ impl ControlPlane {
                 }
             }
         }
-        self.advance_incidents().await?;
+        self.incidents.advance().await?;
         let minutes = self.sli.completed_minutes();
-        self.store().save_minutes(&minutes).await?;
+        self.store.save_minutes(&minutes).await?;
         Ok(())
     }
 
@@ -152,13 +170,13 @@ impl ControlPlane {
         active: &HashMap<String, rampart_api::Alert>,
     ) -> Result<(), ControlError> {
         let now = now_ms() / 1000;
-        let components = self.component_book.all();
-        let maintained = self.under_maintenance().await?;
+        let components = self.book.all();
+        let maintained = self.maintenances.under_maintenance().await?;
         for (name, spec) in components {
             let Ok(objective) = Objective::percent(spec.slo) else {
                 continue;
             };
-            let env = self.component_book.environment_of(&spec).to_owned();
+            let env = self.book.environment_of(&spec).to_owned();
             let series_name = component_series(&name);
             for tier in &TIERS {
                 let key = format!("slo:{name}:{}", tier.name);
@@ -229,8 +247,8 @@ impl ControlPlane {
         &self,
         active: &HashMap<String, rampart_api::Alert>,
     ) -> Result<(), ControlError> {
-        for env in self.environment_names() {
-            for i in self.fleet_all(&env) {
+        for env in self.catalogue.environments.iter() {
+            for i in self.agents.fleet.all(env) {
                 let key = format!("instance:{}", i.registration.instance);
                 let silent = i.last_seen.elapsed() >= crate::fleet::STALE_AFTER;
                 match (silent, active.contains_key(&key)) {
@@ -260,43 +278,6 @@ impl ControlPlane {
             }
         }
         Ok(())
-    }
-
-    /// Environments whose live instances all run the desired version; records the moment each
-    /// one converges on a new version. Returns the converged environments.
-    async fn evaluate_convergence(&self) -> Result<Vec<String>, ControlError> {
-        let mut out = vec![];
-        for env in self.environment_names() {
-            let desired = self.desired_version(&env);
-            let live = self.fleet_live(&env);
-            let whole = desired.is_some()
-                && !live.is_empty()
-                && live.iter().all(|i| i.applied == desired)
-                && !self.release_active(&env);
-            if !whole {
-                // Forget the last convergence, so becoming whole again (after a rollback, on the
-                // same version) is recorded too.
-                lock(&self.convergence.converged).remove(&env);
-                continue;
-            }
-            out.push(env.clone());
-            let changed = {
-                let mut c = lock(&self.convergence.converged);
-                let before = c.insert(env.clone(), desired.clone());
-                before != Some(desired.clone())
-            };
-            if changed {
-                self.store()
-                    .append_event(&NewEvent {
-                        kind: "environment.converged",
-                        subject: &env,
-                        actor: "control",
-                        data: serde_json::json!({ "version": desired, "instances": live.len() }),
-                    })
-                    .await?;
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -27,7 +27,7 @@ async fn register(
     Viewer(actor): Viewer,
     Body(req): Body<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.register(&actor, req).await?))
+    Ok(Json(s.control.agent_protocol.register(&actor, req).await?))
 }
 
 #[derive(Deserialize)]
@@ -49,6 +49,7 @@ async fn desired(
     let current = (!q.current.is_empty()).then_some(q.current.as_str());
     Ok(Json(
         s.control
+            .agent_protocol
             .desired(&id, current, q.restart, Duration::from_millis(q.wait_ms))
             .await?,
     ))
@@ -60,6 +61,6 @@ async fn report(
     Path(id): Path<String>,
     Body(r): Body<Report>,
 ) -> ApiResult<impl IntoResponse> {
-    s.control.report(&id, r).await?;
+    s.control.agent_protocol.report(&id, r).await?;
     Ok(StatusCode::NO_CONTENT)
 }

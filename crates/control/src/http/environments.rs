@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
-use crate::service::ControlError;
+use crate::error::ControlError;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -30,7 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn environments(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.environments().await?))
+    Ok(Json(s.control.pipeline.environments().await?))
 }
 
 async fn deploy(
@@ -41,6 +41,7 @@ async fn deploy(
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
         s.control
+            .pipeline
             .deploy(&actor, &env, &req.version, req.break_glass.as_deref())
             .await?,
     ))
@@ -53,7 +54,10 @@ async fn rollback(
     Body(req): Body<RollbackRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        s.control.rollback(&actor, &env, req.to.as_ref()).await?,
+        s.control
+            .pipeline
+            .rollback(&actor, &env, req.to.as_ref())
+            .await?,
     ))
 }
 
@@ -65,7 +69,7 @@ async fn start_restart(
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::ACCEPTED,
-        Json(s.control.start_restart(&actor, &env, &req.batch).await?),
+        Json(s.control.restarts.start(&actor, &env, &req.batch).await?),
     ))
 }
 
@@ -74,7 +78,7 @@ async fn restart_status(
     _: Viewer,
     Path(env): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let status = s.control.restart_status(&env).ok_or_else(|| {
+    let status = s.control.restarts.status(&env).ok_or_else(|| {
         ControlError::NotFound(format!(
             "no restart of {env:?} since the control plane started"
         ))
@@ -103,7 +107,7 @@ async fn events(
 }
 
 async fn approvals(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.approvals().await?))
+    Ok(Json(s.control.pipeline.approvals().await?))
 }
 
 async fn approve(
@@ -111,5 +115,5 @@ async fn approve(
     Viewer(actor): Viewer,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.approve(&actor, id).await?))
+    Ok(Json(s.control.pipeline.approve(&actor, id).await?))
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_api::ErrorBody;
 
-use crate::service::ControlError;
+use crate::error::ControlError;
 
 /// An answer that is not a success: status, stable code, message.
 pub struct ApiError(

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::service::Actor;
+use crate::tokens::Actor;
 use crate::tokens::Role;
 
 /// The caller, from its bearer token.

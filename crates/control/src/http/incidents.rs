@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiError, ApiResult, AppState};
-use crate::service::ControlError;
+use crate::error::ControlError;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -28,11 +28,11 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn incidents(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.incidents().await?))
+    Ok(Json(s.control.incidents.list().await?))
 }
 
 async fn incident(State(s): Ctl, _: Viewer, Path(id): Path<i64>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.incident(id).await?))
+    Ok(Json(s.control.incidents.get(id).await?))
 }
 
 async fn open_incident(
@@ -42,7 +42,7 @@ async fn open_incident(
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(s.control.open_incident(new, &actor.name).await?),
+        Json(s.control.incidents.open(new, &actor.name).await?),
     ))
 }
 
@@ -53,7 +53,7 @@ async fn update_incident(
     Body(change): Body<IncidentChange>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        s.control.change_incident(id, change, &actor.name).await?,
+        s.control.incidents.change(id, change, &actor.name).await?,
     ))
 }
 
@@ -87,13 +87,16 @@ async fn add_action_item(
     Body(item): Body<ActionItemSpec>,
 ) -> ApiResult<impl IntoResponse> {
     check_item(&item)?;
-    s.control.incident(id).await?;
+    s.control.incidents.get(id).await?;
     s.control
         .store()
         .add_action_item(id, &item, &actor.name)
         .await
         .map_err(ControlError::from)?;
-    Ok((StatusCode::CREATED, Json(s.control.incident(id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.control.incidents.get(id).await?),
+    ))
 }
 
 async fn set_action_item(
@@ -114,7 +117,7 @@ async fn set_action_item(
             ControlError::NotFound(format!("incident {id} has no action item {item}")).into(),
         );
     }
-    Ok(Json(s.control.incident(id).await?))
+    Ok(Json(s.control.incidents.get(id).await?))
 }
 
 #[derive(Deserialize)]
@@ -133,7 +136,7 @@ async fn postmortem(
     Path(id): Path<i64>,
     Query(q): Query<PostmortemQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let facts = s.control.postmortem_facts(id).await?;
+    let facts = crate::postmortem::facts(&s.control.incidents, id).await?;
     let text = match q.format.as_str() {
         "md" => crate::postmortem::markdown(&facts),
         "html" => crate::postmortem::html(&facts),

@@ -23,7 +23,7 @@ use axum::{Json, Router};
 pub use error::ApiError;
 pub(crate) use error::ApiResult;
 
-use crate::service::ControlPlane;
+use crate::control_plane::ControlPlane;
 use crate::tokens::Tokens;
 
 pub struct AppState {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
-use crate::service::ControlError;
+use crate::error::ControlError;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -30,7 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn components(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.components().await?))
+    Ok(Json(s.control.catalogue.components().await?))
 }
 
 async fn put_component(
@@ -39,7 +39,7 @@ async fn put_component(
     Path(name): Path<String>,
     Body(spec): Body<ComponentSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.put_component(&name, spec).await?))
+    Ok(Json(s.control.catalogue.put_component(&name, spec).await?))
 }
 
 async fn delete_component(
@@ -47,12 +47,15 @@ async fn delete_component(
     Operator(actor): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.control.delete_component(&name, &actor.name).await?;
+    s.control
+        .catalogue
+        .delete_component(&name, &actor.name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn channels(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.channels().await?))
+    Ok(Json(s.control.catalogue.channels().await?))
 }
 
 async fn put_channel(
@@ -61,7 +64,12 @@ async fn put_channel(
     Path(name): Path<String>,
     Body(spec): Body<ChannelSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.put_channel(&name, spec, &actor.name).await?))
+    Ok(Json(
+        s.control
+            .catalogue
+            .put_channel(&name, spec, &actor.name)
+            .await?,
+    ))
 }
 
 async fn outbox(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
@@ -99,6 +107,6 @@ async fn alertmanager(
     _: Operator,
     Body(payload): Body<serde_json::Value>,
 ) -> ApiResult<impl IntoResponse> {
-    let changed = s.control.alertmanager(payload).await?;
+    let changed = s.control.alerting.alertmanager(payload).await?;
     Ok(Json(serde_json::json!({ "changed": changed })))
 }

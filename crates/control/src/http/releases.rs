@@ -18,7 +18,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn releases(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.releases().await?))
+    Ok(Json(s.control.releases.list().await?))
 }
 
 /// The release drawn as SVG (`rollout_picture`): waves, each instance's version over time, gates.
@@ -27,7 +27,7 @@ async fn release_picture(
     _: Viewer,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    let story = s.control.release_story(id).await?;
+    let story = s.control.releases.story(id).await?;
     Ok((
         [(http::header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
         crate::rollout_picture::svg(&story),
@@ -39,5 +39,5 @@ async fn release_action(
     Operator(actor): Operator,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.release_action(&actor, id, &action).await?))
+    Ok(Json(s.control.releases.action(&actor, id, &action).await?))
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Form, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
-use crate::service::ControlError;
+use crate::error::ControlError;
 use crate::status_page as html;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -46,7 +46,7 @@ fn public(content_type: &'static str, body: bytes::Bytes) -> Response {
 }
 
 async fn page(State(s): Ctl) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     Ok(public(
         "text/html; charset=utf-8",
         snap.rendered("page", |snap| html::page(snap, None)),
@@ -54,8 +54,8 @@ async fn page(State(s): Ctl) -> ApiResult<Response> {
 }
 
 async fn incident_page(State(s): Ctl, Path(id): Path<i64>) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
-    let incident = s.control.incident(id).await?;
+    let snap = s.control.status_page.snapshot().await?;
+    let incident = s.control.incidents.get(id).await?;
     Ok(public(
         "text/html; charset=utf-8",
         html::incident_page(&snap, &incident).into(),
@@ -70,7 +70,7 @@ async fn v2(State(s): Ctl, Path(name): Path<String>) -> ApiResult<Response> {
         ))
         .into());
     }
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     let body = snap.rendered(&name, |snap| {
         crate::status::v2(snap, &name)
             .map(|v| v.to_string())
@@ -80,7 +80,7 @@ async fn v2(State(s): Ctl, Path(name): Path<String>) -> ApiResult<Response> {
 }
 
 async fn atom(State(s): Ctl) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     Ok(public(
         "application/atom+xml; charset=utf-8",
         snap.rendered("atom", html::atom),
@@ -88,7 +88,7 @@ async fn atom(State(s): Ctl) -> ApiResult<Response> {
 }
 
 async fn rss(State(s): Ctl) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     Ok(public(
         "application/rss+xml; charset=utf-8",
         snap.rendered("rss", html::rss),
@@ -104,7 +104,7 @@ struct SubscribeForm {
 }
 
 async fn subscribe(State(s): Ctl, Form(form): Form<SubscribeForm>) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     let (kind, target) = match (form.email.trim(), form.webhook.trim()) {
         ("", "") => {
             let page = html::message_page(
@@ -127,7 +127,12 @@ async fn subscribe(State(s): Ctl, Form(form): Form<SubscribeForm>) -> ApiResult<
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
         }
     };
-    match s.control.subscribe(kind, &target, false, "public").await {
+    match s
+        .control
+        .subscribers
+        .subscribe(kind, &target, false, "public")
+        .await
+    {
         Ok(sub) => {
             let text = match (kind, sub.confirmed) {
                 (_, true) => "This address is already subscribed.".to_owned(),
@@ -156,7 +161,7 @@ struct TokenQuery {
 }
 
 async fn confirm(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     let known = s
         .control
         .store()
@@ -192,7 +197,7 @@ fn link_answer(
 }
 
 async fn unsubscribe_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     let form = format!(
         r#"<form method="post" action="/unsubscribe"><input type="hidden" name="token" value="{}"><button type="submit">Unsubscribe</button></form>"#,
         html::esc(&q.token)
@@ -207,7 +212,7 @@ async fn unsubscribe_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResu
 }
 
 async fn unsubscribe(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
-    let snap = s.control.snapshot().await?;
+    let snap = s.control.status_page.snapshot().await?;
     let known = s
         .control
         .store()
@@ -227,7 +232,7 @@ async fn unsubscribe(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Resp
 }
 
 async fn maintenances(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.maintenances().await?))
+    Ok(Json(s.control.maintenances.list().await?))
 }
 
 async fn schedule(
@@ -237,7 +242,7 @@ async fn schedule(
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
-        Json(s.control.schedule_maintenance(spec, &actor.name).await?),
+        Json(s.control.maintenances.schedule(spec, &actor.name).await?),
     ))
 }
 
@@ -246,7 +251,7 @@ async fn cancel(
     Operator(actor): Operator,
     Path(id): Path<i64>,
 ) -> ApiResult<impl IntoResponse> {
-    s.control.cancel_maintenance(id, &actor.name).await?;
+    s.control.maintenances.cancel(id, &actor.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,6 +272,7 @@ async fn add_subscriber(
 ) -> ApiResult<impl IntoResponse> {
     let sub = s
         .control
+        .subscribers
         .subscribe(spec.kind, &spec.target, true, &actor.name)
         .await?;
     Ok((StatusCode::CREATED, Json(sub)))

@@ -25,6 +25,7 @@ async fn push(
 ) -> ApiResult<impl IntoResponse> {
     let pushed = s
         .control
+        .pipeline
         .push(
             &actor,
             &req.document,
@@ -41,10 +42,10 @@ async fn push(
 }
 
 async fn versions(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.versions().await?))
+    Ok(Json(s.control.pipeline.versions().await?))
 }
 
 async fn version(State(s): Ctl, _: Viewer, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let (version, document) = s.control.version(&id).await?;
+    let (version, document) = s.control.pipeline.version(&id).await?;
     Ok(Json(VersionDocument { version, document }))
 }

@@ -338,7 +338,7 @@ pub(crate) fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
 
 mod sender;
 
-pub use sender::{Sender, run};
+pub use sender::{Notifier, Sender};
 
 #[cfg(test)]
 mod tests {

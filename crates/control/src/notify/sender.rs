@@ -194,86 +194,92 @@ impl Sender {
     }
 }
 
-/// Delivers the outbox until the task is dropped: the oldest pending notification of every
-/// channel whose next attempt is due, channels in parallel.
-pub async fn run(control: Arc<crate::ControlPlane>, resolver: Resolver) {
-    let sender = Sender::new(
-        control.notify.timeout,
-        resolver,
-        control.notify.smtp_ca.clone(),
-    );
-    loop {
-        let idle = match deliver_due(&control, &sender).await {
-            Ok(0) => Duration::from_millis(200),
-            Ok(_) => Duration::ZERO,
-            Err(e) => {
-                tracing::error!(error = %e, "outbox");
-                Duration::from_secs(1)
-            }
-        };
-        if !idle.is_zero() {
-            tokio::select! {
-                _ = control.notify.outbox_wake.notified() => {}
-                _ = tokio::time::sleep(idle) => {}
-            }
-        }
-    }
+/// The outbox's sender: alert notifications to their channels, the page's to its subscribers.
+pub struct Notifier {
+    pub store: crate::store::Store,
+    pub settings: Arc<super::NotifySettings>,
+    pub subscribers: Arc<crate::status::Subscribers>,
 }
 
-/// One pass; returns how many notifications left the queue.
-async fn deliver_due(
-    control: &crate::ControlPlane,
-    sender: &Sender,
-) -> Result<usize, crate::ControlError> {
-    let store = control.store();
-    let heads = store.outbox_heads().await?;
-    let now = now_ms();
-    let due: Vec<Pending> = heads.into_iter().filter(|p| p.next_at_ms <= now).collect();
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let channels = store.channels().await?;
-    let mut work = vec![];
-    for p in due {
-        let target = match p.channel.strip_prefix("subscriber:") {
-            Some(id) => control.subscriber_delivery(id, &p.notification).await?,
-            None => channels
-                .iter()
-                .find(|c| c.0 == p.channel)
-                .map(|c| (c.1.clone(), None))
-                .ok_or_else(|| format!("channel {:?} no longer exists", p.channel)),
-        };
-        work.push((p, target));
-    }
-    let attempts = work.into_iter().map(|(p, target)| async move {
-        let outcome = match &target {
-            Ok((spec, custom)) => sender.send(spec, &p.notification, custom.as_ref()).await,
-            Err(why) => Outcome::Refused(why.clone()),
-        };
-        (p, outcome)
-    });
-    let mut left = 0;
-    for (p, outcome) in futures_util::future::join_all(attempts).await {
-        let attempts = p.attempts + 1;
-        match outcome {
-            Outcome::Delivered => {
-                store.outbox_done(&p, None, attempts).await?;
-                tracing::info!(channel = %p.channel, key = %p.notification.key, attempts, "notification delivered");
-                left += 1;
-            }
-            Outcome::Refused(error) => {
-                store.outbox_done(&p, Some(&error), attempts).await?;
-                tracing::error!(channel = %p.channel, key = %p.notification.key, %error, "notification refused; giving up");
-                left += 1;
-            }
-            Outcome::Retry { error, after } => {
-                let delay = control.notify.backoff.delay(attempts, after);
-                store
-                    .outbox_retry(&p, attempts, now_ms() + delay.as_millis() as u64, &error)
-                    .await?;
-                tracing::warn!(channel = %p.channel, key = %p.notification.key, attempts, ?delay, %error, "notification not delivered; will retry");
+impl Notifier {
+    /// Delivers the outbox until the task is dropped: the oldest pending notification of every
+    /// channel whose next attempt is due, channels in parallel.
+    pub async fn run(self, resolver: Resolver) {
+        let sender = Sender::new(
+            self.settings.timeout,
+            resolver,
+            self.settings.smtp_ca.clone(),
+        );
+        loop {
+            let idle = match self.deliver_due(&sender).await {
+                Ok(0) => Duration::from_millis(200),
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox");
+                    Duration::from_secs(1)
+                }
+            };
+            if !idle.is_zero() {
+                tokio::select! {
+                    _ = self.settings.outbox_wake.notified() => {}
+                    _ = tokio::time::sleep(idle) => {}
+                }
             }
         }
     }
-    Ok(left)
+
+    /// One pass; returns how many notifications left the queue.
+    async fn deliver_due(&self, sender: &Sender) -> Result<usize, crate::ControlError> {
+        let store = &self.store;
+        let heads = store.outbox_heads().await?;
+        let now = now_ms();
+        let due: Vec<Pending> = heads.into_iter().filter(|p| p.next_at_ms <= now).collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let channels = store.channels().await?;
+        let mut work = vec![];
+        for p in due {
+            let target = match p.channel.strip_prefix("subscriber:") {
+                Some(id) => self.subscribers.delivery(id, &p.notification).await?,
+                None => channels
+                    .iter()
+                    .find(|c| c.0 == p.channel)
+                    .map(|c| (c.1.clone(), None))
+                    .ok_or_else(|| format!("channel {:?} no longer exists", p.channel)),
+            };
+            work.push((p, target));
+        }
+        let attempts = work.into_iter().map(|(p, target)| async move {
+            let outcome = match &target {
+                Ok((spec, custom)) => sender.send(spec, &p.notification, custom.as_ref()).await,
+                Err(why) => Outcome::Refused(why.clone()),
+            };
+            (p, outcome)
+        });
+        let mut left = 0;
+        for (p, outcome) in futures_util::future::join_all(attempts).await {
+            let attempts = p.attempts + 1;
+            match outcome {
+                Outcome::Delivered => {
+                    store.outbox_done(&p, None, attempts).await?;
+                    tracing::info!(channel = %p.channel, key = %p.notification.key, attempts, "notification delivered");
+                    left += 1;
+                }
+                Outcome::Refused(error) => {
+                    store.outbox_done(&p, Some(&error), attempts).await?;
+                    tracing::error!(channel = %p.channel, key = %p.notification.key, %error, "notification refused; giving up");
+                    left += 1;
+                }
+                Outcome::Retry { error, after } => {
+                    let delay = self.settings.backoff.delay(attempts, after);
+                    store
+                        .outbox_retry(&p, attempts, now_ms() + delay.as_millis() as u64, &error)
+                        .await?;
+                    tracing::warn!(channel = %p.channel, key = %p.notification.key, attempts, ?delay, %error, "notification not delivered; will retry");
+                }
+            }
+        }
+        Ok(left)
+    }
 }

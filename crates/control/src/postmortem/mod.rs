@@ -8,7 +8,9 @@
 use rampart_api::{Event, Incident};
 use rampart_model::version::short;
 
-use crate::service::{ControlError, ControlPlane};
+use crate::alerting::Incidents;
+use crate::error::ControlError;
+use crate::service::stored_version;
 use rampart_api::time::parse_ms;
 
 /// Everything a postmortem is written from.
@@ -447,59 +449,55 @@ mod html;
 
 pub use html::{html, timeline_svg};
 
-impl ControlPlane {
-    /// Gathers an incident's facts from the store.
-    pub async fn postmortem_facts(&self, id: i64) -> Result<Facts, ControlError> {
-        let incident = self.incident(id).await?;
-        let last = incident.last_event.unwrap_or(i64::MAX);
-        let events = self
-            .store()
-            .events_between(incident.first_event, last)
-            .await?;
-        let release = match incident.cause.get("release").and_then(|r| r.as_i64()) {
-            Some(r) => self.store().release(r).await?,
-            None => None,
-        };
-        let mut diff = vec![];
-        if let Some(r) = &release {
-            let (_, old) = self.version(&r.previous).await?;
-            let (_, new) = self.version(&r.version).await?;
-            match (
-                rampart_model::parse_document(&old),
-                rampart_model::parse_document(&new),
-            ) {
-                (Ok(a), Ok(b)) => {
-                    diff = rampart_model::diff(&a, &b)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect()
-                }
-                _ => diff.push("(a stored version no longer parses)".into()),
+/// Gathers an incident's facts from the store.
+pub async fn facts(incidents: &Incidents, id: i64) -> Result<Facts, ControlError> {
+    let store = &incidents.store;
+    let incident = incidents.get(id).await?;
+    let last = incident.last_event.unwrap_or(i64::MAX);
+    let events = store.events_between(incident.first_event, last).await?;
+    let release = match incident.cause.get("release").and_then(|r| r.as_i64()) {
+        Some(r) => store.release(r).await?,
+        None => None,
+    };
+    let mut diff = vec![];
+    if let Some(r) = &release {
+        let (_, old) = stored_version(store, &r.previous).await?;
+        let (_, new) = stored_version(store, &r.version).await?;
+        match (
+            rampart_model::parse_document(&old),
+            rampart_model::parse_document(&new),
+        ) {
+            (Ok(a), Ok(b)) => {
+                diff = rampart_model::diff(&a, &b)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
             }
+            _ => diff.push("(a stored version no longer parses)".into()),
         }
-        let gate = events
-            .iter()
-            .rev()
-            .find(|e| {
-                e.kind == "gate.verdict"
-                    && e.data.pointer("/verdict/verdict").and_then(|v| v.as_str()) == Some("fail")
-            })
-            .map(|e| {
-                let v = &e.data["verdict"];
-                let text = format!(
-                    "{} gate failed in wave {}: {}",
-                    v.get("gate").and_then(|g| g.as_str()).unwrap_or("?"),
-                    e.data["wave"],
-                    v.get("detail").and_then(|d| d.as_str()).unwrap_or_default()
-                );
-                (text, e.clone())
-            });
-        Ok(Facts {
-            incident,
-            events,
-            release,
-            diff,
-            gate,
-        })
     }
+    let gate = events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.kind == "gate.verdict"
+                && e.data.pointer("/verdict/verdict").and_then(|v| v.as_str()) == Some("fail")
+        })
+        .map(|e| {
+            let v = &e.data["verdict"];
+            let text = format!(
+                "{} gate failed in wave {}: {}",
+                v.get("gate").and_then(|g| g.as_str()).unwrap_or("?"),
+                e.data["wave"],
+                v.get("detail").and_then(|d| d.as_str()).unwrap_or_default()
+            );
+            (text, e.clone())
+        });
+    Ok(Facts {
+        incident,
+        events,
+        release,
+        diff,
+        gate,
+    })
 }

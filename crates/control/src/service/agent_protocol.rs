@@ -3,7 +3,40 @@
 
 use super::*;
 
-impl ControlPlane {
+/// The server side of the agent protocol.
+pub struct AgentProtocol {
+    store: Store,
+    agents: Arc<crate::agents::Agents>,
+    releases: Arc<Releases>,
+    sli: Arc<crate::sli::Sli>,
+    book: Arc<crate::component_book::ComponentBook>,
+    /// Last-known-good per environment, mirrored from the store to skip redundant writes.
+    lkg: std::sync::Mutex<HashMap<String, Option<VersionId>>>,
+}
+
+impl AgentProtocol {
+    pub fn new(
+        store: Store,
+        agents: Arc<crate::agents::Agents>,
+        releases: Arc<Releases>,
+        sli: Arc<crate::sli::Sli>,
+        book: Arc<crate::component_book::ComponentBook>,
+        environments: &[crate::store::EnvRow],
+    ) -> AgentProtocol {
+        let lkg = environments
+            .iter()
+            .map(|e| (e.name.clone(), e.last_known_good.clone()))
+            .collect();
+        AgentProtocol {
+            store,
+            agents,
+            releases,
+            sli,
+            book,
+            lkg: std::sync::Mutex::new(lkg),
+        }
+    }
+
     pub async fn register(
         &self,
         actor: &Actor,
@@ -57,11 +90,11 @@ impl ControlPlane {
             env_rx.borrow_and_update();
             cohort_rx.borrow_and_update();
             // Per instance: a release's cohort runs its version, everyone else the previous one.
-            let want = self.instance_desired(&env, instance);
+            let want = self.releases.instance_desired(&env, instance);
             if want.is_some() && want.as_ref().map(VersionId::as_str) != current {
                 break want;
             }
-            if known_restart.is_some_and(|k| k != self.restart_generation(instance)) {
+            if known_restart.is_some_and(|k| k != self.agents.restart_generation(instance)) {
                 break want;
             }
             tokio::select! {
@@ -71,13 +104,13 @@ impl ControlPlane {
             }
         };
         let document = match &version {
-            Some(v) if Some(v.as_str()) != current => Some(self.version(v).await?.1),
+            Some(v) if Some(v.as_str()) != current => Some(stored_version(&self.store, v).await?.1),
             _ => None,
         };
         Ok(Desired {
             version,
             document,
-            restart: self.restart_generation(instance),
+            restart: self.agents.restart_generation(instance),
         })
     }
 
@@ -87,7 +120,7 @@ impl ControlPlane {
         let (env, before) = self.agents.fleet.report(instance, &r).ok_or_else(|| {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;
-        self.record_sli(&env, &r);
+        self.sli.record(self.book.sli_updates(&env, &r));
         if r.applied.is_some() && before != r.applied {
             let data =
                 serde_json::json!({ "environment": env, "version": r.applied, "previous": before });

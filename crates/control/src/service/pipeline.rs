@@ -4,7 +4,61 @@
 
 use super::*;
 
-impl ControlPlane {
+/// The pipeline's environments in order, and the rules a version follows through them.
+pub struct Pipeline {
+    store: Store,
+    agents: Arc<crate::agents::Agents>,
+    releases: Arc<Releases>,
+    /// The environments, in pipeline order.
+    environments: Vec<String>,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Store,
+        agents: Arc<crate::agents::Agents>,
+        releases: Arc<Releases>,
+        environments: &[crate::store::EnvRow],
+    ) -> Pipeline {
+        let mut ordered: Vec<&crate::store::EnvRow> = environments.iter().collect();
+        ordered.sort_by_key(|e| e.position);
+        Pipeline {
+            store,
+            agents,
+            releases,
+            environments: ordered.into_iter().map(|e| e.name.clone()).collect(),
+        }
+    }
+
+    /// The pipeline's environments, in order.
+    pub fn environment_names(&self) -> &[String] {
+        &self.environments
+    }
+
+    pub async fn environments(&self) -> Result<Vec<EnvironmentStatus>, ControlError> {
+        Ok(self
+            .store
+            .environments()
+            .await?
+            .into_iter()
+            .map(|e| EnvironmentStatus {
+                instances: self.agents.fleet.status(&e.name),
+                name: e.name,
+                position: e.position,
+                desired: e.desired,
+                last_known_good: e.last_known_good,
+            })
+            .collect())
+    }
+
+    async fn environment(&self, env: &str) -> Result<EnvironmentStatus, ControlError> {
+        self.environments()
+            .await?
+            .into_iter()
+            .find(|e| e.name == env)
+            .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))
+    }
+
     /// Validates a document with the same model the gateways use, then checks what the model
     /// cannot (hosts resolve, auth endpoints answer), and stores it as a version. Failed semantic
     /// checks block the push unless an approver gives a break-glass reason (recorded).
@@ -80,15 +134,7 @@ impl ControlPlane {
         &self,
         id: impl AsRef<str>,
     ) -> Result<(VersionInfo, String), ControlError> {
-        let id = id.as_ref();
-        self.store
-            .version(id)
-            .await?
-            .ok_or_else(|| ControlError::NotFound(format!("no version {id}")))
-    }
-
-    pub(super) fn publish(&self, env: &str, version: &VersionId) {
-        self.agents.publish(env, version);
+        stored_version(&self.store, id.as_ref()).await
     }
 
     /// Makes `version` desired in `env` if it completed in the previous environment, or with a
@@ -168,108 +214,17 @@ impl ControlPlane {
         } else {
             "deploy"
         };
-        self.start_or_set(
-            env,
-            target.desired.clone(),
-            version,
-            &actor.name,
-            kind,
-            data,
-        )
-        .await?;
-        self.environment(env).await
-    }
-
-    /// Replacing a running version goes in waves under the rollout planner's gates; a first
-    /// version (nothing to compare with) or a control plane without a plan sets it everywhere.
-    async fn start_or_set(
-        &self,
-        env: &str,
-        current: Option<VersionId>,
-        version: &VersionId,
-        actor: &str,
-        kind: &str,
-        mut data: serde_json::Value,
-    ) -> Result<(), ControlError> {
-        if let (Some(plan), Some(previous)) = (&self.plan, current)
-            && previous != *version
-        {
-            if let Some(running) = self.live().get(env) {
-                return Err(ControlError::Conflict(format!(
-                    "release {} is already running in {env}; wait for it, or abort it (`rampart rollout abort {}`)",
-                    running.row.id, running.row.id
-                )));
-            }
-            let intent = rampart_rollout::Intent {
-                version: version.to_string(),
-                previous: Some(previous.to_string()),
-                plan: plan.clone(),
-                state: ReleaseState::Pending,
-                wave: 0,
-                wave_started_ms: crate::release::now_ms(),
-            };
-            let id = self
-                .store
-                .insert_release(env, &intent, previous.as_str(), actor)
-                .await?;
-            data["release"] = serde_json::json!(id);
-            self.store
-                .append_event(&NewEvent {
-                    kind,
-                    subject: env,
-                    actor,
-                    data,
-                })
-                .await?;
-            let row = crate::store::ReleaseRow {
-                id,
-                environment: env.to_owned(),
-                version: version.clone(),
-                previous,
-                intent,
-                cohort: vec![],
-                gate: None,
-                reason: None,
-                created_at: crate::store::now(),
-            };
-            self.live().insert(
-                env.to_owned(),
-                Live {
-                    row,
-                    snapshot: HashMap::new(),
-                    applied: Default::default(),
-                },
-            );
-            tracing::info!(
+        self.releases
+            .start_or_set(
                 env,
-                release = id,
-                version = version.short(),
-                actor,
-                "release started"
-            );
-            return Ok(());
-        }
-        self.store
-            .set_desired(
-                env,
-                version.as_str(),
-                &NewEvent {
-                    kind,
-                    subject: env,
-                    actor,
-                    data,
-                },
+                target.desired.clone(),
+                version,
+                &actor.name,
+                kind,
+                data,
             )
             .await?;
-        self.publish(env, version);
-        tracing::info!(
-            env,
-            version = version.short(),
-            actor,
-            kind,
-            "desired version set"
-        );
-        Ok(())
+        self.environment(env).await
     }
 
     pub async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, ControlError> {
@@ -303,15 +258,16 @@ impl ControlPlane {
         self.store.grant(id, &actor.name).await?;
         let current = self.environment(&approval.environment).await?.desired;
         let data = serde_json::json!({ "version": approval.version, "approval": id });
-        self.start_or_set(
-            &approval.environment,
-            current,
-            &approval.version,
-            &actor.name,
-            "deploy",
-            data,
-        )
-        .await?;
+        self.releases
+            .start_or_set(
+                &approval.environment,
+                current,
+                &approval.version,
+                &actor.name,
+                "deploy",
+                data,
+            )
+            .await?;
         tracing::info!(env = %approval.environment, approval = id, approver = %actor.name, "approved and deployed");
         self.environment(&approval.environment).await
     }
@@ -335,19 +291,7 @@ impl ControlPlane {
         };
         self.version(&target).await?;
         // A release in flight stops here: rollback overrides it, whatever its gates say.
-        let running = self.live().remove(env);
-        if let Some(mut live) = running {
-            live.row.intent.state = ReleaseState::RolledBack;
-            let data = serde_json::json!({ "release": live.row.id, "reason": "manual rollback" });
-            let event = NewEvent {
-                kind: "release.rolled_back",
-                subject: env,
-                actor: &actor.name,
-                data,
-            };
-            self.store.update_release(&live.row, None, &[event]).await?;
-            self.agents.cohorts_changed();
-        }
+        self.releases.stop_for_rollback(env, &actor.name).await?;
         let data = serde_json::json!({ "from": current.desired, "to": target });
         self.store
             .set_desired(
@@ -361,7 +305,7 @@ impl ControlPlane {
                 },
             )
             .await?;
-        self.publish(env, &target);
+        self.agents.publish(env, &target);
         tracing::warn!(env, to = target.short(), actor = %actor.name, "rollback");
         self.environment(env).await
     }

@@ -9,24 +9,69 @@ use rampart_api::RestartStatus;
 use crate::release::cumulative;
 use crate::restart::{BATCH_TIMEOUT, MAX_ERROR_RATE, RestartOp, SETTLE, Step, batch_size};
 
-impl ControlPlane {
+/// Rolling restarts by environment: running, or the last one's outcome.
+pub struct Restarts {
+    store: Store,
+    agents: Arc<crate::agents::Agents>,
+    releases: Arc<Releases>,
+    environments: Arc<[String]>,
+    ops: std::sync::Mutex<HashMap<String, RestartOp>>,
+}
+
+impl Restarts {
+    /// Rolling restarts go on where they were (their generations are stored too).
+    pub async fn load(
+        store: Store,
+        agents: Arc<crate::agents::Agents>,
+        releases: Arc<Releases>,
+        environments: Arc<[String]>,
+    ) -> Result<Restarts, ControlError> {
+        let ops = store
+            .restarts()
+            .await?
+            .into_iter()
+            .map(|(status, issued)| {
+                if status.state == "running" {
+                    tracing::info!(env = %status.environment, batch = status.current, "resuming rolling restart");
+                }
+                (
+                    status.environment.clone(),
+                    RestartOp::resumed(status, issued),
+                )
+            })
+            .collect();
+        Ok(Restarts {
+            store,
+            agents,
+            releases,
+            environments,
+            ops: std::sync::Mutex::new(ops),
+        })
+    }
+
+    fn ops(&self) -> std::sync::MutexGuard<'_, HashMap<String, RestartOp>> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Starts a rolling restart of `env`'s live gateways.
-    pub async fn start_restart(
+    pub async fn start(
         &self,
         actor: &Actor,
         env: &str,
         batch: &str,
     ) -> Result<RestartStatus, ControlError> {
-        if !self.environment_names().iter().any(|e| e == env) {
+        if !self.environments.iter().any(|e| e == env) {
             return Err(ControlError::NotFound(format!("no environment {env:?}")));
         }
-        if self.release_active(env) {
+        if self.releases.active(env) {
             return Err(ControlError::Conflict(format!(
                 "{env} has a release in progress; restart when it ends"
             )));
         }
         let mut live: Vec<String> = self
-            .fleet_live(env)
+            .agents
+            .fleet
+            .live(env)
             .into_iter()
             .map(|i| i.registration.instance)
             .collect();
@@ -47,7 +92,7 @@ impl ControlPlane {
             reason: None,
         };
         {
-            let mut restarts = self.restarts_lock();
+            let mut restarts = self.ops();
             if restarts
                 .get(env)
                 .is_some_and(|r| r.status.state == "running")
@@ -64,23 +109,23 @@ impl ControlPlane {
             actor: &actor.name,
             data: serde_json::json!({ "batch_size": size, "batches": status.batches }),
         };
-        if let Err(e) = self.store().save_restart(&status, false, &[], &event).await {
-            self.restarts_lock().remove(env);
+        if let Err(e) = self.store.save_restart(&status, false, &[], &event).await {
+            self.ops().remove(env);
             return Err(e.into());
         }
         Ok(status)
     }
 
     /// The running or last restart of `env`.
-    pub fn restart_status(&self, env: &str) -> Option<RestartStatus> {
-        self.restarts_lock().get(env).map(|r| r.status.clone())
+    pub fn status(&self, env: &str) -> Option<RestartStatus> {
+        self.ops().get(env).map(|r| r.status.clone())
     }
 
     /// One step of every running restart.
-    pub(crate) async fn drive_restarts(&self) -> Result<(), ControlError> {
-        let envs: Vec<String> = self.restarts_lock().keys().cloned().collect();
+    pub(crate) async fn drive(&self) -> Result<(), ControlError> {
+        let envs: Vec<String> = self.ops().keys().cloned().collect();
         for env in envs {
-            let Some(mut op) = self.restarts_lock().get(&env).cloned() else {
+            let Some(mut op) = self.ops().get(&env).cloned() else {
                 continue;
             };
             if op.status.state != "running" {
@@ -98,18 +143,18 @@ impl ControlPlane {
                     data: step.data,
                 };
                 let saved = self
-                    .store()
+                    .store
                     .save_restart(&op.status, op.issued.is_some(), &step.bump, &event)
                     .await;
                 match saved {
-                    Ok(generations) => self.set_restart_generations(&generations),
+                    Ok(generations) => self.agents.set_restart_generations(&generations),
                     Err(e) => {
-                        self.restarts_lock().insert(env.clone(), before);
+                        self.ops().insert(env.clone(), before);
                         return Err(e.into());
                     }
                 }
             }
-            self.restarts_lock().insert(env.clone(), op);
+            self.ops().insert(env.clone(), op);
         }
         Ok(())
     }
@@ -130,8 +175,8 @@ impl ControlPlane {
                 bump: batch,
             });
         };
-        let instances = self.fleet_all(env);
-        let target = |id: &str| self.restart_generation(id);
+        let instances = self.agents.fleet.all(env);
+        let target = |id: &str| self.agents.restart_generation(id);
         let fresh = |i: &crate::fleet::Instance| i.last_seen.elapsed() < Duration::from_secs(3);
         let members: Vec<&crate::fleet::Instance> = instances
             .iter()

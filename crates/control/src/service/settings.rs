@@ -1,19 +1,59 @@
-//! How a control plane is set up before it serves (incident quiet period, SMTP relay and CA,
-//! public URL, page name, notification backoff and resolver), and the settings its parts read.
+//! How a control plane is set up before it opens: reconciler tick, rollout plan, incident quiet
+//! period, the status page's name and address, and notification delivery (SMTP relay and CA,
+//! backoff, resolver). Each part receives its share when `ControlPlane::open_with` builds it.
 
-use super::*;
-use crate::notify::{Backoff, check_ca_pem};
+use std::time::Duration;
 
-impl ControlPlane {
-    pub fn with_incident_quiet(mut self, quiet: Duration) -> ControlPlane {
-        self.convergence.quiet = quiet;
+use crate::notify::{Backoff, NotifySettings, check_ca_pem};
+
+pub struct Settings {
+    /// How often the reconciler evaluates releases.
+    pub tick: Duration,
+    /// The plan new releases follow; `None` deploys to every instance at once.
+    pub plan: Option<rampart_rollout::Plan>,
+    /// How long a platform-opened incident stays in monitoring before it resolves itself.
+    pub incident_quiet: Duration,
+    pub page_name: String,
+    /// The base URL users reach the page and API at; defaults to the listener's address.
+    pub public_url: Option<String>,
+    pub notify: NotifySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            tick: Duration::from_secs(1),
+            plan: Some(rampart_rollout::Plan::standard(30_000)),
+            incident_quiet: Duration::from_secs(300),
+            page_name: "rampart status".into(),
+            public_url: None,
+            notify: NotifySettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Sets how often the reconciler evaluates releases.
+    pub fn with_tick(mut self, tick: Duration) -> Settings {
+        self.tick = tick;
+        self
+    }
+
+    /// Sets the plan of new releases; `None` deploys to every instance at once.
+    pub fn with_plan(mut self, plan: Option<rampart_rollout::Plan>) -> Settings {
+        self.plan = plan;
+        self
+    }
+
+    pub fn with_incident_quiet(mut self, quiet: Duration) -> Settings {
+        self.incident_quiet = quiet;
         self
     }
 
     /// The SMTP relay for subscriber emails: `smtp://` (STARTTLS when offered),
     /// `smtp+starttls://` (STARTTLS required) or `smtps://` (TLS from the start); checked here, so
     /// a bad URL is refused at start, not at the first email.
-    pub fn with_smtp(mut self, url: &str) -> Result<ControlPlane, String> {
+    pub fn with_smtp(mut self, url: &str) -> Result<Settings, String> {
         crate::notify::SmtpTarget::parse(url)?;
         self.notify.smtp = url.to_owned();
         Ok(self)
@@ -21,42 +61,32 @@ impl ControlPlane {
 
     /// Trusts SMTP relays whose certificates chain to this PEM certificate (besides the web's
     /// roots); checked here so a bad file is refused at start, not at the first email.
-    pub fn with_smtp_ca(mut self, pem: Vec<u8>) -> Result<ControlPlane, String> {
+    pub fn with_smtp_ca(mut self, pem: Vec<u8>) -> Result<Settings, String> {
         check_ca_pem(&pem)?;
         self.notify.smtp_ca = Some(std::sync::Arc::new(pem));
         Ok(self)
     }
 
     /// The base URL users reach the page and API at (links in feeds and notifications).
-    pub fn with_public_url(self, url: &str) -> ControlPlane {
-        self.page.set_public_url(url);
+    pub fn with_public_url(mut self, url: &str) -> Settings {
+        self.public_url = Some(url.to_owned());
         self
     }
 
-    pub fn with_page_name(mut self, name: &str) -> ControlPlane {
-        self.page.name = name.to_owned();
+    pub fn with_page_name(mut self, name: &str) -> Settings {
+        self.page_name = name.to_owned();
         self
     }
 
-    pub fn with_backoff(mut self, backoff: Backoff) -> ControlPlane {
+    pub fn with_backoff(mut self, backoff: Backoff) -> Settings {
         self.notify.backoff = backoff;
         self
     }
 
     /// Where notification hosts are looked up (default: the system's nameservers, through
     /// `rampart-net`'s resolver with the default deadlines).
-    pub fn with_notify_resolver(mut self, resolver: rampart_model::ResolverConfig) -> ControlPlane {
+    pub fn with_notify_resolver(mut self, resolver: rampart_model::ResolverConfig) -> Settings {
         self.notify.resolver = resolver;
         self
-    }
-
-    /// The public page's state (name, address, snapshot).
-    pub fn page(&self) -> &crate::status::PageState {
-        &self.page
-    }
-
-    /// Books one report of `env` into the SLI series (the environment's and its components').
-    pub(crate) fn record_sli(&self, env: &str, r: &Report) {
-        self.sli.record(self.component_book.sli_updates(env, r));
     }
 }

@@ -2,13 +2,28 @@
 //! alerts suppressed), completed or cancelled.
 
 use super::*;
-use crate::service::{ControlError, ControlPlane};
+use std::sync::Arc;
 
-impl ControlPlane {
-    pub async fn maintenances(&self) -> Result<Vec<Maintenance>, ControlError> {
+use crate::error::ControlError;
+
+/// Maintenance windows, as stored; their state follows the clock.
+pub struct Maintenances {
+    store: crate::store::Store,
+    book: Arc<crate::component_book::ComponentBook>,
+}
+
+impl Maintenances {
+    pub fn new(
+        store: crate::store::Store,
+        book: Arc<crate::component_book::ComponentBook>,
+    ) -> Maintenances {
+        Maintenances { store, book }
+    }
+
+    pub async fn list(&self) -> Result<Vec<Maintenance>, ControlError> {
         let now = now_ms();
         Ok(self
-            .store()
+            .store
             .maintenances()
             .await?
             .into_iter()
@@ -24,7 +39,7 @@ impl ControlPlane {
     /// Components under a maintenance window in progress now.
     pub async fn under_maintenance(&self) -> Result<Vec<String>, ControlError> {
         Ok(self
-            .maintenances()
+            .list()
             .await?
             .into_iter()
             .filter(|m| m.status == "in_progress")
@@ -32,7 +47,7 @@ impl ControlPlane {
             .collect())
     }
 
-    pub async fn schedule_maintenance(
+    pub async fn schedule(
         &self,
         spec: MaintenanceSpec,
         actor: &str,
@@ -63,28 +78,23 @@ impl ControlPlane {
                 "components: name at least one component under maintenance".into(),
             ));
         }
-        let known: Vec<String> = self
-            .components()
-            .await?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+        let known = self.book.names();
         if let Some(c) = spec.components.iter().find(|c| !known.contains(c)) {
             return Err(invalid(format!(
                 "components: no component {c:?} (known: {})",
                 known.join(", ")
             )));
         }
-        let id = self.store().insert_maintenance(&spec, actor).await?;
-        self.maintenances()
+        let id = self.store.insert_maintenance(&spec, actor).await?;
+        self.list()
             .await?
             .into_iter()
             .find(|m| m.id == id)
             .ok_or_else(|| ControlError::NotFound(format!("no maintenance {id}")))
     }
 
-    pub async fn cancel_maintenance(&self, id: i64, actor: &str) -> Result<(), ControlError> {
-        if !self.store().cancel_maintenance(id, actor).await? {
+    pub async fn cancel(&self, id: i64, actor: &str) -> Result<(), ControlError> {
+        if !self.store.cancel_maintenance(id, actor).await? {
             return Err(ControlError::NotFound(format!(
                 "no maintenance {id} to cancel (unknown or already cancelled)"
             )));

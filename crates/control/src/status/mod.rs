@@ -352,6 +352,10 @@ mod maintenance;
 mod page_state;
 mod subscribers;
 
+pub use maintenance::Maintenances;
+pub use page_state::StatusPage;
+pub use subscribers::Subscribers;
+
 /// The public page's name, address and the snapshot it is drawn from (read from the store at
 /// most once a second: a stampede of page views shares one read).
 pub struct PageState {
@@ -365,19 +369,17 @@ pub struct PageState {
     public_url: std::sync::OnceLock<String>,
 }
 
-impl Default for PageState {
-    fn default() -> Self {
+impl PageState {
+    pub fn new(name: &str) -> PageState {
         PageState {
-            name: "rampart status".into(),
+            name: name.to_owned(),
             snapshot: std::sync::Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
             reads: std::sync::atomic::AtomicU64::new(0),
             public_url: std::sync::OnceLock::new(),
         }
     }
-}
 
-impl PageState {
     /// Sets the public URL unless one is set already.
     pub fn set_public_url(&self, url: &str) {
         let _ = self.public_url.set(url.trim_end_matches('/').to_owned());

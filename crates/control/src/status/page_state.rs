@@ -2,9 +2,22 @@
 //! stampede of page views sharing one read while one request refreshes it.
 
 use super::*;
-use crate::service::{ControlError, ControlPlane};
+use std::sync::Arc;
 
-impl ControlPlane {
+use crate::error::ControlError;
+
+/// The public status page: what it shows is read from the catalogue, incidents and
+/// maintenances into a snapshot that page views share.
+pub struct StatusPage {
+    pub(crate) store: crate::store::Store,
+    pub page: PageState,
+    pub(crate) sli: Arc<crate::sli::Sli>,
+    pub(crate) catalogue: Arc<crate::alerting::Catalogue>,
+    pub(crate) incidents: Arc<crate::alerting::Incidents>,
+    pub(crate) maintenances: Arc<crate::status::Maintenances>,
+}
+
+impl StatusPage {
     /// The page's base URL (links in feeds, webhooks and emails).
     pub fn public_url(&self) -> String {
         self.page.public_url()
@@ -47,8 +60,9 @@ impl ControlPlane {
         self.page
             .reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let times = self.store().component_times().await?;
+        let times = self.store.component_times().await?;
         let components = self
+            .catalogue
             .components()
             .await?
             .into_iter()
@@ -64,9 +78,10 @@ impl ControlPlane {
                 }
             })
             .collect();
-        let incidents = self.recent_incidents(50).await?;
+        let incidents = self.incidents.recent(50).await?;
         let maintenances = self
-            .maintenances()
+            .maintenances
+            .list()
             .await?
             .into_iter()
             .filter(|m| m.status != "cancelled")
@@ -98,16 +113,14 @@ mod tests {
             fastrand::u32(..)
         ));
         tokio::fs::create_dir_all(&dir).await.expect("dir");
-        let control = Arc::new(
-            ControlPlane::open(&dir, &["production".into()])
-                .await
-                .expect("control plane"),
-        );
-        let reads = || control.page.reads();
+        let control = crate::ControlPlane::open(&dir, &["production".into()])
+            .await
+            .expect("control plane");
+        let page = control.status_page.clone();
+        let reads = || page.page.reads();
 
         // Fifty requests at once with nothing cached: one reads, the others wait for it.
-        let first: Vec<_> =
-            futures_util::future::join_all((0..50).map(|_| control.snapshot())).await;
+        let first: Vec<_> = futures_util::future::join_all((0..50).map(|_| page.snapshot())).await;
         assert_eq!(reads(), 1);
         let first: Vec<Arc<Snapshot>> = first.into_iter().map(|s| s.expect("snapshot")).collect();
         assert!(first.iter().all(|s| Arc::ptr_eq(s, &first[0])));
@@ -126,7 +139,7 @@ mod tests {
         // Once it is stale, one request re-reads while the others serve the stale snapshot.
         tokio::time::sleep(SNAPSHOT_TTL + std::time::Duration::from_millis(50)).await;
         let second: Vec<Arc<Snapshot>> =
-            futures_util::future::join_all((0..50).map(|_| control.snapshot()))
+            futures_util::future::join_all((0..50).map(|_| page.snapshot()))
                 .await
                 .into_iter()
                 .map(|s| s.expect("snapshot"))

@@ -2,9 +2,19 @@
 //! each delivery carries (built from the incident as it is then).
 
 use super::*;
-use crate::service::{ControlError, ControlPlane};
+use std::sync::Arc;
 
-impl ControlPlane {
+use crate::error::ControlError;
+
+/// The page's subscribers: added (a confirmation queued), and what each delivery carries.
+pub struct Subscribers {
+    pub(crate) store: crate::store::Store,
+    pub(crate) notify: Arc<crate::notify::NotifySettings>,
+    pub(crate) status_page: Arc<StatusPage>,
+    pub(crate) incidents: Arc<crate::alerting::Incidents>,
+}
+
+impl Subscribers {
     /// Adds a subscriber: confirmed at once when an operator adds it, otherwise a
     /// confirmation is sent first. The answer that creates a webhook subscriber carries its
     /// signing secret.
@@ -33,7 +43,7 @@ impl ControlPlane {
             }
         }
         let (row, created) = self
-            .store()
+            .store
             .add_subscriber(kind, target, confirmed, actor)
             .await?;
         self.notify.outbox_wake.notify_one();
@@ -46,7 +56,7 @@ impl ControlPlane {
 
     /// Where and what to send a subscriber's notification; `Err` with the reason when it can no
     /// longer be sent (unknown or unsubscribed subscriber, incident gone).
-    pub(crate) async fn subscriber_delivery(
+    pub(crate) async fn delivery(
         &self,
         id: &str,
         n: &crate::notify::Notification,
@@ -55,7 +65,7 @@ impl ControlPlane {
         ControlError,
     > {
         let Some(row) = (match id.parse::<i64>() {
-            Ok(id) => self.store().subscriber(id).await?,
+            Ok(id) => self.store.subscriber(id).await?,
             Err(_) => None,
         }) else {
             return Ok(Err(format!("no subscriber {id}")));
@@ -63,7 +73,7 @@ impl ControlPlane {
         if row.subscriber.unsubscribed {
             return Ok(Err("unsubscribed".into()));
         }
-        let url = self.public_url();
+        let url = self.status_page.public_url();
         let unsubscribe = format!("{url}/unsubscribe?token={}", row.token);
         let message = match n.action {
             crate::notify::NotifyAction::Confirm => {
@@ -74,12 +84,15 @@ impl ControlPlane {
                         "confirm_url": confirm,
                         "unsubscribe_url": unsubscribe,
                         "signing_secret": row.secret,
-                        "page": { "id": PAGE_ID, "name": self.page.name, "url": url },
+                        "page": { "id": PAGE_ID, "name": self.status_page.page.name, "url": url },
                     }),
-                    subject: format!("Confirm your subscription to {}", self.page.name),
+                    subject: format!(
+                        "Confirm your subscription to {}",
+                        self.status_page.page.name
+                    ),
                     text: format!(
                         "Someone (hopefully you) subscribed this address to {} at {url}.\n\nConfirm: {confirm}\n\nIf it was not you, ignore this message or unsubscribe: {unsubscribe}\n",
-                        self.page.name
+                        self.status_page.page.name
                     ),
                 }
             }
@@ -87,8 +100,8 @@ impl ControlPlane {
                 let Some(incident_id) = n.details.get("incident").and_then(|i| i.as_i64()) else {
                     return Ok(Err("not an incident notification".into()));
                 };
-                let snapshot = self.snapshot().await?;
-                let incident = match self.incident(incident_id).await {
+                let snapshot = self.status_page.snapshot().await?;
+                let incident = match self.incidents.get(incident_id).await {
                     Ok(i) => i,
                     Err(ControlError::NotFound(m)) => return Ok(Err(m)),
                     Err(e) => return Err(e),

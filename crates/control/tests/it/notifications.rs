@@ -394,9 +394,7 @@ async fn email_goes_over_starttls_and_never_in_clear_when_tls_is_required() {
     let plain = SmtpSink::start().await.expect("plain relay");
     let ca = secure.cert_pem.clone().expect("certificate").into_bytes();
     assert!(
-        rampart_control::ControlPlane::open(&temp("bad-ca"), &["production".into()])
-            .await
-            .expect("control plane")
+        rampart_control::Settings::default()
             .with_smtp_ca(b"not a certificate".to_vec())
             .is_err(),
         "a bad --smtp-ca is refused at start"

@@ -257,7 +257,7 @@ async fn a_release_survives_a_control_plane_restart() {
         w.bake_ms = 2_000;
     }
     let configure = |p: Plan| {
-        move |c: rampart_control::ControlPlane| {
+        move |c: rampart_control::Settings| {
             c.with_plan(Some(p)).with_tick(Duration::from_millis(200))
         }
     };

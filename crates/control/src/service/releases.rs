@@ -1,15 +1,60 @@
 //! Releases in waves as the reconciler drives them: which version each instance should run,
-//! each tick's planner step, pause/resume/abort, and how a release ends.
+//! how one starts, each tick's planner step, pause/resume/abort, and how a release ends.
 
 use super::*;
 
-impl ControlPlane {
-    pub(super) fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
-        self.releases.lock().unwrap_or_else(|p| p.into_inner())
+/// The active releases, by environment, and the plan new ones follow.
+pub struct Releases {
+    store: Store,
+    agents: Arc<crate::agents::Agents>,
+    live: std::sync::Mutex<HashMap<String, Live>>,
+    /// The plan new releases follow; `None` deploys to every instance at once.
+    plan: Option<rampart_rollout::Plan>,
+}
+
+/// A release the control plane rolled back on its own (a gate failed): it pages.
+pub struct Ended {
+    pub release: crate::store::ReleaseRow,
+    pub reason: String,
+}
+
+impl Releases {
+    /// The releases the store holds as active go on where they were.
+    pub async fn load(
+        store: Store,
+        agents: Arc<crate::agents::Agents>,
+        plan: Option<rampart_rollout::Plan>,
+    ) -> Result<Releases, ControlError> {
+        let mut live = HashMap::new();
+        for row in store.releases().await? {
+            let active = matches!(
+                row.intent.state,
+                ReleaseState::Pending | ReleaseState::Rolling | ReleaseState::Paused
+            );
+            if active && !live.contains_key(&row.environment) {
+                tracing::info!(release = row.id, env = %row.environment, "resuming release");
+                live.insert(row.environment.clone(), Live::new(row));
+            }
+        }
+        Ok(Releases {
+            store,
+            agents,
+            live: std::sync::Mutex::new(live),
+            plan,
+        })
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `env` has a release in flight.
+    pub fn active(&self, env: &str) -> bool {
+        self.live().contains_key(env)
     }
 
     /// What one instance should run: its release cohort's version, or the environment's.
-    pub(super) fn instance_desired(&self, env: &str, instance: &str) -> Option<VersionId> {
+    pub fn instance_desired(&self, env: &str, instance: &str) -> Option<VersionId> {
         if let Some(live) = self.live().get(env) {
             let v = if live.row.cohort.iter().any(|i| i == instance) {
                 &live.row.version
@@ -21,37 +66,147 @@ impl ControlPlane {
         self.agents.desired(env)
     }
 
-    pub fn release_statuses(&self) -> Vec<rampart_api::ReleaseStatus> {
+    pub fn statuses(&self) -> Vec<rampart_api::ReleaseStatus> {
         self.live().values().map(Live::status).collect()
     }
 
     /// All releases, newest first: active ones with their live gate and reason.
-    pub async fn releases(&self) -> Result<Vec<rampart_api::ReleaseStatus>, ControlError> {
-        let live: HashMap<i64, rampart_api::ReleaseStatus> = self
-            .release_statuses()
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
+    pub async fn list(&self) -> Result<Vec<rampart_api::ReleaseStatus>, ControlError> {
+        let live: HashMap<i64, rampart_api::ReleaseStatus> =
+            self.statuses().into_iter().map(|s| (s.id, s)).collect();
         Ok(self
             .store
             .releases()
             .await?
             .into_iter()
             .map(|row| {
-                live.get(&row.id).cloned().unwrap_or_else(|| {
-                    Live {
-                        row,
-                        snapshot: HashMap::new(),
-                        applied: Default::default(),
-                    }
-                    .status()
-                })
+                live.get(&row.id)
+                    .cloned()
+                    .unwrap_or_else(|| Live::new(row).status())
             })
             .collect())
     }
 
+    /// A release and its events, for its picture.
+    pub async fn story(&self, id: i64) -> Result<crate::rollout_picture::Story, ControlError> {
+        let release = self
+            .store
+            .release(id)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no release {id}")))?;
+        let events = self.store.release_events(id, &release.environment).await?;
+        Ok(crate::rollout_picture::Story::new(release, events))
+    }
+
+    /// Replacing a running version goes in waves under the rollout planner's gates; a first
+    /// version (nothing to compare with) or a control plane without a plan sets it everywhere.
+    pub(crate) async fn start_or_set(
+        &self,
+        env: &str,
+        current: Option<VersionId>,
+        version: &VersionId,
+        actor: &str,
+        kind: &str,
+        mut data: serde_json::Value,
+    ) -> Result<(), ControlError> {
+        if let (Some(plan), Some(previous)) = (&self.plan, current)
+            && previous != *version
+        {
+            if let Some(running) = self.live().get(env) {
+                return Err(ControlError::Conflict(format!(
+                    "release {} is already running in {env}; wait for it, or abort it (`rampart rollout abort {}`)",
+                    running.row.id, running.row.id
+                )));
+            }
+            let intent = rampart_rollout::Intent {
+                version: version.to_string(),
+                previous: Some(previous.to_string()),
+                plan: plan.clone(),
+                state: ReleaseState::Pending,
+                wave: 0,
+                wave_started_ms: crate::release::now_ms(),
+            };
+            let id = self
+                .store
+                .insert_release(env, &intent, previous.as_str(), actor)
+                .await?;
+            data["release"] = serde_json::json!(id);
+            self.store
+                .append_event(&NewEvent {
+                    kind,
+                    subject: env,
+                    actor,
+                    data,
+                })
+                .await?;
+            let row = crate::store::ReleaseRow {
+                id,
+                environment: env.to_owned(),
+                version: version.clone(),
+                previous,
+                intent,
+                cohort: vec![],
+                gate: None,
+                reason: None,
+                created_at: crate::store::now(),
+            };
+            self.live().insert(env.to_owned(), Live::new(row));
+            tracing::info!(
+                env,
+                release = id,
+                version = version.short(),
+                actor,
+                "release started"
+            );
+            return Ok(());
+        }
+        self.store
+            .set_desired(
+                env,
+                version.as_str(),
+                &NewEvent {
+                    kind,
+                    subject: env,
+                    actor,
+                    data,
+                },
+            )
+            .await?;
+        self.agents.publish(env, version);
+        tracing::info!(
+            env,
+            version = version.short(),
+            actor,
+            kind,
+            "desired version set"
+        );
+        Ok(())
+    }
+
+    /// A rollback overrides the release in flight in `env`, whatever its gates say.
+    pub(crate) async fn stop_for_rollback(
+        &self,
+        env: &str,
+        actor: &str,
+    ) -> Result<(), ControlError> {
+        let running = self.live().remove(env);
+        if let Some(mut live) = running {
+            live.row.intent.state = ReleaseState::RolledBack;
+            let data = serde_json::json!({ "release": live.row.id, "reason": "manual rollback" });
+            let event = NewEvent {
+                kind: "release.rolled_back",
+                subject: env,
+                actor,
+                data,
+            };
+            self.store.update_release(&live.row, None, &[event]).await?;
+            self.agents.cohorts_changed();
+        }
+        Ok(())
+    }
+
     /// Pause, resume or abort an active release.
-    pub async fn release_action(
+    pub async fn action(
         &self,
         actor: &Actor,
         id: i64,
@@ -67,7 +222,7 @@ impl ControlPlane {
             "pause" => live.row.intent.state = ReleaseState::Paused,
             "resume" => live.row.intent.state = ReleaseState::Rolling,
             "abort" => {
-                self.end_release(
+                self.end(
                     &mut live,
                     ReleaseState::RolledBack,
                     &format!("aborted by {}", actor.name),
@@ -103,7 +258,7 @@ impl ControlPlane {
 
     /// Ends a release: rolled back (everyone on the previous version) or succeeded (everyone on
     /// the new one). The environment's desired version changes in the same transaction.
-    async fn end_release(
+    async fn end(
         &self,
         live: &mut Live,
         state: ReleaseState,
@@ -127,11 +282,8 @@ impl ControlPlane {
             .update_release(&live.row, Some(target.as_str()), &[event])
             .await?;
         self.live().remove(&live.row.environment);
-        self.publish(&live.row.environment, &target);
+        self.agents.publish(&live.row.environment, &target);
         self.agents.cohorts_changed();
-        if state == ReleaseState::RolledBack && actor == "control" {
-            self.automatic_rollback_alerts(&live.row, reason).await?;
-        }
         match state {
             ReleaseState::Succeeded => {
                 tracing::info!(release = live.row.id, env = %live.row.environment, "release succeeded")
@@ -143,9 +295,9 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// One reconciler pass over every active release.
-    pub async fn reconcile(&self) -> Result<(), ControlError> {
-        self.drive_restarts().await?;
+    /// One planner step of every active release; returns the releases it rolled back.
+    pub async fn reconcile(&self) -> Result<Vec<Ended>, ControlError> {
+        let mut rolled_back = vec![];
         let envs: Vec<String> = self.live().keys().cloned().collect();
         for env in envs {
             let Some(mut live) = self.live().get(&env).cloned() else {
@@ -216,8 +368,13 @@ impl ControlPlane {
                         })
                         .await?;
                 }
-                self.end_release(&mut live, state, &reason, "control")
-                    .await?;
+                self.end(&mut live, state, &reason, "control").await?;
+                if state == ReleaseState::RolledBack {
+                    rolled_back.push(Ended {
+                        release: live.row,
+                        reason,
+                    });
+                }
                 continue;
             }
             if changed || !events.is_empty() {
@@ -236,6 +393,6 @@ impl ControlPlane {
                 self.live().insert(env.clone(), live);
             }
         }
-        Ok(())
+        Ok(rolled_back)
     }
 }
