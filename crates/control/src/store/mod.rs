@@ -1,19 +1,14 @@
-//! Durable state in SQLite (WAL), one module per group of tables: versions, environments and
-//! approvals, releases, operations (components, SLI minutes, channels, the outbox, alerts),
-//! incidents, and the status page's maintenance and subscribers. This module holds the store
-//! itself, the event log every change appends to, and the row helpers the others share.
+//! Durable state behind one seam (`backend.rs`: a trait per group of tables), so the control
+//! plane does not know which database holds it. `sqlite/` implements it over SQLite (WAL); the
+//! suite in `suite.rs` states what every backend must do and runs against each.
 //!
 //! Every change that must survive a crash is one transaction that also appends its event, so
-//! the event log and the state never disagree. Queries are checked at run time (`query`, not
-//! `query!`), keeping the door open to a PostgreSQL backend with its own migrations.
+//! the event log and the state never disagree.
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 
-use rampart_api::{Event, VersionId, VersionInfo};
-use sqlx::sqlite::SqliteRow;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use rampart_api::VersionId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,42 +21,19 @@ pub enum StoreError {
     Malformed(String),
 }
 
-mod alerts;
-mod environments;
-mod incidents;
-mod ops;
-mod releases;
-mod restarts;
-mod status;
-mod versions;
+mod backend;
+mod rows;
+pub mod sqlite;
+#[cfg(test)]
+mod suite;
 
-pub use alerts::NewAlert;
-pub use ops::{IncidentSeed, Pending};
-pub use releases::ReleaseRow;
-pub use status::{MaintenanceRow, SubscriberRow, subscriber_channel};
-
-/// A version-id column.
-pub(super) fn version_col(r: &SqliteRow, i: usize) -> Result<VersionId, StoreError> {
-    let text: String = r.try_get(i)?;
-    VersionId::parse(&text).map_err(StoreError::Malformed)
-}
-
-/// A version-id column that may be NULL.
-pub(super) fn opt_version_col(r: &SqliteRow, i: usize) -> Result<Option<VersionId>, StoreError> {
-    let text: Option<String> = r.try_get(i)?;
-    text.map(|t| VersionId::parse(&t).map_err(StoreError::Malformed))
-        .transpose()
-}
-
-pub(super) fn version_info(r: &SqliteRow) -> Result<VersionInfo, StoreError> {
-    Ok(VersionInfo {
-        id: version_col(r, 0)?,
-        parent: opt_version_col(r, 1)?,
-        author: r.try_get(2)?,
-        message: r.try_get(3)?,
-        created_at: r.try_get(4)?,
-    })
-}
+pub use backend::{
+    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, OpsStore, ReleaseStore,
+    RestartStore, StatusStore, VersionStore,
+};
+pub use rows::{
+    IncidentSeed, MaintenanceRow, NewAlert, Pending, ReleaseRow, SubscriberRow, subscriber_channel,
+};
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.
 pub fn now() -> String {
@@ -88,95 +60,25 @@ pub struct NewEvent<'a> {
     pub data: serde_json::Value,
 }
 
-/// An event from a `SELECT seq, at, kind, subject, actor, data` row.
-pub(crate) fn event_row(r: &sqlx::sqlite::SqliteRow) -> Event {
-    let data: String = r.get(5);
-    Event {
-        seq: r.get(0),
-        at: r.get(1),
-        kind: r.get(2),
-        subject: r.get(3),
-        actor: r.get(4),
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-    }
-}
-
+/// The store: a backend behind the seam, shared by every part of the control plane.
 #[derive(Clone)]
-pub struct Store {
-    pub(crate) pool: SqlitePool,
-}
+pub struct Store(Arc<dyn Backend>);
 
 impl Store {
-    /// Opens (creating if needed) `DIR/rampart.db` and migrates it.
+    /// Opens (creating if needed) the SQLite store `DIR/rampart.db` and migrates it.
     pub async fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.join("rampart.db");
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store::new(sqlite::Sqlite::open(dir).await?))
     }
 
-    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
-    /// transaction that reads first cannot wait for the lock later (SQLITE_BUSY).
-    pub(crate) async fn write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    pub fn new(backend: impl Backend + 'static) -> Store {
+        Store(Arc::new(backend))
     }
+}
 
-    /// Creates the environments that do not exist yet, in pipeline order.
-    pub async fn ensure_environments(&self, names: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        for (i, name) in names.iter().enumerate() {
-            sqlx::query("INSERT OR IGNORE INTO environments (name, position) VALUES (?, ?)")
-                .bind(name)
-                .bind(i as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
 
-    /// Appends an event; returns its sequence number.
-    pub(crate) async fn append(
-        tx: &mut sqlx::SqliteConnection,
-        e: &NewEvent<'_>,
-    ) -> Result<i64, StoreError> {
-        // The time is taken by SQLite while the insert holds the write lock, so sequence order
-        // and time order agree (a time taken before waiting for the lock could be older than an
-        // event committed meanwhile). Same format as `now()`.
-        let seq = sqlx::query(
-            "INSERT INTO events (at, kind, subject, actor, data) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?, ?, ?, ?)",
-        )
-        .bind(e.kind)
-        .bind(e.subject)
-        .bind(e.actor)
-        .bind(e.data.to_string())
-        .execute(tx)
-        .await?
-        .last_insert_rowid();
-        Ok(seq)
-    }
-
-    pub async fn append_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::append(&mut conn, e).await
-    }
-
-    pub async fn events(&self, after: i64) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query("SELECT seq, at, kind, subject, actor, data FROM events WHERE seq > ? ORDER BY seq LIMIT 1000")
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(event_row).collect())
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }

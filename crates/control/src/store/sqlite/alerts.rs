@@ -5,19 +5,8 @@ use rampart_api::{Alert, ChannelSpec, Severity};
 use sqlx::Row;
 
 use super::ops::severity;
-use super::{IncidentSeed, NewEvent, Store, StoreError, now};
+use super::*;
 use crate::notify::{Notification, NotifyAction};
-
-/// An alert about to fire.
-#[derive(Debug, Clone)]
-pub struct NewAlert {
-    pub key: String,
-    pub name: String,
-    pub severity: Severity,
-    pub source: &'static str,
-    pub summary: String,
-    pub data: serde_json::Value,
-}
 
 fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Alert {
     let data: String = r.get("data");
@@ -35,10 +24,9 @@ fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Alert {
     }
 }
 
-impl Store {
-    /// Fires an alert unless one with its key is active. In the same transaction: its event,
-    /// its notifications, and for a page the incident it opens or joins. Returns the new alert.
-    pub async fn fire_alert(
+#[async_trait::async_trait]
+impl AlertStore for Sqlite {
+    async fn fire_alert(
         &self,
         a: &NewAlert,
         channels: &[(String, ChannelSpec)],
@@ -104,6 +92,47 @@ impl Store {
         Ok(Some(alert))
     }
 
+    async fn resolve_alert(
+        &self,
+        key: &str,
+        channels: &[(String, ChannelSpec)],
+    ) -> Result<Option<Alert>, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "UPDATE alerts SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL RETURNING *",
+        )
+        .bind(now())
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let alert = alert_row(&row);
+        let event = NewEvent {
+            kind: "alert.resolved",
+            subject: key,
+            actor: "control",
+            data: serde_json::json!({ "alert": alert.id, "name": alert.name, "summary": alert.summary }),
+        };
+        Self::append(&mut tx, &event).await?;
+        Self::queue_alert_notification(&mut tx, &alert, NotifyAction::Resolve, channels).await?;
+        tx.commit().await?;
+        Ok(Some(alert))
+    }
+
+    async fn alerts(&self, active_only: bool) -> Result<Vec<Alert>, StoreError> {
+        let sql = if active_only {
+            "SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id DESC LIMIT 500"
+        } else {
+            "SELECT * FROM alerts ORDER BY id DESC LIMIT 500"
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(alert_row).collect())
+    }
+}
+
+impl Sqlite {
     /// Queues an alert's notification for the channels that take its severity. The paging
     /// alerts of an incident page as the incident: the first active one triggers it, the last
     /// to resolve resolves it, and the others notify nobody.
@@ -192,130 +221,5 @@ impl Store {
                 .await?
                 .get(0),
         )
-    }
-
-    /// Resolves the active alert with `key`, with its event and notifications.
-    pub async fn resolve_alert(
-        &self,
-        key: &str,
-        channels: &[(String, ChannelSpec)],
-    ) -> Result<Option<Alert>, StoreError> {
-        let mut tx = self.write().await?;
-        let row = sqlx::query(
-            "UPDATE alerts SET resolved_at = ? WHERE key = ? AND resolved_at IS NULL RETURNING *",
-        )
-        .bind(now())
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let alert = alert_row(&row);
-        let event = NewEvent {
-            kind: "alert.resolved",
-            subject: key,
-            actor: "control",
-            data: serde_json::json!({ "alert": alert.id, "name": alert.name, "summary": alert.summary }),
-        };
-        Self::append(&mut tx, &event).await?;
-        Self::queue_alert_notification(&mut tx, &alert, NotifyAction::Resolve, channels).await?;
-        tx.commit().await?;
-        Ok(Some(alert))
-    }
-
-    /// Alerts, newest first (the latest 500).
-    pub async fn alerts(&self, active_only: bool) -> Result<Vec<Alert>, StoreError> {
-        let sql = if active_only {
-            "SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id DESC LIMIT 500"
-        } else {
-            "SELECT * FROM alerts ORDER BY id DESC LIMIT 500"
-        };
-        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(alert_row).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rampart_api::{Impact, IncidentStatus, Severity};
-    use serde_json::json;
-
-    use super::*;
-
-    fn seed(cause: serde_json::Value, title: &str, status: IncidentStatus) -> IncidentSeed {
-        IncidentSeed {
-            title: title.into(),
-            status,
-            impact: Impact::Major,
-            environment: Some("production".into()),
-            components: vec![],
-            cause,
-            started_ms: 1,
-            first_event: None,
-            body: format!("{title}: update"),
-        }
-    }
-
-    fn page(key: &str) -> NewAlert {
-        NewAlert {
-            key: key.into(),
-            name: key.into(),
-            severity: Severity::Page,
-            source: "event",
-            summary: key.into(),
-            data: json!({}),
-        }
-    }
-
-    /// An SLO page can open an incident before the gate fails; when the rollback's page joins
-    /// it, the release becomes the incident's cause, so its postmortem names the release.
-    #[tokio::test]
-    async fn a_rollback_page_joining_an_open_incident_becomes_its_cause() {
-        let dir = std::env::temp_dir().join(format!(
-            "rampart-store-cause-{}-{}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        tokio::fs::create_dir_all(&dir).await.expect("dir");
-        let store = Store::open(&dir).await.expect("store");
-        store
-            .ensure_environments(&["production".into()])
-            .await
-            .expect("environments");
-        let slo = seed(
-            json!({ "slo": "Users API" }),
-            "Users API burns its error budget",
-            IncidentStatus::Investigating,
-        );
-        store
-            .fire_alert(&page("slo:users:fast"), &[], Some(&slo))
-            .await
-            .expect("slo page");
-        let rollback = seed(
-            json!({ "release": 7 }),
-            "Automatic rollback in production: release 7 failed its gate",
-            IncidentStatus::Identified,
-        );
-        store
-            .fire_alert(&page("release:7:rolled_back"), &[], Some(&rollback))
-            .await
-            .expect("rollback page");
-        let ids = store.incident_ids(false, 10).await.expect("incidents");
-        assert_eq!(ids.len(), 1, "the rollback's page joined the open incident");
-        let incident = store
-            .incident(ids[0])
-            .await
-            .expect("incident")
-            .expect("there");
-        assert_eq!(incident.cause["release"], 7, "{:?}", incident.cause);
-        assert_eq!(incident.status, IncidentStatus::Identified);
-        assert_eq!(incident.title, rollback.title);
-        assert!(
-            incident.updates.iter().any(|u| u.body == rollback.body),
-            "{:?}",
-            incident.updates
-        );
-        let _ = tokio::fs::remove_dir_all(&dir).await;
     }
 }

@@ -5,37 +5,12 @@
 
 use std::collections::HashMap;
 
-use rampart_api::{ChannelSpec, ComponentSpec, Impact, IncidentStatus, OutboxEntry, Severity};
+use rampart_api::{ChannelSpec, ComponentSpec, Impact, OutboxEntry, Severity};
 use sqlx::Row;
 
-use super::{NewEvent, Store, StoreError, now};
+use super::*;
 use crate::notify::Notification;
 use crate::slo::Counts;
-
-/// The incident a paging alert opens when none is open for its environment.
-#[derive(Debug, Clone)]
-pub struct IncidentSeed {
-    pub title: String,
-    pub status: IncidentStatus,
-    pub impact: Impact,
-    pub environment: Option<String>,
-    pub components: Vec<String>,
-    pub cause: serde_json::Value,
-    pub started_ms: u64,
-    /// The first event of its window; the alert's own event when `None`.
-    pub first_event: Option<i64>,
-    pub body: String,
-}
-
-/// A notification waiting at the head of its channel's queue.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub id: i64,
-    pub channel: String,
-    pub notification: Notification,
-    pub attempts: u32,
-    pub next_at_ms: u64,
-}
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -53,8 +28,9 @@ pub(super) fn impact(s: &str) -> Impact {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).unwrap_or(Impact::Minor)
 }
 
-impl Store {
-    pub async fn put_component(&self, name: &str, spec: &ComponentSpec) -> Result<(), StoreError> {
+#[async_trait::async_trait]
+impl OpsStore for Sqlite {
+    async fn put_component(&self, name: &str, spec: &ComponentSpec) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query("INSERT INTO components (name, spec, position, created_at, updated_at) VALUES (?, ?, (SELECT COALESCE(MAX(position), -1) + 1 FROM components), ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at")
             .bind(name)
@@ -74,7 +50,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_component(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
+    async fn delete_component(&self, name: &str, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let gone = sqlx::query("DELETE FROM components WHERE name = ?")
             .bind(name)
@@ -95,8 +71,7 @@ impl Store {
         Ok(gone)
     }
 
-    /// When each component was created and last changed, by name.
-    pub async fn component_times(&self) -> Result<HashMap<String, (String, String)>, StoreError> {
+    async fn component_times(&self) -> Result<HashMap<String, (String, String)>, StoreError> {
         let rows = sqlx::query("SELECT name, created_at, updated_at FROM components")
             .fetch_all(&self.pool)
             .await?;
@@ -106,8 +81,7 @@ impl Store {
             .collect())
     }
 
-    /// Components in the order they were added.
-    pub async fn components(&self) -> Result<Vec<(String, ComponentSpec)>, StoreError> {
+    async fn components(&self) -> Result<Vec<(String, ComponentSpec)>, StoreError> {
         let rows = sqlx::query("SELECT name, spec FROM components ORDER BY position")
             .fetch_all(&self.pool)
             .await?;
@@ -120,8 +94,7 @@ impl Store {
             .collect())
     }
 
-    /// Saves completed minutes of SLI series.
-    pub async fn save_minutes(&self, points: &[(String, u64, Counts)]) -> Result<(), StoreError> {
+    async fn save_minutes(&self, points: &[(String, u64, Counts)]) -> Result<(), StoreError> {
         if points.is_empty() {
             return Ok(());
         }
@@ -145,8 +118,7 @@ impl Store {
         Ok(())
     }
 
-    /// Stored minutes of every series, ascending.
-    pub async fn load_minutes(&self) -> Result<HashMap<String, Vec<(u64, Counts)>>, StoreError> {
+    async fn load_minutes(&self) -> Result<HashMap<String, Vec<(u64, Counts)>>, StoreError> {
         let rows = sqlx::query(
             "SELECT series, minute, total, failed FROM sli_minutes ORDER BY series, minute",
         )
@@ -166,7 +138,7 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn put_channel(
+    async fn put_channel(
         &self,
         name: &str,
         spec: &ChannelSpec,
@@ -191,8 +163,7 @@ impl Store {
         Ok(())
     }
 
-    /// Channels with their pending and failed notification counts.
-    pub async fn channels(&self) -> Result<Vec<(String, ChannelSpec, u64, u64)>, StoreError> {
+    async fn channels(&self) -> Result<Vec<(String, ChannelSpec, u64, u64)>, StoreError> {
         let rows = sqlx::query("SELECT c.name, c.spec, (SELECT COUNT(*) FROM outbox o WHERE o.channel = c.name AND o.delivered_at IS NULL AND o.failed_at IS NULL), (SELECT COUNT(*) FROM outbox o WHERE o.channel = c.name AND o.failed_at IS NOT NULL) FROM channels c ORDER BY c.name")
             .fetch_all(&self.pool)
             .await?;
@@ -211,24 +182,7 @@ impl Store {
             .collect())
     }
 
-    /// Queues `n` for `channel`; a notification with the same key is queued once.
-    pub(crate) async fn enqueue(
-        tx: &mut sqlx::SqliteConnection,
-        channel: &str,
-        n: &Notification,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR IGNORE INTO outbox (channel, key, notification, created_at) VALUES (?, ?, ?, ?)")
-            .bind(channel)
-            .bind(&n.key)
-            .bind(to_json(n))
-            .bind(now())
-            .execute(tx)
-            .await?;
-        Ok(())
-    }
-
-    /// The oldest undelivered notification of each channel (delivery is in order per channel).
-    pub async fn outbox_heads(&self) -> Result<Vec<Pending>, StoreError> {
+    async fn outbox_heads(&self) -> Result<Vec<Pending>, StoreError> {
         let rows = sqlx::query("SELECT id, channel, notification, attempts, next_at_ms FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL GROUP BY channel)")
             .fetch_all(&self.pool)
             .await?;
@@ -248,8 +202,7 @@ impl Store {
             .collect())
     }
 
-    /// Marks a notification delivered (or given up on, with `failed`), with its event.
-    pub async fn outbox_done(
+    async fn outbox_done(
         &self,
         p: &Pending,
         failed: Option<&str>,
@@ -289,8 +242,7 @@ impl Store {
         Ok(())
     }
 
-    /// Schedules another attempt.
-    pub async fn outbox_retry(
+    async fn outbox_retry(
         &self,
         p: &Pending,
         attempts: u32,
@@ -307,8 +259,7 @@ impl Store {
         Ok(())
     }
 
-    /// The latest 500 notifications, newest first.
-    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+    async fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let rows = sqlx::query("SELECT id, channel, key, attempts, created_at, delivered_at, failed_at, last_error FROM outbox ORDER BY id DESC LIMIT 500")
             .fetch_all(&self.pool)
             .await?;
@@ -328,5 +279,23 @@ impl Store {
                 }
             })
             .collect())
+    }
+}
+
+impl Sqlite {
+    /// Queues `n` for `channel`; a notification with the same key is queued once.
+    pub(crate) async fn enqueue(
+        tx: &mut sqlx::SqliteConnection,
+        channel: &str,
+        n: &Notification,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO outbox (channel, key, notification, created_at) VALUES (?, ?, ?, ?)")
+            .bind(channel)
+            .bind(&n.key)
+            .bind(to_json(n))
+            .bind(now())
+            .execute(tx)
+            .await?;
+        Ok(())
     }
 }

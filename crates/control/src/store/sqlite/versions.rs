@@ -3,11 +3,11 @@
 use rampart_api::{VersionId, VersionInfo};
 use sqlx::Row;
 
-use super::{NewEvent, Store, StoreError, now, version_col, version_info};
+use super::*;
 
-impl Store {
-    /// Stores a version unless the same content exists; returns it and whether it is new.
-    pub async fn insert_version(
+#[async_trait::async_trait]
+impl VersionStore for Sqlite {
+    async fn insert_version(
         &self,
         id: &str,
         document: &str,
@@ -60,6 +60,22 @@ impl Store {
         Ok((info, true))
     }
 
+    async fn version(&self, id: &str) -> Result<Option<(VersionInfo, String)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Self::version_row(&mut conn, id).await
+    }
+
+    async fn versions(&self) -> Result<Vec<VersionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, parent, author, message, created_at FROM versions ORDER BY rowid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(version_info).collect()
+    }
+}
+
+impl Sqlite {
     async fn version_row(
         conn: &mut sqlx::SqliteConnection,
         id: &str,
@@ -72,19 +88,5 @@ impl Store {
         .await?;
         row.map(|r| Ok((version_info(&r)?, r.try_get(5)?)))
             .transpose()
-    }
-
-    pub async fn version(&self, id: &str) -> Result<Option<(VersionInfo, String)>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::version_row(&mut conn, id).await
-    }
-
-    pub async fn versions(&self) -> Result<Vec<VersionInfo>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, parent, author, message, created_at FROM versions ORDER BY rowid DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(version_info).collect()
     }
 }

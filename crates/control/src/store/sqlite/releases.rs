@@ -1,9 +1,8 @@
 //! Releases in waves (their intent, cohort and gate), and the events of one release's story.
 
-use rampart_api::VersionId;
 use sqlx::Row;
 
-use super::{NewEvent, Store, StoreError, now, version_col};
+use super::*;
 
 /// A query for releases, with the columns `release_row` reads, followed by `$tail`.
 macro_rules! select_releases {
@@ -32,23 +31,9 @@ fn release_row(r: &sqlx::sqlite::SqliteRow) -> Option<ReleaseRow> {
     })
 }
 
-/// A release as stored.
-#[derive(Debug, Clone)]
-pub struct ReleaseRow {
-    pub id: i64,
-    pub environment: String,
-    pub version: VersionId,
-    pub previous: VersionId,
-    pub intent: rampart_rollout::Intent,
-    pub cohort: Vec<String>,
-    pub gate: Option<String>,
-    pub reason: Option<String>,
-    pub created_at: String,
-}
-
-impl Store {
-    /// Starts a release, with its event.
-    pub async fn insert_release(
+#[async_trait::async_trait]
+impl ReleaseStore for Sqlite {
+    async fn insert_release(
         &self,
         env: &str,
         intent: &rampart_rollout::Intent,
@@ -77,9 +62,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Saves a release's intent and cohort, with an event when one is given; when `desired` is
-    /// given the environment's desired version changes in the same transaction.
-    pub async fn update_release(
+    async fn update_release(
         &self,
         r: &ReleaseRow,
         desired: Option<&str>,
@@ -110,27 +93,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
+    async fn releases(&self) -> Result<Vec<ReleaseRow>, StoreError> {
         let rows = sqlx::query(select_releases!("ORDER BY id DESC LIMIT 100"))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().filter_map(release_row).collect())
     }
 
-    /// The release with `id`, however old.
-    pub async fn release(&self, id: i64) -> Result<Option<ReleaseRow>, StoreError> {
+    async fn release(&self, id: i64) -> Result<Option<ReleaseRow>, StoreError> {
         let row = sqlx::query(select_releases!("WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().and_then(release_row))
     }
-}
 
-impl Store {
-    /// The first event of a release's story: the earliest event about its version since the
-    /// environment's previous release ended, or the release's start.
-    pub async fn release_first_event(&self, release: i64) -> Result<Option<i64>, StoreError> {
+    async fn release_first_event(&self, release: i64) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT r.environment, r.version, (SELECT MIN(seq) FROM events WHERE kind = 'release.started' AND json_extract(data, '$.release') = r.id) FROM releases r WHERE r.id = ?")
             .bind(release)
             .fetch_optional(&self.pool)
@@ -153,8 +131,7 @@ impl Store {
         Ok(Some(first.unwrap_or(started)))
     }
 
-    /// Events with sequence numbers in `first..=last` (at most 5000).
-    pub async fn events_between(
+    async fn events_between(
         &self,
         first: i64,
         last: i64,
@@ -164,13 +141,10 @@ impl Store {
             .bind(last)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(crate::store::event_row).collect())
+        Ok(rows.iter().map(super::event_row).collect())
     }
 
-    /// A release's story: from its `release.started` event, its own events (waves, gate
-    /// verdicts, the end), the applies and convergence of its environment, and the
-    /// environment's next release start (where the story ends at the latest); at most 5000.
-    pub async fn release_events(
+    async fn release_events(
         &self,
         release: i64,
         env: &str,
@@ -180,6 +154,6 @@ impl Store {
             .bind(env)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(crate::store::event_row).collect())
+        Ok(rows.iter().map(super::event_row).collect())
     }
 }

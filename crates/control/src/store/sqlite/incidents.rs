@@ -5,53 +5,12 @@ use rampart_api::{
 };
 use sqlx::Row;
 
-use super::IncidentSeed;
 use super::ops::{impact, to_json};
-use super::{NewEvent, Store, StoreError, now};
+use super::*;
 
-impl Store {
-    pub(super) async fn open_incident_in(
-        tx: &mut sqlx::SqliteConnection,
-        seed: &IncidentSeed,
-        first_event: i64,
-        actor: &str,
-    ) -> Result<i64, StoreError> {
-        let at = now();
-        let id = sqlx::query("INSERT INTO incidents (title, status, impact, environment, components, cause, opened_at, started_ms, first_event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(&seed.title)
-            .bind(seed.status.as_str())
-            .bind(seed.impact.as_str())
-            .bind(&seed.environment)
-            .bind(to_json(&seed.components))
-            .bind(seed.cause.to_string())
-            .bind(&at)
-            .bind(seed.started_ms as i64)
-            .bind(first_event)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-        let update = sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(&at)
-            .bind(seed.status.as_str())
-            .bind(&seed.body)
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-        Self::enqueue_subscribers(&mut *tx, id, update, seed.status.as_str()).await?;
-        let event = NewEvent {
-            kind: "incident.opened",
-            subject: &format!("incident-{id}"),
-            actor,
-            data: serde_json::json!({ "incident": id, "title": seed.title, "status": seed.status, "impact": seed.impact, "cause": seed.cause }),
-        };
-        Self::append(&mut *tx, &event).await?;
-        Ok(id)
-    }
-
-    /// Opens an incident by hand.
-    pub async fn open_incident(&self, seed: &IncidentSeed, actor: &str) -> Result<i64, StoreError> {
+#[async_trait::async_trait]
+impl IncidentStore for Sqlite {
+    async fn open_incident(&self, seed: &IncidentSeed, actor: &str) -> Result<i64, StoreError> {
         let mut tx = self.write().await?;
         let first: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
             .fetch_one(&mut *tx)
@@ -63,7 +22,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         let Some(r) = sqlx::query("SELECT * FROM incidents WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -133,8 +92,7 @@ impl Store {
         }))
     }
 
-    /// When an incident's window starts, in milliseconds since the epoch.
-    pub async fn incident_started_ms(&self, id: i64) -> Result<Option<u64>, StoreError> {
+    async fn incident_started_ms(&self, id: i64) -> Result<Option<u64>, StoreError> {
         Ok(sqlx::query("SELECT started_ms FROM incidents WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -142,8 +100,7 @@ impl Store {
             .map(|r| r.get::<i64, _>(0) as u64))
     }
 
-    /// Incidents, newest first, at most `limit`; `open_only` leaves out resolved ones.
-    pub async fn incident_ids(&self, open_only: bool, limit: i64) -> Result<Vec<i64>, StoreError> {
+    async fn incident_ids(&self, open_only: bool, limit: i64) -> Result<Vec<i64>, StoreError> {
         let sql = if open_only {
             "SELECT id FROM incidents WHERE resolved_at IS NULL ORDER BY id DESC LIMIT ?"
         } else {
@@ -158,9 +115,7 @@ impl Store {
             .collect())
     }
 
-    /// Applies a change: narrative fields, impact, and a status update with its event. On
-    /// resolution the window closes and `traffic` is frozen into the record.
-    pub async fn change_incident(
+    async fn change_incident(
         &self,
         id: i64,
         change: &IncidentChange,
@@ -247,7 +202,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn add_action_item(
+    async fn add_action_item(
         &self,
         incident: i64,
         item: &ActionItemSpec,
@@ -275,8 +230,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Changes an action item; false if the incident has no such item.
-    pub async fn set_action_item(
+    async fn set_action_item(
         &self,
         incident: i64,
         item: i64,
@@ -307,5 +261,47 @@ impl Store {
         }
         tx.commit().await?;
         Ok(changed)
+    }
+}
+
+impl Sqlite {
+    pub(super) async fn open_incident_in(
+        tx: &mut sqlx::SqliteConnection,
+        seed: &IncidentSeed,
+        first_event: i64,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        let at = now();
+        let id = sqlx::query("INSERT INTO incidents (title, status, impact, environment, components, cause, opened_at, started_ms, first_event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&seed.title)
+            .bind(seed.status.as_str())
+            .bind(seed.impact.as_str())
+            .bind(&seed.environment)
+            .bind(to_json(&seed.components))
+            .bind(seed.cause.to_string())
+            .bind(&at)
+            .bind(seed.started_ms as i64)
+            .bind(first_event)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        let update = sqlx::query("INSERT INTO incident_updates (incident, at, status, body, actor) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(&at)
+            .bind(seed.status.as_str())
+            .bind(&seed.body)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+        Self::enqueue_subscribers(&mut *tx, id, update, seed.status.as_str()).await?;
+        let event = NewEvent {
+            kind: "incident.opened",
+            subject: &format!("incident-{id}"),
+            actor,
+            data: serde_json::json!({ "incident": id, "title": seed.title, "status": seed.status, "impact": seed.impact, "cause": seed.cause }),
+        };
+        Self::append(&mut *tx, &event).await?;
+        Ok(id)
     }
 }

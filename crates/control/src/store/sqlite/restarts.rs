@@ -6,12 +6,11 @@ use std::collections::HashMap;
 use rampart_api::RestartStatus;
 use sqlx::Row;
 
-use super::{NewEvent, Store, StoreError, now};
+use super::*;
 
-impl Store {
-    /// Stores an environment's restart, bumps the restart generation of `bump`, and appends
-    /// `event`, in one transaction; returns the bumped generations.
-    pub async fn save_restart(
+#[async_trait::async_trait]
+impl RestartStore for Sqlite {
+    async fn save_restart(
         &self,
         status: &RestartStatus,
         batch_issued: bool,
@@ -40,8 +39,7 @@ impl Store {
         Ok(generations)
     }
 
-    /// Every environment's last restart, and whether its current batch was told to restart.
-    pub async fn restarts(&self) -> Result<Vec<(RestartStatus, bool)>, StoreError> {
+    async fn restarts(&self) -> Result<Vec<(RestartStatus, bool)>, StoreError> {
         let rows = sqlx::query("SELECT status, batch_issued FROM restarts")
             .fetch_all(&self.pool)
             .await?;
@@ -54,8 +52,7 @@ impl Store {
             .collect())
     }
 
-    /// The restart generation of every instance ever told to restart.
-    pub async fn restart_generations(&self) -> Result<HashMap<String, u64>, StoreError> {
+    async fn restart_generations(&self) -> Result<HashMap<String, u64>, StoreError> {
         let rows = sqlx::query("SELECT instance, generation FROM restart_generations")
             .fetch_all(&self.pool)
             .await?;

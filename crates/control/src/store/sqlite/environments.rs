@@ -4,12 +4,11 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{NewEvent, Store, StoreError, now, opt_version_col, version_col};
+use super::*;
 
-use super::EnvRow;
-
-impl Store {
-    pub async fn environments(&self) -> Result<Vec<EnvRow>, StoreError> {
+#[async_trait::async_trait]
+impl EnvironmentStore for Sqlite {
+    async fn environments(&self) -> Result<Vec<EnvRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, position, desired, last_known_good FROM environments ORDER BY position",
         )
@@ -27,8 +26,7 @@ impl Store {
             .collect()
     }
 
-    /// Makes `version` desired in `env`, with its event, in one transaction.
-    pub async fn set_desired(
+    async fn set_desired(
         &self,
         env: &str,
         version: &str,
@@ -45,7 +43,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn has_succeeded(&self, env: &str, version: &str) -> Result<bool, StoreError> {
+    async fn has_succeeded(&self, env: &str, version: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM successes WHERE environment = ? AND version = ?")
             .bind(env)
             .bind(version)
@@ -54,9 +52,7 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Records that every instance of `env` applied `version`: it becomes the last-known-good.
-    /// Returns false if it was already recorded.
-    pub async fn record_success(
+    async fn record_success(
         &self,
         env: &str,
         version: &str,
@@ -89,11 +85,8 @@ impl Store {
         tx.commit().await?;
         Ok(done > 0)
     }
-}
 
-impl Store {
-    /// A pending approval for `version` in `env`, creating it if needed; returns it.
-    pub async fn request_approval(
+    async fn request_approval(
         &self,
         env: &str,
         version: &str,
@@ -134,7 +127,7 @@ impl Store {
             .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
     }
 
-    pub async fn approval(&self, id: i64) -> Result<Option<rampart_api::Approval>, StoreError> {
+    async fn approval(&self, id: i64) -> Result<Option<rampart_api::Approval>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, environment, version, sections, requested_by, requested_at, approved_by FROM approvals WHERE id = ?",
         )
@@ -144,7 +137,7 @@ impl Store {
         Ok(Self::approval_rows(rows)?.pop())
     }
 
-    pub async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, StoreError> {
+    async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, environment, version, sections, requested_by, requested_at, approved_by FROM approvals ORDER BY id DESC",
         )
@@ -153,25 +146,7 @@ impl Store {
         Self::approval_rows(rows)
     }
 
-    fn approval_rows(rows: Vec<SqliteRow>) -> Result<Vec<rampart_api::Approval>, StoreError> {
-        rows.iter()
-            .map(|r| {
-                let sections: String = r.try_get(3)?;
-                Ok(rampart_api::Approval {
-                    id: r.try_get(0)?,
-                    environment: r.try_get(1)?,
-                    version: version_col(r, 2)?,
-                    sections: serde_json::from_str(&sections).unwrap_or_default(),
-                    requested_by: r.try_get(4)?,
-                    requested_at: r.try_get(5)?,
-                    approved_by: r.try_get(6)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Whether `version` has an approval granted for `env`.
-    pub async fn is_approved(&self, env: &str, version: &str) -> Result<bool, StoreError> {
+    async fn is_approved(&self, env: &str, version: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM approvals WHERE environment = ? AND version = ? AND approved_by IS NOT NULL")
             .bind(env)
             .bind(version)
@@ -180,8 +155,7 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Grants an approval (the caller then deploys its version).
-    pub async fn grant(&self, id: i64, approver: &str) -> Result<(), StoreError> {
+    async fn grant(&self, id: i64, approver: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let row = sqlx::query("SELECT environment, version FROM approvals WHERE id = ?")
             .bind(id)
@@ -203,5 +177,24 @@ impl Store {
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Sqlite {
+    fn approval_rows(rows: Vec<SqliteRow>) -> Result<Vec<rampart_api::Approval>, StoreError> {
+        rows.iter()
+            .map(|r| {
+                let sections: String = r.try_get(3)?;
+                Ok(rampart_api::Approval {
+                    id: r.try_get(0)?,
+                    environment: r.try_get(1)?,
+                    version: version_col(r, 2)?,
+                    sections: serde_json::from_str(&sections).unwrap_or_default(),
+                    requested_by: r.try_get(4)?,
+                    requested_at: r.try_get(5)?,
+                    approved_by: r.try_get(6)?,
+                })
+            })
+            .collect()
     }
 }

@@ -4,26 +4,8 @@
 use rampart_api::{MaintenanceSpec, Severity, Subscriber, SubscriberKind};
 use sqlx::Row;
 
-use super::{NewEvent, Store, StoreError, now};
+use super::*;
 use crate::notify::{Notification, NotifyAction};
-
-/// A maintenance row as stored.
-#[derive(Debug, Clone)]
-pub struct MaintenanceRow {
-    pub id: i64,
-    pub spec: MaintenanceSpec,
-    pub created_at: String,
-    pub created_by: String,
-    pub cancelled_at: Option<String>,
-}
-
-/// A subscriber with its secrets (never shown on the public page).
-#[derive(Debug, Clone)]
-pub struct SubscriberRow {
-    pub subscriber: Subscriber,
-    pub token: String,
-    pub secret: String,
-}
 
 fn kind_of(s: &str) -> SubscriberKind {
     if s == "email" {
@@ -58,13 +40,9 @@ fn subscriber_row(r: &sqlx::sqlite::SqliteRow) -> SubscriberRow {
     }
 }
 
-/// The outbox channel of a subscriber.
-pub fn subscriber_channel(id: i64) -> String {
-    format!("subscriber:{id}")
-}
-
-impl Store {
-    pub async fn insert_maintenance(
+#[async_trait::async_trait]
+impl StatusStore for Sqlite {
+    async fn insert_maintenance(
         &self,
         spec: &MaintenanceSpec,
         actor: &str,
@@ -92,7 +70,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn cancel_maintenance(&self, id: i64, actor: &str) -> Result<bool, StoreError> {
+    async fn cancel_maintenance(&self, id: i64, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE maintenances SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
@@ -116,8 +94,7 @@ impl Store {
         Ok(done)
     }
 
-    /// Maintenance windows, latest start first (at most 200).
-    pub async fn maintenances(&self) -> Result<Vec<MaintenanceRow>, StoreError> {
+    async fn maintenances(&self) -> Result<Vec<MaintenanceRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM maintenances ORDER BY scheduled_for DESC LIMIT 200")
             .fetch_all(&self.pool)
             .await?;
@@ -142,9 +119,7 @@ impl Store {
             .collect())
     }
 
-    /// Adds a subscriber, or returns the active one with the same kind and target. An
-    /// unconfirmed one gets a confirmation message queued in the same transaction.
-    pub async fn add_subscriber(
+    async fn add_subscriber(
         &self,
         kind: SubscriberKind,
         target: &str,
@@ -201,11 +176,7 @@ impl Store {
         Ok((subscriber_row(&row), true))
     }
 
-    /// Confirms the subscriber with `token`; None if no active subscriber has it.
-    pub async fn confirm_subscriber(
-        &self,
-        token: &str,
-    ) -> Result<Option<SubscriberRow>, StoreError> {
+    async fn confirm_subscriber(&self, token: &str) -> Result<Option<SubscriberRow>, StoreError> {
         let row = sqlx::query("UPDATE subscribers SET confirmed_at = COALESCE(confirmed_at, ?) WHERE token = ? AND unsubscribed_at IS NULL RETURNING *")
             .bind(now())
             .bind(token)
@@ -214,8 +185,7 @@ impl Store {
         Ok(row.as_ref().map(subscriber_row))
     }
 
-    /// Unsubscribes the subscriber with `token`; None if none has it.
-    pub async fn unsubscribe(&self, token: &str) -> Result<Option<SubscriberRow>, StoreError> {
+    async fn unsubscribe(&self, token: &str) -> Result<Option<SubscriberRow>, StoreError> {
         let row = sqlx::query("UPDATE subscribers SET unsubscribed_at = COALESCE(unsubscribed_at, ?) WHERE token = ? RETURNING *")
             .bind(now())
             .bind(token)
@@ -224,7 +194,7 @@ impl Store {
         Ok(row.as_ref().map(subscriber_row))
     }
 
-    pub async fn subscriber(&self, id: i64) -> Result<Option<SubscriberRow>, StoreError> {
+    async fn subscriber(&self, id: i64) -> Result<Option<SubscriberRow>, StoreError> {
         let row = sqlx::query("SELECT * FROM subscribers WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -232,13 +202,15 @@ impl Store {
         Ok(row.as_ref().map(subscriber_row))
     }
 
-    pub async fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+    async fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
         let rows = sqlx::query("SELECT * FROM subscribers ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| subscriber_row(r).subscriber).collect())
     }
+}
 
+impl Sqlite {
     /// Queues a notification of an incident's update `update` for every confirmed subscriber.
     pub(crate) async fn enqueue_subscribers(
         tx: &mut sqlx::SqliteConnection,
