@@ -73,6 +73,26 @@ pub async fn shutdown_signal() {
 }
 
 /// Prints `value` as JSON with `--output json`, else as `text` writes it.
+/// Prints a list: as JSON with `--output json`; otherwise `line` of each item, or `empty` when
+/// there is none.
+pub fn print_list<T: serde::Serialize>(
+    output: Output,
+    items: &[T],
+    empty: &str,
+    line: impl Fn(&T) -> String,
+) -> Result<ExitCode> {
+    print_as(output, &items, || {
+        if items.is_empty() {
+            println!("{empty}");
+        }
+        for item in items {
+            println!("{}", line(item));
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn print_as<T: serde::Serialize>(
     output: Output,
     value: &T,

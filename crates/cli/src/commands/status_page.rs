@@ -8,30 +8,24 @@ use rampart_api::{
     ChannelSpec, ComponentSpec, MaintenanceSpec, Severity, SubscriberKind, SubscriberSpec,
 };
 
-use super::{print_as, runtime};
-use crate::args::{
-    ChannelCommand, ComponentCommand, MaintenanceCommand, Output, SubscriberCommand,
-};
+use super::{print_list, runtime};
+use crate::args::{ChannelCommand, ComponentCommand, MaintenanceCommand, SubscriberCommand};
 
 pub fn channel(command: ChannelCommand) -> Result<ExitCode> {
     let rt = runtime()?;
     match command {
         ChannelCommand::List { remote } => {
             let list = rt.block_on(remote.client().channels())?;
-            print_as(remote.output, &list, || {
-                for c in &list {
-                    println!(
-                        "{:<16} {:<10} {}  pending {}  failed {}",
-                        c.name,
-                        format!("{:?}", c.spec.kind).to_lowercase(),
-                        c.spec.url,
-                        c.pending,
-                        c.failed
-                    );
-                }
-                Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
+            print_list(remote.output, &list, "no channels", |c| {
+                format!(
+                    "{:<16} {:<10} {}  pending {}  failed {}",
+                    c.name,
+                    format!("{:?}", c.spec.kind).to_lowercase(),
+                    c.spec.url,
+                    c.pending,
+                    c.failed
+                )
+            })
         }
         ChannelCommand::Set {
             name,
@@ -69,23 +63,19 @@ pub fn component(command: ComponentCommand) -> Result<ExitCode> {
     match command {
         ComponentCommand::List { remote } => {
             let list = rt.block_on(remote.client().components())?;
-            print_as(remote.output, &list, || {
-                for c in &list {
-                    println!(
-                        "{:<24} {:<21} SLO {}%  routes: {}",
-                        c.name,
-                        c.status,
-                        c.spec.slo,
-                        if c.spec.routes.is_empty() {
-                            "all".to_owned()
-                        } else {
-                            c.spec.routes.join(", ")
-                        }
-                    );
-                }
-                Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
+            print_list(remote.output, &list, "no components", |c| {
+                format!(
+                    "{:<24} {:<21} SLO {}%  routes: {}",
+                    c.name,
+                    c.status,
+                    c.spec.slo,
+                    if c.spec.routes.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        c.spec.routes.join(", ")
+                    }
+                )
+            })
         }
         ComponentCommand::Set {
             name,
@@ -113,24 +103,17 @@ pub fn maintenance(command: MaintenanceCommand) -> Result<ExitCode> {
     match command {
         MaintenanceCommand::List { remote } => {
             let list = rt.block_on(remote.client().maintenances())?;
-            if remote.output == Output::Json {
-                println!("{:#}", serde_json::to_value(&list)?);
-            } else if list.is_empty() {
-                println!("no maintenance windows");
-            } else {
-                for m in &list {
-                    println!(
-                        "#{:<4} {:<12} {} → {}  {}  ({})",
-                        m.id,
-                        m.status,
-                        m.spec.scheduled_for,
-                        m.spec.scheduled_until,
-                        m.spec.title,
-                        m.spec.components.join(", ")
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            print_list(remote.output, &list, "no maintenance windows", |m| {
+                format!(
+                    "#{:<4} {:<12} {} → {}  {}  ({})",
+                    m.id,
+                    m.status,
+                    m.spec.scheduled_for,
+                    m.spec.scheduled_until,
+                    m.spec.title,
+                    m.spec.components.join(", ")
+                )
+            })
         }
         MaintenanceCommand::Schedule {
             title,
@@ -164,24 +147,20 @@ pub fn subscriber(command: SubscriberCommand) -> Result<ExitCode> {
     match command {
         SubscriberCommand::List { remote } => {
             let list = rt.block_on(remote.client().subscribers())?;
-            print_as(remote.output, &list, || {
-                for s in &list {
-                    let state = match (s.unsubscribed, s.confirmed) {
-                        (true, _) => "unsubscribed",
-                        (false, true) => "confirmed",
-                        (false, false) => "unconfirmed",
-                    };
-                    println!(
-                        "#{:<4} {:<8} {:<13} {}",
-                        s.id,
-                        format!("{:?}", s.kind).to_lowercase(),
-                        state,
-                        s.target
-                    );
-                }
-                Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
+            print_list(remote.output, &list, "no subscribers", |s| {
+                let state = match (s.unsubscribed, s.confirmed) {
+                    (true, _) => "unsubscribed",
+                    (false, true) => "confirmed",
+                    (false, false) => "unconfirmed",
+                };
+                format!(
+                    "#{:<4} {:<8} {:<13} {}",
+                    s.id,
+                    format!("{:?}", s.kind).to_lowercase(),
+                    state,
+                    s.target
+                )
+            })
         }
         SubscriberCommand::Add { target, remote } => {
             let kind = if target.contains("://") {

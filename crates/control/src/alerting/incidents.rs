@@ -222,4 +222,51 @@ impl Incidents {
         let id = self.store.open_incident(&seed, actor).await?;
         self.get(id).await
     }
+
+    /// Adds an action item to an incident's postmortem.
+    pub async fn add_action_item(
+        &self,
+        id: i64,
+        item: &rampart_api::ActionItemSpec,
+        actor: &str,
+    ) -> Result<Incident, ControlError> {
+        check_item(item).map_err(ControlError::Invalid)?;
+        self.get(id).await?;
+        self.store.add_action_item(id, item, actor).await?;
+        self.get(id).await
+    }
+
+    /// Changes one of an incident's action items.
+    pub async fn set_action_item(
+        &self,
+        id: i64,
+        item: i64,
+        spec: &rampart_api::ActionItemSpec,
+        actor: &str,
+    ) -> Result<Incident, ControlError> {
+        check_item(spec).map_err(ControlError::Invalid)?;
+        if !self.store.set_action_item(id, item, spec, actor).await? {
+            return Err(ControlError::NotFound(format!(
+                "incident {id} has no action item {item}"
+            )));
+        }
+        self.get(id).await
+    }
+}
+
+/// What is wrong with an action item, if anything.
+fn check_item(item: &rampart_api::ActionItemSpec) -> Result<(), String> {
+    if item.title.trim().is_empty() {
+        return Err("title: an action item needs a title".into());
+    }
+    if item.owner.trim().is_empty() {
+        return Err("owner: an action item needs an owner".into());
+    }
+    if item.state != "open" && item.state != "done" {
+        return Err(format!(
+            "state: expected \"open\" or \"done\", got {:?}",
+            item.state
+        ));
+    }
+    Ok(())
 }

@@ -97,13 +97,7 @@ async fn events(
     _: Viewer,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.control
-            .store()
-            .events(q.after)
-            .await
-            .map_err(ControlError::from)?,
-    ))
+    Ok(Json(s.control.store().events(q.after).await?))
 }
 
 async fn approvals(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {

@@ -11,7 +11,7 @@ use rampart_api::{ActionItemSpec, IncidentChange, NewIncident, PostmortemText};
 use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiResult, AppState};
 use crate::error::ControlError;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -57,46 +57,18 @@ async fn update_incident(
     ))
 }
 
-fn check_item(item: &ActionItemSpec) -> Result<(), ApiError> {
-    let bad = |m: &str| {
-        Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            m.to_owned(),
-        ))
-    };
-    if item.title.trim().is_empty() {
-        return bad("title: an action item needs a title");
-    }
-    if item.owner.trim().is_empty() {
-        return bad("owner: an action item needs an owner");
-    }
-    if item.state != "open" && item.state != "done" {
-        return bad(&format!(
-            "state: expected \"open\" or \"done\", got {:?}",
-            item.state
-        ));
-    }
-    Ok(())
-}
-
 async fn add_action_item(
     State(s): Ctl,
     Operator(actor): Operator,
     Path(id): Path<i64>,
     Body(item): Body<ActionItemSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    check_item(&item)?;
-    s.control.incidents.get(id).await?;
-    s.control
-        .store()
+    let incident = s
+        .control
+        .incidents
         .add_action_item(id, &item, &actor.name)
-        .await
-        .map_err(ControlError::from)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.control.incidents.get(id).await?),
-    ))
+        .await?;
+    Ok((StatusCode::CREATED, Json(incident)))
 }
 
 async fn set_action_item(
@@ -105,19 +77,12 @@ async fn set_action_item(
     Path((id, item)): Path<(i64, i64)>,
     Body(spec): Body<ActionItemSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    check_item(&spec)?;
-    let found = s
-        .control
-        .store()
-        .set_action_item(id, item, &spec, &actor.name)
-        .await
-        .map_err(ControlError::from)?;
-    if !found {
-        return Err(
-            ControlError::NotFound(format!("incident {id} has no action item {item}")).into(),
-        );
-    }
-    Ok(Json(s.control.incidents.get(id).await?))
+    Ok(Json(
+        s.control
+            .incidents
+            .set_action_item(id, item, &spec, &actor.name)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,6 @@ use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
-use crate::error::ControlError;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -73,13 +72,7 @@ async fn put_channel(
 }
 
 async fn outbox(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.control
-            .store()
-            .outbox()
-            .await
-            .map_err(ControlError::from)?,
-    ))
+    Ok(Json(s.control.store().outbox().await?))
 }
 
 #[derive(Deserialize)]
@@ -93,13 +86,7 @@ async fn alerts(
     _: Viewer,
     Query(q): Query<AlertsQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.control
-            .store()
-            .alerts(q.active)
-            .await
-            .map_err(ControlError::from)?,
-    ))
+    Ok(Json(s.control.store().alerts(q.active).await?))
 }
 
 async fn alertmanager(

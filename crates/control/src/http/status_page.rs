@@ -161,39 +161,34 @@ struct TokenQuery {
 }
 
 async fn confirm(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
-    let snap = s.control.status_page.snapshot().await?;
-    let known = s
-        .control
-        .store()
-        .confirm_subscriber(q.token.trim())
-        .await
-        .map_err(ControlError::from)?
-        .is_some();
-    Ok(link_answer(
-        &snap,
+    let known = s.control.subscribers.confirm(&q.token).await?;
+    link_answer(
+        &s,
         known,
         (
             "Subscription confirmed",
             "You will be notified when an incident opens, changes or resolves.",
         ),
         "This confirmation link is not valid (or the subscription was cancelled).",
-    ))
+    )
+    .await
 }
 
 /// What a confirmation or unsubscribe link answers: `done` when the link was known, else 404
 /// with `unknown`.
-fn link_answer(
-    snap: &crate::status::Snapshot,
+async fn link_answer(
+    s: &AppState,
     known: bool,
     done: (&str, &str),
     unknown: &str,
-) -> Response {
-    if known {
-        Html(html::message_page(snap, done.0, done.1, None)).into_response()
+) -> ApiResult<Response> {
+    let snap = s.control.status_page.snapshot().await?;
+    Ok(if known {
+        Html(html::message_page(&snap, done.0, done.1, None)).into_response()
     } else {
-        let page = html::message_page(snap, "Unknown link", unknown, None);
+        let page = html::message_page(&snap, "Unknown link", unknown, None);
         (StatusCode::NOT_FOUND, Html(page)).into_response()
-    }
+    })
 }
 
 async fn unsubscribe_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
@@ -212,23 +207,17 @@ async fn unsubscribe_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResu
 }
 
 async fn unsubscribe(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
-    let snap = s.control.status_page.snapshot().await?;
-    let known = s
-        .control
-        .store()
-        .unsubscribe(q.token.trim())
-        .await
-        .map_err(ControlError::from)?
-        .is_some();
-    Ok(link_answer(
-        &snap,
+    let known = s.control.subscribers.unsubscribe(&q.token).await?;
+    link_answer(
+        &s,
         known,
         (
             "Unsubscribed",
             "You will not receive further notifications.",
         ),
         "This unsubscribe link is not valid.",
-    ))
+    )
+    .await
 }
 
 async fn maintenances(State(s): Ctl, _: Viewer) -> ApiResult<impl IntoResponse> {
@@ -256,13 +245,7 @@ async fn cancel(
 }
 
 async fn subscribers(State(s): Ctl, _: Operator) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.control
-            .store()
-            .subscribers()
-            .await
-            .map_err(ControlError::from)?,
-    ))
+    Ok(Json(s.control.subscribers.list().await?))
 }
 
 async fn add_subscriber(

@@ -56,6 +56,20 @@ impl Subscribers {
 
     /// Where and what to send a subscriber's notification; `Err` with the reason when it can no
     /// longer be sent (unknown or unsubscribed subscriber, incident gone).
+    /// Confirms the subscription a link's token names; false if no subscription has it.
+    pub async fn confirm(&self, token: &str) -> Result<bool, ControlError> {
+        Ok(self.store.confirm_subscriber(token.trim()).await?.is_some())
+    }
+
+    /// Ends the subscription a link's token names; false if no subscription has it.
+    pub async fn unsubscribe(&self, token: &str) -> Result<bool, ControlError> {
+        Ok(self.store.unsubscribe(token.trim()).await?.is_some())
+    }
+
+    pub async fn list(&self) -> Result<Vec<Subscriber>, ControlError> {
+        Ok(self.store.subscribers().await?)
+    }
+
     pub(crate) async fn delivery(
         &self,
         id: &str,

@@ -200,6 +200,36 @@ pub fn start_fleet(control: &str, n: usize, watchdog: WatchdogSettings) -> Vec<A
         .collect()
 }
 
+/// Pushes `document`; returns its version id.
+pub async fn pushed(
+    op: &rampart_api::ApiClient,
+    document: &str,
+    message: &str,
+) -> rampart_api::VersionId {
+    op.push(document, message).await.expect("push").version.id
+}
+
+/// An approver pushes `document` past failing semantic checks and deploys it to production,
+/// both with a recorded break-glass reason (the seed outage, replayed). Returns its id.
+pub async fn break_glass_to_production(
+    approver: &rampart_api::ApiClient,
+    document: &str,
+    message: &str,
+) -> rampart_api::VersionId {
+    let reason = || Some("drill".to_owned());
+    let v = approver
+        .push_with(document, message, reason())
+        .await
+        .expect("push")
+        .version
+        .id;
+    approver
+        .deploy("production", &v, reason())
+        .await
+        .expect("deploy");
+    v
+}
+
 /// Pushes `document` as the first version and deploys it to production with an approver's
 /// reason (a first production config is a high-risk change); waits up to `within` for every
 /// gateway in `listens` to answer `GET /x` with 200. Returns the version id.
@@ -210,7 +240,7 @@ pub async fn first_version(
     listens: &[SocketAddr],
     within: Duration,
 ) -> rampart_api::VersionId {
-    let v1 = op.push(document, "v1").await.expect("push").version.id;
+    let v1 = pushed(op, document, "v1").await;
     approver
         .deploy("production", &v1, Some("initial production config".into()))
         .await

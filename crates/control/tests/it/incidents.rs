@@ -96,16 +96,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         .await
         .expect("dns");
     let bad = blackholed_auth(backend.addr, dns.addr);
-    let v2 = approver
-        .push_with(&bad, "v2 new auth server", Some("drill".into()))
-        .await
-        .expect("push")
-        .version
-        .id;
-    approver
-        .deploy("production", &v2, Some("drill".into()))
-        .await
-        .expect("deploy v2");
+    let v2 = common::break_glass_to_production(&approver, &bad, "v2 new auth server").await;
 
     // rampart rolls the release back; the public page shows the incident within 5 s.
     assert!(

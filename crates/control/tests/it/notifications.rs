@@ -15,17 +15,27 @@ use crate::common;
 use common::{temp, wait_until};
 
 async fn spawn(data: &std::path::Path, addr: &str) -> rampart_control::Running {
+    spawn_tuned(data, addr, Duration::from_millis(500), |c| c).await
+}
+
+/// A control plane whose notifications retry after 100 ms, backing off up to `cap`, with
+/// `more` settings on top.
+async fn spawn_tuned(
+    data: &std::path::Path,
+    addr: &str,
+    cap: Duration,
+    more: impl FnOnce(rampart_control::Settings) -> rampart_control::Settings,
+) -> rampart_control::Running {
+    let backoff = Backoff {
+        base: Duration::from_millis(100),
+        cap,
+    };
     rampart_control::spawn_with(
         data,
         &["production".into()],
         common::tokens(),
         addr.parse().expect("addr"),
-        |c| {
-            c.with_backoff(Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_millis(500),
-            })
-        },
+        |c| more(c.with_backoff(backoff)),
     )
     .await
     .expect("control plane")
@@ -301,21 +311,10 @@ async fn channels_whose_hosts_never_resolve_fail_at_the_dns_deadline_and_block_n
         attempts: 1,
         ..Default::default()
     };
-    let control = rampart_control::spawn_with(
-        &data,
-        &["production".into()],
-        common::tokens(),
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| {
-            c.with_backoff(Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_millis(300),
-            })
-            .with_notify_resolver(resolver)
-        },
-    )
-    .await
-    .expect("control plane");
+    let control = spawn_tuned(&data, "127.0.0.1:0", Duration::from_millis(300), |c| {
+        c.with_notify_resolver(resolver)
+    })
+    .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let channel = |kind, url: &str, to: Vec<String>| ChannelSpec {
         kind,
@@ -399,22 +398,13 @@ async fn email_goes_over_starttls_and_never_in_clear_when_tls_is_required() {
             .is_err(),
         "a bad --smtp-ca is refused at start"
     );
-    let control = rampart_control::spawn_with(
+    let control = spawn_tuned(
         &temp("starttls"),
-        &["production".into()],
-        common::tokens(),
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| {
-            c.with_backoff(Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_millis(300),
-            })
-            .with_smtp_ca(ca)
-            .expect("a PEM certificate")
-        },
+        "127.0.0.1:0",
+        Duration::from_millis(300),
+        |c| c.with_smtp_ca(ca).expect("a PEM certificate"),
     )
-    .await
-    .expect("control plane");
+    .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let mail = |url: String| ChannelSpec {
         kind: ChannelKind::Email,

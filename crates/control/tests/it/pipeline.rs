@@ -83,6 +83,11 @@ async fn status(addr: SocketAddr) -> Option<StatusCode> {
         .map(|a| a.status)
 }
 
+/// Whether the gateway at `addr` answers `GET /x` with `want` within `within`.
+async fn answers(addr: SocketAddr, want: StatusCode, within: Duration) -> bool {
+    wait_until(within, async || status(addr).await == Some(want)).await
+}
+
 #[tokio::test]
 async fn production_refuses_untested_versions_and_rollback_always_works() {
     let backend = EchoServer::start("b").await.expect("backend");
@@ -104,12 +109,7 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
         .collect();
 
     // v1 goes through testing, then production.
-    let v1 = op
-        .push(&document(backend.addr, "good"), "first")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v1 = common::pushed(&op, &document(backend.addr, "good"), "first").await;
     // The same content again is the same version: nothing new is stored.
     let again = op
         .push(&document(backend.addr, "good"), "first, again")
@@ -179,11 +179,7 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
         .await
         .expect("a second person approves");
     for a in &prod {
-        assert!(
-            wait_until(Duration::from_secs(5), async || status(a.listen).await
-                == Some(StatusCode::OK))
-            .await
-        );
+        assert!(answers(a.listen, StatusCode::OK, Duration::from_secs(5)).await);
     }
     assert!(
         wait_until(Duration::from_secs(5), async || {
@@ -198,12 +194,7 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
     // v2 is bad (its upstream refuses connections). Only break-glass gets it to production,
     // and only for an approver.
     let dead = free_addr();
-    let v2 = op
-        .push(&document(dead, "bad"), "bad upstream")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v2 = common::pushed(&op, &document(dead, "bad"), "bad upstream").await;
     assert!(matches!(
         op.deploy("production", &v2, Some("hotfix".into())).await,
         Err(ClientError::Api { status: 403, .. })
@@ -213,22 +204,14 @@ async fn production_refuses_untested_versions_and_rollback_always_works() {
         .await
         .expect("break-glass");
     for a in &prod {
-        assert!(
-            wait_until(Duration::from_secs(5), async || status(a.listen).await
-                == Some(StatusCode::BAD_GATEWAY))
-            .await
-        );
+        assert!(answers(a.listen, StatusCode::BAD_GATEWAY, Duration::from_secs(5)).await);
     }
 
     // Every production gateway is failing; rollback needs nothing from them and is immediate.
     let t = Instant::now();
     op.rollback("production", None).await.expect("rollback");
     for a in &prod {
-        assert!(
-            wait_until(Duration::from_secs(2), async || status(a.listen).await
-                == Some(StatusCode::OK))
-            .await
-        );
+        assert!(answers(a.listen, StatusCode::OK, Duration::from_secs(2)).await);
     }
     let took = t.elapsed();
     assert!(took < Duration::from_secs(2), "rollback took {took:?}");
@@ -286,18 +269,9 @@ async fn gateways_fail_static_without_the_control_plane() {
     let control = Control::start(&data, control_addr).await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let agent = start_agent(&control.url(), "testing", "t1", temp("fs"), free_addr());
-    let v1 = op
-        .push(&document(backend.addr, "good"), "first")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v1 = common::pushed(&op, &document(backend.addr, "good"), "first").await;
     op.deploy("testing", &v1, None).await.expect("deploy");
-    assert!(
-        wait_until(Duration::from_secs(5), async || status(agent.listen).await
-            == Some(StatusCode::OK))
-        .await
-    );
+    assert!(answers(agent.listen, StatusCode::OK, Duration::from_secs(5)).await);
 
     // v1 becomes the last-known-good once it survives the watchdog window (1 s here).
     let lkg_path = rampart_gateway::lkg::path(&agent.state_dir);
@@ -326,9 +300,7 @@ async fn gateways_fail_static_without_the_control_plane() {
         listen,
     );
     assert!(
-        wait_until(Duration::from_secs(5), async || status(listen).await
-            == Some(StatusCode::OK))
-        .await,
+        answers(listen, StatusCode::OK, Duration::from_secs(5)).await,
         "a restarted gateway did not serve its last-known-good"
     );
     let (listen, state_dir) = agent.stop().await;
@@ -359,11 +331,7 @@ async fn gateways_fail_static_without_the_control_plane() {
     // The control plane comes back (same data): the agent registers, reports the problem, and
     // applies the desired version again.
     let control = Control::start(&data, control_addr).await;
-    assert!(
-        wait_until(Duration::from_secs(10), async || status(listen).await
-            == Some(StatusCode::OK))
-        .await
-    );
+    assert!(answers(listen, StatusCode::OK, Duration::from_secs(10)).await);
     agent.stop().await;
     control.kill().await;
 }
@@ -375,18 +343,9 @@ async fn a_version_an_agent_cannot_apply_is_rejected_and_reported() {
     let control = Control::start(&data, "127.0.0.1:0".parse().expect("addr")).await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let agent = start_agent(&control.url(), "testing", "t1", temp("rj"), free_addr());
-    let v1 = op
-        .push(&document(backend.addr, "good"), "first")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v1 = common::pushed(&op, &document(backend.addr, "good"), "first").await;
     op.deploy("testing", &v1, None).await.expect("deploy");
-    assert!(
-        wait_until(Duration::from_secs(5), async || status(agent.listen).await
-            == Some(StatusCode::OK))
-        .await
-    );
+    assert!(answers(agent.listen, StatusCode::OK, Duration::from_secs(5)).await);
 
     // v2 adds a listener on an address this machine cannot bind: valid on paper, unappliable here.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -395,12 +354,7 @@ async fn a_version_an_agent_cannot_apply_is_rejected_and_reported() {
         "listeners: [{ name: public, address: \"127.0.0.1:8080\" }]",
         &format!("listeners: [{{ name: public, address: \"127.0.0.1:8080\" }}, {{ name: extra, address: \"{busy}\" }}]"),
     );
-    let v2 = op
-        .push(&doc, "second listener")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v2 = common::pushed(&op, &doc, "second listener").await;
     op.deploy("testing", &v2, None).await.expect("deploy");
     let rejected = wait_until(Duration::from_secs(5), async || {
         op.environments().await.is_ok_and(|e| {
@@ -447,18 +401,9 @@ async fn the_watchdog_reverts_a_failing_version_without_the_control_plane() {
         Duration::from_secs(10),
     );
     let listen = agent.listen;
-    let v1 = op
-        .push(&document(backend.addr, "good"), "good")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v1 = common::pushed(&op, &document(backend.addr, "good"), "good").await;
     op.deploy("testing", &v1, None).await.expect("deploy");
-    assert!(
-        wait_until(Duration::from_secs(5), async || status(listen).await
-            == Some(StatusCode::OK))
-        .await
-    );
+    assert!(answers(listen, StatusCode::OK, Duration::from_secs(5)).await);
 
     // Steady traffic, as production would have.
     let traffic = tokio::spawn(async move {
@@ -479,26 +424,15 @@ async fn the_watchdog_reverts_a_failing_version_without_the_control_plane() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // v2 breaks every request; once the agent has it, the control plane goes away.
-    let v2 = op
-        .push(&document(free_addr(), "bad"), "bad")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v2 = common::pushed(&op, &document(free_addr(), "bad"), "bad").await;
     op.deploy("testing", &v2, None).await.expect("deploy");
-    assert!(
-        wait_until(Duration::from_secs(5), async || status(listen).await
-            == Some(StatusCode::BAD_GATEWAY))
-        .await
-    );
+    assert!(answers(listen, StatusCode::BAD_GATEWAY, Duration::from_secs(5)).await);
     let broke = Instant::now();
     control.kill().await;
 
     // The watchdog sees the 5xx rate jump and reverts by itself.
     assert!(
-        wait_until(Duration::from_secs(5), async || status(listen).await
-            == Some(StatusCode::OK))
-        .await,
+        answers(listen, StatusCode::OK, Duration::from_secs(5)).await,
         "the watchdog did not revert"
     );
     let reverted_after = broke.elapsed();

@@ -65,16 +65,7 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
         op.push(&bad, "v2").await.is_err(),
         "semantic checks must refuse the black-holed auth host"
     );
-    let v2 = approver
-        .push_with(&bad, "v2 new auth server", Some("drill".into()))
-        .await
-        .expect("push")
-        .version
-        .id;
-    approver
-        .deploy("production", &v2, Some("drill".into()))
-        .await
-        .expect("deploy v2 starts a release");
+    let v2 = common::break_glass_to_production(&approver, &bad, "v2 new auth server").await;
     let mut canary_applied: Option<Instant> = None;
     let rolled_back = wait_until(Duration::from_secs(20), async || {
         let envs = op.environments().await.expect("envs");
@@ -132,12 +123,7 @@ async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     );
 
     // v3 is good: it passes every wave and ends succeeded, on every gateway.
-    let v3 = op
-        .push(&document(backend.addr, 3000), "v3")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v3 = common::pushed(&op, &document(backend.addr, 3000), "v3").await;
     op.deploy("production", &v3, None).await.expect("deploy v3");
     let succeeded = wait_until(Duration::from_secs(30), async || {
         let releases = op.releases().await.expect("releases");
@@ -287,21 +273,11 @@ async fn a_release_survives_a_control_plane_restart() {
     let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
     let _load = steady_load(&listens, &stop_load);
-    let v1 = ap
-        .push(&document(backend.addr, 2000), "v1")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v1 = common::pushed(&ap, &document(backend.addr, 2000), "v1").await;
     ap.deploy("production", &v1, Some("first".into()))
         .await
         .expect("v1");
-    let v2 = ap
-        .push(&document(backend.addr, 2500), "v2")
-        .await
-        .expect("push")
-        .version
-        .id;
+    let v2 = common::pushed(&ap, &document(backend.addr, 2500), "v2").await;
     assert!(
         wait_until(Duration::from_secs(10), async || {
             ap.environments().await.is_ok_and(|e| {

@@ -83,46 +83,30 @@ async fn populate(op: &ApiClient, url: &str) {
     report.routes.insert("billing".into(), [0, 1000, 0, 0, 0]);
     agent.report("p0", &report).await.expect("report");
 
-    let past = op
-        .open_incident(&NewIncident {
-            title: "Slow invoices".into(),
-            body: "Investigating slow invoice generation".into(),
-            impact: Impact::Minor,
-            components: vec!["Billing API".into()],
-            environment: None,
-        })
-        .await
-        .expect("incident");
-    op.update_incident(
-        past.id,
-        &IncidentChange {
-            status: Some(IncidentStatus::Resolved),
-            body: Some("Fixed".into()),
-            ..Default::default()
-        },
+    let past = open(
+        op,
+        "Slow invoices",
+        "Investigating slow invoice generation",
+        Impact::Minor,
+        Some("Billing API"),
     )
-    .await
-    .expect("resolve");
-    let active = op
-        .open_incident(&NewIncident {
-            title: "Logins failing for some users".into(),
-            body: "We are looking into failed logins.".into(),
-            impact: Impact::Major,
-            components: vec!["Users API".into()],
-            environment: None,
-        })
-        .await
-        .expect("incident");
-    op.update_incident(
+    .await;
+    set_status(op, past.id, IncidentStatus::Resolved, "Fixed").await;
+    let active = open(
+        op,
+        "Logins failing for some users",
+        "We are looking into failed logins.",
+        Impact::Major,
+        Some("Users API"),
+    )
+    .await;
+    set_status(
+        op,
         active.id,
-        &IncidentChange {
-            status: Some(IncidentStatus::Identified),
-            body: Some("A session store node is failing.".into()),
-            ..Default::default()
-        },
+        IncidentStatus::Identified,
+        "A session store node is failing.",
     )
-    .await
-    .expect("update");
+    .await;
     op.schedule_maintenance(&MaintenanceSpec {
         title: "Billing database upgrade".into(),
         body: "Invoices may be delayed.".into(),
@@ -509,32 +493,14 @@ async fn subscribers_confirm_receive_signed_updates_and_unsubscribe() {
         .expect("unsubscribe_url")
         .to_owned();
     // Not confirmed yet: an incident notifies nobody.
-    let first = op
-        .open_incident(&NewIncident {
-            title: "Early".into(),
-            body: "x".into(),
-            impact: Impact::Minor,
-            components: vec![],
-            environment: None,
-        })
-        .await
-        .expect("incident");
+    let first = open(&op, "Early", "x", Impact::Minor, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         hook.received().len(),
         1,
         "an unconfirmed subscriber was notified"
     );
-    op.update_incident(
-        first.id,
-        &IncidentChange {
-            status: Some(IncidentStatus::Resolved),
-            body: Some("done".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("resolve");
+    set_status(&op, first.id, IncidentStatus::Resolved, "done").await;
     let (status, body) = get(&confirm_url).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Subscription confirmed"));
@@ -558,36 +524,16 @@ async fn subscribers_confirm_receive_signed_updates_and_unsubscribe() {
     );
 
     // Incident opened, updated, resolved: three signed Statuspage-shaped payloads.
-    let inc = op
-        .open_incident(&NewIncident {
-            title: "Logins failing".into(),
-            body: "Investigating".into(),
-            impact: Impact::Major,
-            components: vec!["Users API".into()],
-            environment: None,
-        })
-        .await
-        .expect("incident");
-    op.update_incident(
-        inc.id,
-        &IncidentChange {
-            status: Some(IncidentStatus::Identified),
-            body: Some("Found it".into()),
-            ..Default::default()
-        },
+    let inc = open(
+        &op,
+        "Logins failing",
+        "Investigating",
+        Impact::Major,
+        Some("Users API"),
     )
-    .await
-    .expect("update");
-    op.update_incident(
-        inc.id,
-        &IncidentChange {
-            status: Some(IncidentStatus::Resolved),
-            body: Some("Fixed".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("resolve");
+    .await;
+    set_status(&op, inc.id, IncidentStatus::Identified, "Found it").await;
+    set_status(&op, inc.id, IncidentStatus::Resolved, "Fixed").await;
     assert!(
         wait_until(Duration::from_secs(10), async || hook.received().len() >= 4).await,
         "{:?}",
@@ -648,15 +594,7 @@ async fn subscribers_confirm_receive_signed_updates_and_unsubscribe() {
     assert!(status == 200 && body.contains("<form"), "{body}");
     let (status, body) = post_form(&format!("{url}/unsubscribe"), &format!("token={token}")).await;
     assert_eq!(status, 200, "{body}");
-    op.open_incident(&NewIncident {
-        title: "After".into(),
-        body: "x".into(),
-        impact: Impact::Minor,
-        components: vec![],
-        environment: None,
-    })
-    .await
-    .expect("incident");
+    open(&op, "After", "x", Impact::Minor, None).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         hook.received().len(),
@@ -823,4 +761,32 @@ async fn maintenance_suppresses_its_components_slo_alerts_only() {
     .await;
     assert!(billing_fired, "the window is over: the burn pages");
     control.kill().await;
+}
+
+/// Opens an incident (on `component`, if one) through the API.
+async fn open(
+    op: &ApiClient,
+    title: &str,
+    body: &str,
+    impact: Impact,
+    component: Option<&str>,
+) -> rampart_api::Incident {
+    let new = NewIncident {
+        title: title.into(),
+        body: body.into(),
+        impact,
+        components: component.into_iter().map(str::to_owned).collect(),
+        environment: None,
+    };
+    op.open_incident(&new).await.expect("incident")
+}
+
+/// Moves an incident to `status` with an update saying `body`.
+async fn set_status(op: &ApiClient, id: i64, status: IncidentStatus, body: &str) {
+    let change = IncidentChange {
+        status: Some(status),
+        body: Some(body.into()),
+        ..Default::default()
+    };
+    op.update_incident(id, &change).await.expect("update");
 }

@@ -23,6 +23,17 @@ fn key_hash() -> String {
     hex::encode(sha2::Sha256::digest(KEY.as_bytes()))
 }
 
+/// A gateway whose routes call `auth` (introspection and JWKS) before `backend`.
+async fn behind(backend: &EchoServer, auth: &AuthServer) -> rampart_gateway::Gateway {
+    start(&yaml(
+        backend.addr,
+        &format!("http://{}/introspect", auth.addr),
+        &format!("http://{}/.well-known/jwks.json", auth.addr),
+        "",
+    ))
+    .await
+}
+
 fn yaml(
     backend: std::net::SocketAddr,
     auth_endpoint: &str,
@@ -172,13 +183,7 @@ async fn seed_failure_is_contained() {
 async fn auth_server_failures_are_contained() {
     let backend = EchoServer::start("b").await.expect("backend");
     let auth = AuthServer::start().await.expect("auth");
-    let gw = start(&yaml(
-        backend.addr,
-        &format!("http://{}/introspect", auth.addr),
-        &format!("http://{}/.well-known/jwks.json", auth.addr),
-        "",
-    ))
-    .await;
+    let gw = behind(&backend, &auth).await;
     let base = base_url(&gw).await;
     let mut failed_token = String::new();
     for mode in [
@@ -249,13 +254,7 @@ async fn a_burst_with_one_token_makes_one_introspection_call() {
 async fn jwks_outage_keeps_last_good_keys_and_rotation_is_picked_up() {
     let backend = EchoServer::start("b").await.expect("backend");
     let auth = AuthServer::start().await.expect("auth");
-    let gw = start(&yaml(
-        backend.addr,
-        &format!("http://{}/introspect", auth.addr),
-        &format!("http://{}/.well-known/jwks.json", auth.addr),
-        "",
-    ))
-    .await;
+    let gw = behind(&backend, &auth).await;
     let url = format!("{}/partners", base_url(&gw).await);
     let claims = |sub: &str| serde_json::json!({ "sub": sub, "iss": "https://auth.example.com", "aud": "api", "exp": now_secs() + 600 });
     let first = auth.mint_jwt(&claims("p1"));
@@ -317,13 +316,7 @@ fn b64(v: &serde_json::Value) -> String {
 async fn auth_edge_cases() {
     let backend = EchoServer::start("b").await.expect("backend");
     let auth = AuthServer::start().await.expect("auth");
-    let gw = start(&yaml(
-        backend.addr,
-        &format!("http://{}/introspect", auth.addr),
-        &format!("http://{}/.well-known/jwks.json", auth.addr),
-        "",
-    ))
-    .await;
+    let gw = behind(&backend, &auth).await;
     let base = base_url(&gw).await;
     let now = now_secs();
     let good = serde_json::json!({ "sub": "p", "iss": "https://auth.example.com", "aud": "api", "exp": now + 600 });
