@@ -200,6 +200,24 @@ pub fn start_fleet(control: &str, n: usize, watchdog: WatchdogSettings) -> Vec<A
         .collect()
 }
 
+/// A control plane with one environment, `production`, on a free port, its data in a fresh
+/// folder named after `name`, its settings adjusted by `configure`.
+pub async fn production(
+    name: &str,
+    configure: impl FnOnce(rampart_control::Settings) -> rampart_control::Settings,
+) -> rampart_control::Running {
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    rampart_control::spawn_with(
+        &temp(name),
+        &["production".into()],
+        tokens(),
+        addr,
+        configure,
+    )
+    .await
+    .expect("control plane")
+}
+
 /// Pushes `document`; returns its version id.
 pub async fn pushed(
     op: &rampart_api::ApiClient,

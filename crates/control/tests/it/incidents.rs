@@ -19,28 +19,18 @@ use rampart_testkit::client;
 use rampart_testkit::receiver::Receiver;
 
 use crate::common;
-use common::{
-    blackholed_auth, document, first_version, start_fleet, steady_load, temp, wait_until,
-};
+use common::{blackholed_auth, document, first_version, start_fleet, steady_load, wait_until};
 
 #[tokio::test]
 async fn an_automatic_rollback_writes_its_own_postmortem() {
     let backend = EchoServer::start("b").await.expect("backend");
     let pager = Receiver::start().await.expect("pager");
-    let tokens = common::tokens();
-    let control = rampart_control::spawn_with(
-        &temp("incident"),
-        &["production".into()],
-        tokens,
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| {
-            c.with_plan(Some(Plan::short(1_000)))
-                .with_tick(Duration::from_millis(200))
-                .with_incident_quiet(Duration::from_secs(2))
-        },
-    )
-    .await
-    .expect("control plane");
+    let control = common::production("incident", |c| {
+        c.with_plan(Some(Plan::short(1_000)))
+            .with_tick(Duration::from_millis(200))
+            .with_incident_quiet(Duration::from_secs(2))
+    })
+    .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     op.put_component(

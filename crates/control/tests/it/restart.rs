@@ -54,16 +54,10 @@ struct View {
 #[tokio::test]
 async fn a_rolling_restart_under_load_loses_no_request() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let tokens = common::tokens();
-    let control = rampart_control::spawn_with(
-        &temp("restart"),
-        &["production".into()],
-        tokens,
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| c.with_plan(None).with_tick(Duration::from_millis(200)),
-    )
-    .await
-    .expect("control plane");
+    let control = common::production("restart", |c| {
+        c.with_plan(None).with_tick(Duration::from_millis(200))
+    })
+    .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     let (gateways, agents) = start_gateways(&control.url(), "p", 5);

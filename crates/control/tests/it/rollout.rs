@@ -20,19 +20,11 @@ use common::{
 #[tokio::test]
 async fn a_bad_version_reaches_only_the_canary_and_a_good_one_every_gateway() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let tokens = common::tokens();
-    let control = rampart_control::spawn_with(
-        &temp("cp"),
-        &["production".into()],
-        tokens,
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| {
-            c.with_plan(Some(Plan::short(1_000)))
-                .with_tick(Duration::from_millis(200))
-        },
-    )
-    .await
-    .expect("control plane");
+    let control = common::production("cp", |c| {
+        c.with_plan(Some(Plan::short(1_000)))
+            .with_tick(Duration::from_millis(200))
+    })
+    .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
 
