@@ -16,13 +16,9 @@ ROUNDS=${ROUNDS:-3}
 OUT=bench/out/auth
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.log
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-echo "== building rampart (release)"
-cargo build --release -q
-BIN=target/release/rampart
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+. bench/common.sh
+need_tools wrk wrk
+build_release
 
 taskset -c 1 "$BIN" testkit echo --listen 127.0.0.1:19100 >"$OUT/echo.log" 2>&1 & PIDS+=($!)
 taskset -c 1 "$BIN" testkit auth --listen 127.0.0.1:19101 >"$OUT/auth.out" 2>"$OUT/auth.log" & PIDS+=($!)

@@ -19,7 +19,8 @@ CONNS=${CONNS:-64}
 OUT=bench/out/before-after
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+. bench/common.sh
+need_tools wrk wrk
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== building $REV (release)"
@@ -35,24 +36,14 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== building this checkout (release)"
   cargo build --release -q
   cp target/release/rampart "$OUT/rampart-after"
+  trap cleanup EXIT
 fi
 
 BACKEND=127.0.0.1:19000
 PROXY=127.0.0.1:18080
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
 taskset -c 1 "$OUT/rampart-after" testkit echo --listen "$BACKEND" --name bench >/dev/null 2>&1 &
 PIDS+=($!)
-cat >"$OUT/gateway.yaml" <<YAML
-listeners: [{ name: public, address: "$PROXY" }]
-admin: { address: "127.0.0.1:19901" }
-upstreams:
-  - { name: echo, endpoints: ["$BACKEND"], balance: p2c }
-routes:
-  - { name: echo, upstream: echo, timeout: 10s }
-limits: { max_connections: 30000, max_inflight: 30000 }
-YAML
+gateway_yaml "$OUT/gateway.yaml" "$PROXY" "$BACKEND"
 
 run() { # which round
   RUST_LOG=warn taskset -c 0 "$OUT/rampart-$1" gateway --config "$OUT/gateway.yaml" >/dev/null 2>&1 &

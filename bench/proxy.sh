@@ -18,39 +18,20 @@ OUT=bench/out
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.log "$OUT"/*.tsv
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk || ! need h2load; then
-  echo "== installing nginx, wrk, h2load (Debian packages)"
-  apt-get update -qq && apt-get install -y -qq nginx-light wrk nghttp2-client >/dev/null
-fi
-[ "$(nproc)" -ge 2 ] || { echo "needs at least 2 cores"; exit 1; }
-
-echo "== building rampart (release)"
-cargo build --release -q
-BIN=target/release/rampart
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. bench/common.sh
+need_tools "nginx wrk h2load" "nginx-light wrk nghttp2-client"
+build_release
 
 BACKEND=127.0.0.1:19000
 RAMPART=127.0.0.1:18080
 NGINX=127.0.0.1:18081
 NGINX_H2=127.0.0.1:18082
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; }
-trap cleanup EXIT
 
 echo "== starting echo backend on core 1"
 taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" --name bench >"$OUT/backend.log" 2>&1 &
 PIDS+=($!)
 
-cat >"$OUT/rampart.yaml" <<YAML
-listeners: [{ name: public, address: "$RAMPART" }]
-admin: { address: "127.0.0.1:19901" }
-upstreams:
-  - { name: echo, endpoints: ["$BACKEND"], balance: p2c }
-routes:
-  - { name: echo, upstream: echo, timeout: 10s }
-limits: { max_connections: 30000, max_inflight: 30000 }
-YAML
+gateway_yaml "$OUT/rampart.yaml" "$RAMPART" "$BACKEND"
 echo "== starting rampart on core 0"
 RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$OUT/rampart.yaml" >"$OUT/rampart.log" 2>&1 &
 RAMPART_PID=$!

@@ -19,23 +19,12 @@ OUT=bench/out/status
 rm -rf "$OUT"
 mkdir -p "$OUT/www/api/v2"
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk; then
-  echo "== installing nginx and wrk (Debian packages)"
-  apt-get update -qq && apt-get install -y -qq nginx-light wrk >/dev/null
-fi
-[ "$(nproc)" -ge 2 ] || { echo "needs at least 2 cores"; exit 1; }
-
-echo "== building rampart (release)"
-cargo build --release -q
-BIN=target/release/rampart
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. bench/common.sh
+need_tools "nginx wrk" "nginx-light wrk"
+build_release
 
 CONTROL=127.0.0.1:17100
 NGINX=127.0.0.1:17101
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true; }
-trap cleanup EXIT
 
 echo "== starting the control plane on core 0"
 RUST_LOG=warn taskset -c 0 "$BIN" control --listen "$CONTROL" --data "$OUT/data" \

@@ -312,7 +312,8 @@ pub trait StatusStore: Send + Sync {
     async fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError>;
 }
 
-/// Everything the control plane stores: one value of this is the store.
+/// Everything the control plane stores: one value of this is the store. A backend says so in
+/// one line (`impl Backend for Sqlite {}`) once it implements every group.
 pub trait Backend:
     EventStore
     + VersionStore
@@ -323,18 +324,5 @@ pub trait Backend:
     + AlertStore
     + IncidentStore
     + StatusStore
-{
-}
-
-impl<T> Backend for T where
-    T: EventStore
-        + VersionStore
-        + EnvironmentStore
-        + ReleaseStore
-        + RestartStore
-        + OpsStore
-        + AlertStore
-        + IncidentStore
-        + StatusStore
 {
 }

@@ -18,6 +18,35 @@ use rampart_testkit::client;
 use crate::common;
 use common::{Agent, document, first_version, free_addr, start_agent_at, temp, wait_until};
 
+/// `n` gateways (`prefix`0, `prefix`1, …) serving a first version whose upstream is `backend`,
+/// every one of them reported running it. Returns the gateways, their agents and the version.
+async fn serving_fleet(
+    control: &str,
+    backend: SocketAddr,
+    prefix: &str,
+    n: usize,
+) -> (
+    Vec<(SocketAddr, SocketAddr)>,
+    Vec<Agent>,
+    rampart_api::VersionId,
+) {
+    let op = ApiClient::new(control, Some("op".into()));
+    let approver = ApiClient::new(control, Some("ap".into()));
+    let (gateways, agents) = start_gateways(control, prefix, n);
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
+    let doc = document(backend, 2000);
+    let v1 = first_version(&op, &approver, &doc, &listens, Duration::from_secs(10)).await;
+    let all_run_it = wait_until(Duration::from_secs(10), async || {
+        op.environments().await.is_ok_and(|e| {
+            let running = e[0].instances.iter();
+            running.filter(|i| i.applied.as_ref() == Some(&v1)).count() == n
+        })
+    })
+    .await;
+    assert!(all_run_it, "not every gateway reported {}", v1.short());
+    (gateways, agents, v1)
+}
+
 /// `n` production gateways named `{prefix}0`…, agents of `control`, each with its own admin
 /// listener (a balancer reads its `/readyz`): their (listen, admin) addresses, and the agents.
 fn start_gateways(
@@ -59,29 +88,7 @@ async fn a_rolling_restart_under_load_loses_no_request() {
     })
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
-    let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let (gateways, agents) = start_gateways(&control.url(), "p", 5);
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
-    let v1 = first_version(
-        &op,
-        &approver,
-        &document(backend.addr, 2000),
-        &listens,
-        Duration::from_secs(10),
-    )
-    .await;
-    assert!(
-        wait_until(Duration::from_secs(10), async || op
-            .environments()
-            .await
-            .is_ok_and(|e| e[0]
-                .instances
-                .iter()
-                .filter(|i| i.applied.as_deref() == Some(v1.as_str()))
-                .count()
-                == 5))
-        .await
-    );
+    let (gateways, agents, _) = serving_fleet(&control.url(), backend.addr, "p", 5).await;
 
     // The balancer: polls every gateway's /readyz every 50 ms.
     let views: Arc<Mutex<Vec<View>>> = Arc::new(Mutex::new(vec![View::default(); 5]));
@@ -246,24 +253,7 @@ async fn a_rolling_restart_survives_a_control_plane_restart() {
     };
     let control = spawn().await.expect("control plane");
     let op = ApiClient::new(&control.url(), Some("op".into()));
-    let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let (gateways, _agents) = start_gateways(&control.url(), "q", 3);
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.0).collect();
-    first_version(
-        &op,
-        &approver,
-        &document(backend.addr, 2000),
-        &listens,
-        Duration::from_secs(10),
-    )
-    .await;
-    assert!(
-        wait_until(Duration::from_secs(10), async || op
-            .environments()
-            .await
-            .is_ok_and(|e| e[0].instances.len() == 3))
-        .await
-    );
+    let (_, _agents, _) = serving_fleet(&control.url(), backend.addr, "q", 3).await;
     op.restart("production", "1").await.expect("restart");
     assert!(
         wait_until(Duration::from_secs(30), async || op

@@ -113,6 +113,8 @@ impl Sqlite {
     }
 }
 
+impl Backend for Sqlite {}
+
 #[async_trait::async_trait]
 impl EventStore for Sqlite {
     async fn ensure_environments(&self, names: &[String]) -> Result<(), StoreError> {
