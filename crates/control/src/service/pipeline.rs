@@ -188,9 +188,10 @@ impl Pipeline {
         }
         let glass = break_glass.is_some();
         // High-risk changes bound for the last environment need a second person, unless an
-        // approver already took responsibility through break-glass.
+        // approver already took responsibility through break-glass. Every such deploy asks
+        // anew: an approval is one deploy (`approve` carries it out), never a standing permission.
         let last = envs.iter().map(|e| e.position).max() == Some(target.position);
-        if last && !glass && !self.store.is_approved(env, version.as_str()).await? {
+        if last && !glass {
             let current = match &target.desired {
                 Some(v) => rampart_model::parse_document(&self.version(v.as_str()).await?.1).ok(),
                 None => None,
@@ -231,17 +232,21 @@ impl Pipeline {
         Ok(self.store.approvals().await?)
     }
 
-    /// A second person approves a pending deploy, which then happens.
+    /// A second person approves a pending deploy, which then happens. An approval is used once:
+    /// of two approvers at once one deploys, the other is told it was granted already.
     pub async fn approve(&self, actor: &Actor, id: i64) -> Result<EnvironmentStatus, ControlError> {
         let approval = self
             .store
             .approval(id)
             .await?
             .ok_or_else(|| ControlError::NotFound(format!("no approval {id}")))?;
+        let granted_already = || {
+            ControlError::Conflict(format!(
+                "approval {id} was already granted and used; deploy again to request a new one"
+            ))
+        };
         if approval.approved_by.is_some() {
-            return Err(ControlError::Conflict(format!(
-                "approval {id} was already granted"
-            )));
+            return Err(granted_already());
         }
         if actor.role < Role::Approver {
             return Err(ControlError::Forbidden(format!(
@@ -255,25 +260,28 @@ impl Pipeline {
                 actor.name
             )));
         }
-        self.store.grant(id, &actor.name).await?;
-        let current = self.environment(&approval.environment).await?.desired;
+        let env = &approval.environment;
+        // Refused before the grant, so a deploy that cannot start does not spend the approval.
+        if self.releases.active(env) {
+            return Err(ControlError::Conflict(format!(
+                "a release is running in {env}; approve when it ends"
+            )));
+        }
+        if !self.store.grant(id, &actor.name).await? {
+            return Err(granted_already());
+        }
+        let current = self.environment(env).await?.desired;
         let data = serde_json::json!({ "version": approval.version, "approval": id });
         self.releases
-            .start_or_set(
-                &approval.environment,
-                current,
-                &approval.version,
-                &actor.name,
-                "deploy",
-                data,
-            )
+            .start_or_set(env, current, &approval.version, &actor.name, "deploy", data)
             .await?;
-        tracing::info!(env = %approval.environment, approval = id, approver = %actor.name, "approved and deployed");
-        self.environment(&approval.environment).await
+        tracing::info!(env = %env, approval = id, approver = %actor.name, "approved and deployed");
+        self.environment(env).await
     }
 
-    /// Makes the last-known-good (or `to`) desired at once. Pre-authorised: no pipeline order, no
-    /// approval, no semantic checks, and nothing asked of the instances being rolled back.
+    /// Makes the last-known-good (or `to`, one of its earlier last-known-goods) desired at once.
+    /// Pre-authorised: no pipeline order, no approval, no semantic checks, and nothing asked of
+    /// the instances being rolled back.
     pub async fn rollback(
         &self,
         actor: &Actor,
@@ -290,6 +298,15 @@ impl Pipeline {
             })?,
         };
         self.version(&target).await?;
+        // Rollback skips the pipeline and approvals, so it only goes back: to a version every
+        // live instance of this environment once ran. Anything else is a deploy.
+        if !self.store.has_succeeded(env, target.as_str()).await? {
+            return Err(ControlError::Conflict(format!(
+                "version {} never was {env}'s last-known-good, so rolling back to it would skip the pipeline; deploy it instead (`rampart deploy --env {env} --version {}`)",
+                target.short(),
+                target.short()
+            )));
+        }
         // A release in flight stops here: rollback overrides it, whatever its gates say.
         self.releases.stop_for_rollback(env, &actor.name).await?;
         let data = serde_json::json!({ "from": current.desired, "to": target });

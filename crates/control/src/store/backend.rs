@@ -86,11 +86,10 @@ pub trait EnvironmentStore: Send + Sync {
 
     async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, StoreError>;
 
-    /// Whether `version` has an approval granted for `env`.
-    async fn is_approved(&self, env: &str, version: &str) -> Result<bool, StoreError>;
-
-    /// Grants an approval (the caller then deploys its version).
-    async fn grant(&self, id: i64, approver: &str) -> Result<(), StoreError>;
+    /// Grants a pending approval, with its event; false if it is unknown or was granted
+    /// already (of two approvers at once, exactly one gets true). The caller then deploys its
+    /// version: an approval is one deploy, never a standing permission.
+    async fn grant(&self, id: i64, approver: &str) -> Result<bool, StoreError>;
 }
 
 /// Releases in waves, and the events of one release's story.

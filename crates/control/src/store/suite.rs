@@ -154,19 +154,36 @@ async fn an_approval_is_granted_once_by_name() {
             .request_approval("production", V1, &["auth"], "alice")
             .await
             .expect("request");
-        assert!(!store.is_approved("production", V1).await.expect("ask"));
-        store.grant(approval.id, "bob").await.expect("grant");
-        assert!(
-            store.is_approved("production", V1).await.expect("ask"),
-            "{backend}"
+        // Two approvers at once: exactly one grant.
+        let (a, b) = tokio::join!(
+            store.grant(approval.id, "bob"),
+            store.grant(approval.id, "carol")
         );
+        let granted = [a.expect("grant"), b.expect("grant")];
+        assert_eq!(
+            granted.iter().filter(|g| **g).count(),
+            1,
+            "{backend}: {granted:?}"
+        );
+        assert!(
+            !store.grant(approval.id, "dave").await.expect("grant"),
+            "{backend}: granted again"
+        );
+        assert!(!store.grant(999, "bob").await.expect("grant"), "{backend}");
         let stored = store
             .approval(approval.id)
             .await
             .expect("read")
             .expect("there");
-        assert_eq!(stored.approved_by.as_deref(), Some("bob"), "{backend}");
+        let by = stored.approved_by.expect("granted");
+        assert!(by == "bob" || by == "carol", "{backend}: {by}");
         assert_eq!(stored.requested_by, "alice", "{backend}");
+        let granted_events = store.events(0).await.expect("events");
+        let n = granted_events
+            .iter()
+            .filter(|e| e.kind == "approval.granted")
+            .count();
+        assert_eq!(n, 1, "{backend}: one grant, one event");
     }
 }
 

@@ -13,3 +13,4 @@ mod restart;
 mod rollout;
 mod semantic;
 mod status_page;
+mod trust;

@@ -146,28 +146,29 @@ impl EnvironmentStore for Sqlite {
         Self::approval_rows(rows)
     }
 
-    async fn is_approved(&self, env: &str, version: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM approvals WHERE environment = ? AND version = ? AND approved_by IS NOT NULL")
-            .bind(env)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    async fn grant(&self, id: i64, approver: &str) -> Result<(), StoreError> {
+    async fn grant(&self, id: i64, approver: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT environment, version FROM approvals WHERE id = ?")
+        let Some(row) = sqlx::query("SELECT environment, version FROM approvals WHERE id = ?")
             .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
         let (env, version): (String, String) = (row.get(0), row.get(1));
-        sqlx::query("UPDATE approvals SET approved_by = ?, approved_at = ? WHERE id = ?")
-            .bind(approver)
-            .bind(now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        // Only a pending approval is granted: of two approvers at once, one wins.
+        let claimed = sqlx::query(
+            "UPDATE approvals SET approved_by = ?, approved_at = ? WHERE id = ? AND approved_by IS NULL",
+        )
+        .bind(approver)
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(false);
+        }
         let event = NewEvent {
             kind: "approval.granted",
             subject: &env,
@@ -176,7 +177,7 @@ impl EnvironmentStore for Sqlite {
         };
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -1,0 +1,164 @@
+//! What no token or command may do: roll back to a version the environment never ran, use an
+//! approval twice, or approve its own request. Each refusal is checked to have changed nothing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rampart_api::{ApiClient, ClientError, VersionId};
+use rampart_testkit::EchoServer;
+
+use crate::common;
+use common::{free_addr, temp, wait_until};
+
+/// A config whose `limits` (a high-risk section) carry `inflight`: each value is a change that
+/// needs a second person in production.
+fn document(backend: SocketAddr, inflight: u32) -> String {
+    format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:8080" }}]
+upstreams: [{{ name: b, endpoints: ["{backend}"] }}]
+routes: [{{ name: r, upstream: b, timeout: 2s }}]
+limits: {{ max_inflight: {inflight} }}
+"#
+    )
+}
+
+/// The approval requested for `v`.
+async fn pending_for(op: &ApiClient, v: &VersionId) -> rampart_api::Approval {
+    let all = op.approvals().await.expect("approvals");
+    all.into_iter()
+        .find(|a| &a.version == v)
+        .expect("an approval of it")
+}
+
+fn status_of(r: &Result<rampart_api::EnvironmentStatus, ClientError>) -> Option<u16> {
+    match r {
+        Ok(_) => None,
+        Err(ClientError::Api { status, .. }) => Some(*status),
+        Err(e) => panic!("not an API answer: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn rollback_only_goes_back_and_an_approval_is_one_deploy() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let control = rampart_control::spawn_with(
+        &temp("trust"),
+        &["testing".into(), "production".into()],
+        common::tokens(),
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| c.with_plan(None),
+    )
+    .await
+    .expect("control plane");
+    let url = control.url();
+    let op = ApiClient::new(&url, Some("op".into()));
+    let approver = ApiClient::new(&url, Some("ap".into()));
+    let quiet = rampart_gateway::watchdog::WatchdogSettings::quiet;
+    let _testing = common::start_agent(&url, "testing", "t1", temp("t1"), free_addr(), quiet());
+    let _production =
+        common::start_agent(&url, "production", "p1", temp("p1"), free_addr(), quiet());
+    let env = async |name: &str| {
+        op.environments()
+            .await
+            .expect("environments")
+            .into_iter()
+            .find(|e| e.name == name)
+            .expect("environment")
+    };
+    let lkg_is = async |name: &str, v: &VersionId| {
+        wait_until(Duration::from_secs(10), async || {
+            env(name).await.last_known_good.as_ref() == Some(v)
+        })
+        .await
+    };
+    // Through testing, then production with a second person's approval.
+    let through_the_pipeline = async |v: &VersionId| {
+        op.deploy("testing", v, None)
+            .await
+            .expect("deploy to testing");
+        assert!(
+            lkg_is("testing", v).await,
+            "testing never ran {}",
+            v.short()
+        );
+        let Err(ClientError::Api { status: 409, .. }) = op.deploy("production", v, None).await
+        else {
+            panic!("a high-risk change reached production without an approval");
+        };
+        let pending = op.approvals().await.expect("approvals");
+        let id = pending
+            .iter()
+            .rfind(|a| &a.version == v)
+            .expect("requested")
+            .id;
+        approver.approve(id).await.expect("approved");
+        assert!(
+            lkg_is("production", v).await,
+            "production never ran {}",
+            v.short()
+        );
+        id
+    };
+
+    let v1 = common::pushed(&op, &document(backend.addr, 100), "v1").await;
+    let first = through_the_pipeline(&v1).await;
+    let v2 = common::pushed(&op, &document(backend.addr, 200), "v2").await;
+    through_the_pipeline(&v2).await;
+
+    // A used approval is refused, and nothing moves.
+    let reused = approver.approve(first).await;
+    assert_eq!(status_of(&reused), Some(409), "{reused:?}");
+    assert_eq!(env("production").await.desired.as_ref(), Some(&v2));
+
+    // Two approvals of one request at once: one deploys, the other is refused.
+    let v3 = common::pushed(&op, &document(backend.addr, 300), "v3").await;
+    op.deploy("testing", &v3, None)
+        .await
+        .expect("deploy to testing");
+    assert!(lkg_is("testing", &v3).await);
+    assert!(op.deploy("production", &v3, None).await.is_err());
+    let id = pending_for(&op, &v3).await.id;
+    let (a, b) = tokio::join!(approver.approve(id), approver.approve(id));
+    let mut answers = [status_of(&a), status_of(&b)];
+    answers.sort();
+    assert_eq!(answers, [None, Some(409)], "{a:?} {b:?}");
+    let events = op.events(0).await.expect("events");
+    let deploys_of_v3 = events
+        .iter()
+        .filter(|e| e.kind == "deploy" && e.subject == "production")
+        .filter(|e| e.data["version"] == v3.as_str())
+        .count();
+    assert_eq!(deploys_of_v3, 1, "one approval, one deploy");
+    assert!(lkg_is("production", &v3).await);
+
+    // The requester cannot approve their own request, approver or not.
+    let v4 = common::pushed(&op, &document(backend.addr, 400), "v4").await;
+    op.deploy("testing", &v4, None)
+        .await
+        .expect("deploy to testing");
+    assert!(lkg_is("testing", &v4).await);
+    assert!(approver.deploy("production", &v4, None).await.is_err());
+    let own = pending_for(&op, &v4).await;
+    assert_eq!(own.requested_by, "amir");
+    let refused = approver.approve(own.id).await;
+    assert_eq!(status_of(&refused), Some(403), "{refused:?}");
+    assert_eq!(env("production").await.desired.as_ref(), Some(&v3));
+    assert!(pending_for(&op, &v4).await.approved_by.is_none());
+
+    // Rollback to a version production never ran (v4 only passed testing) is refused: it would
+    // skip the approval it still waits for. Nothing moves.
+    let skipped = op.rollback("production", Some(v4.clone())).await;
+    assert_eq!(status_of(&skipped), Some(409), "{skipped:?}");
+    assert_eq!(env("production").await.desired.as_ref(), Some(&v3));
+    // Back to any earlier last-known-good works at once, with no approval.
+    let back = op
+        .rollback("production", Some(v1.clone()))
+        .await
+        .expect("rollback");
+    assert_eq!(back.desired.as_ref(), Some(&v1));
+    assert!(lkg_is("production", &v1).await);
+    // And the plain rollback (to the last-known-good) still works.
+    op.rollback("production", None).await.expect("rollback");
+    assert_eq!(env("production").await.desired.as_ref(), Some(&v1));
+}
