@@ -38,6 +38,8 @@ pub enum ClientError {
 pub struct ApiClient {
     base: String,
     token: Option<String>,
+    /// An agent's instance credential, sent with its polls and reports.
+    credential: Option<String>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -50,7 +52,17 @@ impl ApiClient {
         ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             token,
+            credential: None,
             client: Client::builder(TokioExecutor::new()).build(http),
+        }
+    }
+
+    /// The same client, speaking for the instance a registration gave `credential` to: its
+    /// polls and reports carry it (`X-Rampart-Instance-Credential`).
+    pub fn for_instance(&self, credential: &str) -> ApiClient {
+        ApiClient {
+            credential: Some(credential.to_owned()),
+            ..self.clone()
         }
     }
 
@@ -96,6 +108,9 @@ impl ApiClient {
             .header(header::ACCEPT, "application/json");
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(c) = &self.credential {
+            req = req.header("x-rampart-instance-credential", c);
         }
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");

@@ -118,12 +118,17 @@ pub struct RegisterResponse {
     /// How long a desired-version poll may be held open.
     pub poll_wait_ms: u64,
     pub report_interval_ms: u64,
+    /// This instance's credential: its polls and reports carry it in
+    /// `X-Rampart-Instance-Credential`. A new registration replaces it.
+    pub credential: String,
 }
 
 /// Agent protocol: `GET /v1/agents/{instance}/desired?current=ID&wait_ms=N` answers at once when
 /// the desired version differs from `current`, else when it changes or the wait ends.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Desired {
+    /// The environment this answer is for; an agent refuses a version meant for another.
+    pub environment: String,
     pub version: Option<VersionId>,
     /// Canonical JSON of the desired document, when it differs from `current`.
     pub document: Option<String>,

@@ -99,12 +99,12 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
 
 /// A gateway agent in each environment, each holding its last-known-good under `data`.
 async fn start_agents(o: &UpOptions, data: &Path, url: &str) -> Result<Agents> {
-    let viewer = token(data, "viewer").await?;
+    let agent = token(data, "agent").await?;
     let mut agents = Agents::default();
     for (env, listen) in [("testing", o.testing_gateway), ("production", o.gateway)] {
         let opts = rampart_gateway::agent::AgentOptions {
             control: url.to_owned(),
-            token: Some(viewer.clone()),
+            token: Some(agent.clone()),
             environment: env.into(),
             instance: format!("{env}-1"),
             zone: "local".into(),

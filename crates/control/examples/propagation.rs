@@ -44,16 +44,9 @@ async fn main() {
         let _ = tokio::fs::remove_dir_all(&dir).await;
         tokio::fs::create_dir_all(&dir).await.expect("dir");
         let tokens = Tokens::from_entries(&[
-            TokenEntry {
-                name: "op".into(),
-                role: Role::Operator,
-                token: "op".into(),
-            },
-            TokenEntry {
-                name: "amir".into(),
-                role: Role::Approver,
-                token: "ap".into(),
-            },
+            TokenEntry::new("op", Role::Operator, "op"),
+            TokenEntry::new("amir", Role::Approver, "ap"),
+            TokenEntry::new("fleet", Role::Agent, "agent"),
         ]);
         let server = rampart_control::spawn(
             &dir,
@@ -70,7 +63,7 @@ async fn main() {
         let b = op.push(&doc(2000), "b").await.expect("push").version.id;
         eprintln!("starting {n} simulated agents…");
         let fleet =
-            SimulatedFleet::start(&url, "op", "production", n, Duration::from_secs(60)).await;
+            SimulatedFleet::start(&url, "agent", "production", n, Duration::from_secs(60)).await;
         approver
             .deploy("production", &a, Some("benchmark setup".into()))
             .await

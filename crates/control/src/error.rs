@@ -15,7 +15,7 @@ pub enum ControlError {
     Forbidden(String),
     /// A high-risk change to the last environment waits for a second person.
     #[error("needs a second person's approval: it changes {sections}; an approver (not {requested_by}) can run `rampart approve {id}`", sections = .0.sections.join(", "), requested_by = .0.requested_by, id = .0.id)]
-    ApprovalRequired(rampart_api::Approval),
+    ApprovalRequired(Box<rampart_api::Approval>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

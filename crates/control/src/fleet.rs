@@ -23,6 +23,17 @@ pub struct Instance {
     pub problems: Vec<String>,
     /// The last restart generation the agent completed.
     pub restarts: u64,
+    /// SHA-256 of the credential its registration got; polls and reports must present it.
+    credential: [u8; 32],
+}
+
+/// Why a registration is refused.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+fn digest(credential: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(credential.as_bytes()).into()
 }
 
 #[derive(Default)]
@@ -35,8 +46,19 @@ impl Fleet {
         self.instances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn register(&self, r: RegisterRequest) {
+    /// Registers (or re-registers) an instance under a fresh credential, which replaces the one
+    /// before. A live instance stays in its environment: it cannot be registered into another.
+    pub fn register(&self, r: RegisterRequest, credential: &str) -> Result<(), Refused> {
         let mut all = self.lock();
+        if let Some(known) = all.get(&r.instance)
+            && known.registration.environment != r.environment
+            && known.last_seen.elapsed() < STALE_AFTER
+        {
+            return Err(Refused(format!(
+                "instance {:?} is live in {}; it cannot join {} (stop it there first)",
+                r.instance, known.registration.environment, r.environment
+            )));
+        }
         let entry = all.entry(r.instance.clone()).or_insert_with(|| Instance {
             registration: r.clone(),
             applied: None,
@@ -47,9 +69,20 @@ impl Fleet {
             latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
             problems: vec![],
             restarts: 0,
+            credential: [0; 32],
         });
         entry.registration = r;
+        entry.credential = digest(credential);
         entry.last_seen = Instant::now();
+        Ok(())
+    }
+
+    /// Whether `credential` is the one `instance` registered with (compared in constant time).
+    pub fn verify(&self, instance: &str, credential: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.lock()
+            .get(instance)
+            .is_some_and(|i| bool::from(i.credential.ct_eq(&digest(credential))))
     }
 
     /// Records a report; returns the instance's environment and the version it ran before, or

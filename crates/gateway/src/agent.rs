@@ -68,6 +68,8 @@ struct State {
     /// The restart generation last seen (None before the first answer: a new agent adopts the
     /// current one without restarting).
     restart: Option<u64>,
+    /// The credential this instance's registration got; reports carry it.
+    credential: Option<String>,
 }
 
 type Shared = Arc<Mutex<Option<Gateway>>>;
@@ -133,11 +135,14 @@ async fn poll_loop(
     let mut backoff = BACKOFF_MIN;
     let mut wait = Duration::from_secs(25);
     let mut registered = false;
+    let mut instance = client.clone();
     loop {
         if !registered {
             match client.register(&registration).await {
                 Ok(r) => {
                     registered = true;
+                    state.lock().await.credential = Some(r.credential.clone());
+                    instance = client.for_instance(&r.credential);
                     backoff = BACKOFF_MIN;
                     wait = Duration::from_millis(r.poll_wait_ms);
                     tracing::info!(control = %opts.control, env = %opts.environment, "registered");
@@ -159,7 +164,7 @@ async fn poll_loop(
                 .or_else(|| st.serving.as_ref().map(|s| s.version.clone()));
             (current, st.restart)
         };
-        match client
+        match instance
             .desired(
                 &opts.instance,
                 current.as_ref().map(VersionId::as_str),
@@ -236,6 +241,21 @@ async fn apply(opts: &AgentOptions, desired: Desired, state: &Arc<Mutex<State>>,
     let Some(version) = desired.version else {
         return;
     };
+    // A version meant for another environment is never applied, whoever sent it.
+    if desired.environment != opts.environment {
+        let problem = format!(
+            "refused version {} addressed to {}: this gateway serves {}",
+            version.short(),
+            desired.environment,
+            opts.environment
+        );
+        tracing::error!("{problem}");
+        let mut st = state.lock().await;
+        if !st.problems.contains(&problem) {
+            st.problems.push(problem);
+        }
+        return;
+    }
     {
         let mut st = state.lock().await;
         if st.serving.as_ref().is_some_and(|s| s.version == version) {
@@ -389,7 +409,14 @@ async fn report_loop(
             }
         };
         // Counters only advance when the control plane has them; a failed report is resent.
-        if client.report(&opts.instance, &report).await.is_ok() {
+        let Some(credential) = state.lock().await.credential.clone() else {
+            continue;
+        };
+        let sent = client
+            .for_instance(&credential)
+            .report(&opts.instance, &report)
+            .await;
+        if sent.is_ok() {
             reported = totals;
         }
     }

@@ -40,9 +40,12 @@ impl SimulatedFleet {
                 build: "simulated".into(),
             };
             tasks.push(tokio::spawn(async move {
-                let wait = loop {
+                let (wait, client) = loop {
                     match client.register(&reg).await {
-                        Ok(r) => break Duration::from_millis(r.poll_wait_ms),
+                        Ok(r) => {
+                            let wait = Duration::from_millis(r.poll_wait_ms);
+                            break (wait, client.for_instance(&r.credential));
+                        }
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
                 };

@@ -293,8 +293,9 @@ pub struct GatewayArgs {
     pub instance: Option<String>,
     #[arg(long, default_value = "local")]
     pub zone: String,
-    /// API token (or RAMPART_TOKEN).
-    #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
+    /// An agent token (or RAMPART_AGENT_TOKEN): the gateway registers, long-polls and reports
+    /// with it, and can do nothing else (with --control).
+    #[arg(long, env = "RAMPART_AGENT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Override a listener's address: NAME=ADDR (repeatable).
     #[arg(long = "listen", value_parser = parse_listen)]

@@ -117,15 +117,11 @@ impl World {
             fastrand::u32(..)
         ));
         tokio::fs::create_dir_all(&dir).await?;
-        let token = |name: &str, role, token: &str| TokenEntry {
-            name: name.into(),
-            role,
-            token: token.into(),
-        };
+        let token = TokenEntry::new;
         let tokens = Tokens::from_entries(&[
             token("olivia", Role::Operator, OPERATOR),
             token("amir", Role::Approver, APPROVER),
-            token("agent", Role::Viewer, AGENT),
+            token("agent", Role::Agent, AGENT),
         ]);
         let control = rampart_control::spawn_with(
             &dir,

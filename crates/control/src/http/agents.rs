@@ -12,7 +12,7 @@ use std::time::Duration;
 use rampart_api::{RegisterRequest, Report};
 use serde::Deserialize;
 
-use super::extract::{Body, Ctl, Path, Query, Viewer};
+use super::extract::{AgentCaller, Body, Ctl, InstanceCredential, Path, Query};
 use super::{ApiResult, AppState};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -24,7 +24,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn register(
     State(s): Ctl,
-    Viewer(actor): Viewer,
+    AgentCaller(actor): AgentCaller,
     Body(req): Body<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.control.agent_protocol.register(&actor, req).await?))
@@ -42,7 +42,8 @@ struct DesiredQuery {
 
 async fn desired(
     State(s): Ctl,
-    _: Viewer,
+    _: AgentCaller,
+    InstanceCredential(credential): InstanceCredential,
     Path(id): Path<String>,
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<impl IntoResponse> {
@@ -50,17 +51,24 @@ async fn desired(
     Ok(Json(
         s.control
             .agent_protocol
-            .desired(&id, current, q.restart, Duration::from_millis(q.wait_ms))
+            .desired(
+                &id,
+                &credential,
+                current,
+                q.restart,
+                Duration::from_millis(q.wait_ms),
+            )
             .await?,
     ))
 }
 
 async fn report(
     State(s): Ctl,
-    _: Viewer,
+    _: AgentCaller,
+    InstanceCredential(credential): InstanceCredential,
     Path(id): Path<String>,
     Body(r): Body<Report>,
 ) -> ApiResult<impl IntoResponse> {
-    s.control.agent_protocol.report(&id, r).await?;
+    s.control.agent_protocol.report(&id, &credential, r).await?;
     Ok(StatusCode::NO_CONTENT)
 }

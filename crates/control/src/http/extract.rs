@@ -38,14 +38,14 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     "missing bearer token".into(),
                 )
             })?;
-        let (name, role) = state.tokens.check(token.trim()).ok_or_else(|| {
+        let actor = state.tokens.check(token.trim()).ok_or_else(|| {
             ApiError(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "unknown token".into(),
             )
         })?;
-        Ok(Caller(Actor { name, role }))
+        Ok(Caller(actor))
     }
 }
 
@@ -70,10 +70,61 @@ macro_rules! role_extractor {
 }
 
 role_extractor!(
-    /// A caller with at least the viewer role (agents and dashboards).
+    /// A caller with at least the viewer role (dashboards, people; not agents).
     Viewer,
     Role::Viewer
 );
+
+/// A gateway's agent: a token with the agent role, and no other (an operator's token is not a
+/// gateway's).
+pub struct AgentCaller(pub(crate) Actor);
+
+impl FromRequestParts<Arc<AppState>> for AgentCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let Caller(actor) = Caller::from_request_parts(parts, state).await?;
+        if actor.role != Role::Agent {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "the agent protocol takes an agent token; {} is {:?}",
+                    actor.name, actor.role
+                ),
+            ));
+        }
+        Ok(AgentCaller(actor))
+    }
+}
+
+/// The header an agent proves which instance it is with: the credential its registration got.
+pub const INSTANCE_CREDENTIAL: &str = "x-rampart-instance-credential";
+
+/// The instance credential a poll or report carries.
+pub struct InstanceCredential(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for InstanceCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(INSTANCE_CREDENTIAL)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| InstanceCredential(v.trim().to_owned()))
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    format!("missing {INSTANCE_CREDENTIAL}: register first, then send the credential it returned"),
+                )
+            })
+    }
+}
 role_extractor!(
     /// A caller with at least the operator role.
     Operator,

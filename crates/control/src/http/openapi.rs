@@ -89,9 +89,22 @@ impl Doc {
                 "the request cannot be read: bad JSON, or a parameter of the wrong type",
             ));
         }
-        if op.role.is_some() {
-            errors.push(("401", "no token, or an unknown one"));
-            errors.push(("403", "the token's role is too low"));
+        match op.role {
+            Some("agent") => {
+                errors.push((
+                    "401",
+                    "no token or instance credential, or an unknown token",
+                ));
+                errors.push((
+                    "403",
+                    "not an agent token, one bound to other environments, or not this instance's credential",
+                ));
+            }
+            Some(_) => {
+                errors.push(("401", "no token, or an unknown one"));
+                errors.push(("403", "the token's role is too low"));
+            }
+            None => {}
         }
         for (code, why) in errors {
             responses
@@ -100,6 +113,7 @@ impl Doc {
         }
         let mut o = json!({ "summary": op.summary, "responses": responses });
         match op.role {
+            Some("agent") => o["description"] = json!("Role: agent, and no other."),
             Some(role) => o["description"] = json!(format!("Role: {role} or above.")),
             None => {
                 o["description"] = json!("Public: no token.");

@@ -37,6 +37,8 @@ impl AgentProtocol {
         }
     }
 
+    /// Registers an instance and hands it a fresh credential. An agent token bound to
+    /// environments registers only into those; a live instance stays in its environment.
     pub async fn register(
         &self,
         actor: &Actor,
@@ -48,9 +50,26 @@ impl AgentProtocol {
                 r.environment
             )));
         }
+        if !actor.may_act_in(&r.environment) {
+            return Err(ControlError::Forbidden(format!(
+                "{}'s token is for {}, not {}",
+                actor.name,
+                actor.environments.join(", "),
+                r.environment
+            )));
+        }
+        if r.instance.is_empty() || r.instance.len() > 200 {
+            return Err(ControlError::Invalid(
+                "instance: 1 to 200 characters".into(),
+            ));
+        }
         let first = self.agents.fleet.environment_of(&r.instance).is_none();
         let (instance, env) = (r.instance.clone(), r.environment.clone());
-        self.agents.fleet.register(r);
+        let credential = crate::tokens::secret("ri_");
+        self.agents
+            .fleet
+            .register(r, &credential)
+            .map_err(|refused| ControlError::Conflict(refused.0))?;
         if first {
             let data = serde_json::json!({ "environment": env });
             self.store
@@ -65,7 +84,23 @@ impl AgentProtocol {
         Ok(RegisterResponse {
             poll_wait_ms: POLL_WAIT.as_millis() as u64,
             report_interval_ms: REPORT_INTERVAL.as_millis() as u64,
+            credential,
         })
+    }
+
+    /// The instance, if `credential` is the one its registration got.
+    fn check(&self, instance: &str, credential: &str) -> Result<(), ControlError> {
+        if self.agents.fleet.environment_of(instance).is_none() {
+            return Err(ControlError::NotFound(format!(
+                "instance {instance:?} is not registered"
+            )));
+        }
+        if !self.agents.fleet.verify(instance, credential) {
+            return Err(ControlError::Forbidden(format!(
+                "that is not {instance:?}'s credential; an agent registers to get its own"
+            )));
+        }
+        Ok(())
     }
 
     /// Answers at once if the desired version differs from `current`; otherwise waits (up to
@@ -73,10 +108,12 @@ impl AgentProtocol {
     pub async fn desired(
         &self,
         instance: &str,
+        credential: &str,
         current: Option<&str>,
         known_restart: Option<u64>,
         wait: Duration,
     ) -> Result<Desired, ControlError> {
+        self.check(instance, credential)?;
         let env = self.agents.fleet.environment_of(instance).ok_or_else(|| {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;
@@ -108,6 +145,7 @@ impl AgentProtocol {
             _ => None,
         };
         Ok(Desired {
+            environment: env,
             version,
             document,
             restart: self.agents.restart_generation(instance),
@@ -116,7 +154,13 @@ impl AgentProtocol {
 
     /// Records a report; when every live instance of the environment runs the desired version,
     /// the release succeeded there and the version becomes its last-known-good.
-    pub async fn report(&self, instance: &str, r: Report) -> Result<(), ControlError> {
+    pub async fn report(
+        &self,
+        instance: &str,
+        credential: &str,
+        r: Report,
+    ) -> Result<(), ControlError> {
+        self.check(instance, credential)?;
         let (env, before) = self.agents.fleet.report(instance, &r).ok_or_else(|| {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;

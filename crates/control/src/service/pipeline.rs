@@ -207,7 +207,7 @@ impl Pipeline {
                     .store
                     .request_approval(env, version.as_str(), &sections, &actor.name)
                     .await?;
-                return Err(ControlError::ApprovalRequired(approval));
+                return Err(ControlError::ApprovalRequired(Box::new(approval)));
             }
         }
         let kind = if glass {

@@ -15,16 +15,9 @@ async fn start() -> rampart_control::Running {
     ));
     std::fs::create_dir_all(&dir).expect("dir");
     let tokens = Tokens::from_entries(&[
-        TokenEntry {
-            name: "vic".into(),
-            role: Role::Viewer,
-            token: "view".into(),
-        },
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
+        TokenEntry::new("vic", Role::Viewer, "view"),
+        TokenEntry::new("gw", Role::Agent, "agt"),
+        TokenEntry::new("olivia", Role::Operator, "op"),
     ]);
     rampart_control::spawn(
         &dir,
@@ -175,9 +168,27 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
             "/v1/agents/ghost/desired",
             Some("view"),
             "",
-            404,
-            "not_found",
-            "not registered",
+            403,
+            "forbidden",
+            "takes an agent token",
+        ),
+        (
+            "GET",
+            "/v1/agents/ghost/desired",
+            Some("agt"),
+            "",
+            401,
+            "unauthorized",
+            "x-rampart-instance-credential",
+        ),
+        (
+            "GET",
+            "/v1/versions",
+            Some("agt"),
+            "",
+            403,
+            "forbidden",
+            "role",
         ),
     ];
     // Whatever the router or an extractor refuses answers in the same JSON shape.
@@ -221,7 +232,7 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
         (
             "POST",
             "/v1/agents/register",
-            Some("view"),
+            Some("agt"),
             "[1, 2]",
             400,
             "bad_request",

@@ -166,21 +166,9 @@ pub fn document(backend: SocketAddr, timeout_ms: u64) -> String {
 /// Tokens the tests use: "op" (olivia, operator), "ap" (amir, approver), "agent" (viewer).
 pub fn tokens() -> Tokens {
     Tokens::from_entries(&[
-        TokenEntry {
-            name: "olivia".into(),
-            role: Role::Operator,
-            token: "op".into(),
-        },
-        TokenEntry {
-            name: "amir".into(),
-            role: Role::Approver,
-            token: "ap".into(),
-        },
-        TokenEntry {
-            name: "agent".into(),
-            role: Role::Viewer,
-            token: "agent".into(),
-        },
+        TokenEntry::new("olivia", Role::Operator, "op"),
+        TokenEntry::new("amir", Role::Approver, "ap"),
+        TokenEntry::new("agent", Role::Agent, "agent"),
     ])
 }
 

@@ -58,7 +58,7 @@ async fn populate(op: &ApiClient, url: &str) {
         .expect("component");
     }
     let agent = ApiClient::new(url, Some("agent".into()));
-    agent
+    let registered = agent
         .register(&RegisterRequest {
             instance: "p0".into(),
             environment: "production".into(),
@@ -67,6 +67,7 @@ async fn populate(op: &ApiClient, url: &str) {
         })
         .await
         .expect("register");
+    let agent = agent.for_instance(&registered.credential);
     let mut report = Report {
         applied: None,
         result: None,
@@ -701,7 +702,7 @@ async fn maintenance_suppresses_its_components_slo_alerts_only() {
         })
         .await
         .expect("maintenance in progress");
-    agent
+    let registered = agent
         .register(&rampart_api::RegisterRequest {
             instance: "m0".into(),
             environment: "production".into(),
@@ -710,6 +711,7 @@ async fn maintenance_suppresses_its_components_slo_alerts_only() {
         })
         .await
         .expect("register");
+    let agent = agent.for_instance(&registered.credential);
     // Both components fail every request: a burn far over every tier's factor.
     let report = || rampart_api::Report {
         applied: None,

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rampart_api::{ApiClient, ClientError, VersionId};
+use rampart_control::tokens::Role;
 use rampart_testkit::EchoServer;
+use rampart_testkit::client;
 
 use crate::common;
 use common::{free_addr, temp, wait_until};
@@ -161,4 +163,165 @@ async fn rollback_only_goes_back_and_an_approval_is_one_deploy() {
     // And the plain rollback (to the last-known-good) still works.
     op.rollback("production", None).await.expect("rollback");
     assert_eq!(env("production").await.desired.as_ref(), Some(&v1));
+}
+
+/// A gateway's agent token, or a viewer's, in the wrong hands: it cannot move a live instance
+/// to another environment, speak for an instance it did not register, join an environment its
+/// token is not for, or deploy. After every attempt the fleet and the pipeline are as before.
+#[tokio::test]
+async fn a_stolen_agent_or_viewer_token_moves_nothing() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let mut entries = vec![
+        rampart_control::tokens::TokenEntry::new("olivia", Role::Operator, "op"),
+        rampart_control::tokens::TokenEntry::new("amir", Role::Approver, "ap"),
+        rampart_control::tokens::TokenEntry::new("vic", Role::Viewer, "view"),
+        rampart_control::tokens::TokenEntry::new("gateways", Role::Agent, "agent"),
+    ];
+    let mut testing_only = rampart_control::tokens::TokenEntry::new("ci", Role::Agent, "agent-t");
+    testing_only.environments = vec!["testing".into()];
+    entries.push(testing_only);
+    let control = rampart_control::spawn_with(
+        &temp("stolen"),
+        &["testing".into(), "production".into()],
+        rampart_control::tokens::Tokens::from_entries(&entries),
+        "127.0.0.1:0".parse().expect("addr"),
+        |c| c.with_plan(None),
+    )
+    .await
+    .expect("control plane");
+    let url = control.url();
+    let op = ApiClient::new(&url, Some("op".into()));
+    let quiet = rampart_gateway::watchdog::WatchdogSettings::quiet;
+    let listen = free_addr();
+    let _p1 = common::start_agent(&url, "production", "p1", temp("sp1"), listen, quiet());
+    let v1 = common::pushed(&op, &document(backend.addr, 100), "v1").await;
+    ApiClient::new(&url, Some("ap".into()))
+        .deploy("production", &v1, Some("first production config".into()))
+        .await
+        .expect("deploy");
+    let p1 = async || {
+        op.environments()
+            .await
+            .expect("environments")
+            .into_iter()
+            .flat_map(|e| e.instances)
+            .find(|i| i.id == "p1")
+            .expect("p1 registered")
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), async || p1()
+            .await
+            .applied
+            .as_ref()
+            == Some(&v1))
+        .await
+    );
+    let events_before = op.events(0).await.expect("events").len();
+
+    let stolen = ApiClient::new(&url, Some("agent".into()));
+    let viewer = ApiClient::new(&url, Some("view".into()));
+    let move_p1 = rampart_api::RegisterRequest {
+        instance: "p1".into(),
+        environment: "testing".into(),
+        zone: "z".into(),
+        build: "evil".into(),
+    };
+    // Moving the live production instance into testing: refused, naming where it is.
+    match stolen.register(&move_p1).await {
+        Err(ClientError::Api {
+            status: 409,
+            message,
+            ..
+        }) => {
+            assert!(message.contains("live in production"), "{message}")
+        }
+        other => panic!("a live instance moved: {other:?}"),
+    }
+    // A viewer's token is not an agent's.
+    let refused = viewer.register(&move_p1).await;
+    assert!(
+        matches!(refused, Err(ClientError::Api { status: 403, .. })),
+        "{refused:?}"
+    );
+    // Speaking for p1 without its credential, or with a made-up one: refused.
+    let fake = rampart_api::Report {
+        requests: [0, 0, 0, 0, 1_000_000],
+        ..Default::default()
+    };
+    let bare = stolen.report("p1", &fake).await;
+    assert!(
+        matches!(bare, Err(ClientError::Api { status: 401, .. })),
+        "{bare:?}"
+    );
+    let forged = stolen.for_instance("ri_0000").report("p1", &fake).await;
+    assert!(
+        matches!(forged, Err(ClientError::Api { status: 403, .. })),
+        "{forged:?}"
+    );
+    let poll = stolen
+        .for_instance("ri_0000")
+        .desired("p1", None, None, Duration::from_millis(10))
+        .await;
+    assert!(
+        matches!(poll, Err(ClientError::Api { status: 403, .. })),
+        "{poll:?}"
+    );
+    // A token bound to testing cannot join production.
+    let join = rampart_api::RegisterRequest {
+        instance: "x1".into(),
+        environment: "production".into(),
+        zone: "z".into(),
+        build: "evil".into(),
+    };
+    let bound = ApiClient::new(&url, Some("agent-t".into()))
+        .register(&join)
+        .await;
+    assert!(
+        matches!(bound, Err(ClientError::Api { status: 403, .. })),
+        "{bound:?}"
+    );
+    // Neither token deploys, rolls back or reads the pipeline.
+    for client in [&stolen, &viewer] {
+        let deploy = client.deploy("testing", &v1, None).await;
+        assert!(
+            matches!(deploy, Err(ClientError::Api { status: 403, .. })),
+            "{deploy:?}"
+        );
+        let rollback = client.rollback("production", None).await;
+        assert!(
+            matches!(rollback, Err(ClientError::Api { status: 403, .. })),
+            "{rollback:?}"
+        );
+    }
+    let read = stolen.versions().await;
+    assert!(
+        matches!(read, Err(ClientError::Api { status: 403, .. })),
+        "{read:?}"
+    );
+
+    // Nothing changed: p1 is production's, serving v1, its counts its own; no event recorded.
+    let now = p1().await;
+    assert_eq!(now.environment, "production");
+    assert_eq!(now.applied.as_ref(), Some(&v1));
+    assert!(
+        now.requests[4] < 1_000_000,
+        "a forged report was counted: {:?}",
+        now.requests
+    );
+    let envs = op.environments().await.expect("environments");
+    assert!(
+        envs.iter()
+            .all(|e| e.name != "testing" || e.instances.is_empty())
+    );
+    let events = op.events(0).await.expect("events");
+    let new: Vec<_> = events[events_before..]
+        .iter()
+        .filter(|e| e.kind != "instance.applied" && e.kind != "environment.converged")
+        .collect();
+    assert!(new.is_empty(), "{new:?}");
+    let served = client::get(&client::http1(), &format!("http://{listen}/x")).await;
+    assert!(
+        served.is_ok_and(|a| a.status == http::StatusCode::OK),
+        "p1 stopped serving"
+    );
 }

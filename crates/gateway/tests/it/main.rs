@@ -6,6 +6,7 @@ mod common;
 
 mod admin;
 mod admission;
+mod agent_identity;
 mod auth;
 mod balancing;
 mod dns;

@@ -200,14 +200,18 @@ fn agents(d: &mut Doc) {
     d.op(Op {
         method: "post",
         path: "/v1/agents/register",
-        summary: "Agent protocol: register an instance",
-        role: Some("viewer"),
+        summary: "Agent protocol: register an instance; returns its credential",
+        role: Some("agent"),
         params: &[],
         body: Some(register),
         ok: ("200", "registered", registered),
         errors: &[
             ("404", "no such environment"),
-            ("422", "an empty instance id"),
+            (
+                "409",
+                "the instance is live in another environment and cannot join this one",
+            ),
+            ("422", "an empty or overlong instance id"),
         ],
     });
     let desired = d.json::<Desired>();
@@ -215,9 +219,10 @@ fn agents(d: &mut Doc) {
         method: "get",
         path: "/v1/agents/{id}/desired",
         summary: "Agent protocol: long-poll for the desired version",
-        role: Some("viewer"),
+        role: Some("agent"),
         params: &[
             INSTANCE,
+            CREDENTIAL,
             ("current", "query", "string", "the version the agent runs"),
             ("wait_ms", "query", "count", "how long to hold the poll"),
             (
@@ -240,13 +245,21 @@ fn agents(d: &mut Doc) {
         method: "post",
         path: "/v1/agents/{id}/report",
         summary: "Agent protocol: report once a second",
-        role: Some("viewer"),
-        params: &[INSTANCE],
+        role: Some("agent"),
+        params: &[INSTANCE, CREDENTIAL],
         body: Some(report),
         ok: ("204", "recorded", None),
         errors: &[("404", "instance not registered")],
     });
 }
+
+/// The credential an instance's registration returned.
+const CREDENTIAL: Param = (
+    "x-rampart-instance-credential",
+    "header",
+    "string",
+    "the credential this instance's registration returned",
+);
 
 /// Components, channels, alerts, incidents, postmortems, maintenance and subscribers.
 pub(super) fn operations(d: &mut Doc) {
