@@ -77,7 +77,12 @@ pub async fn run(o: UpOptions, shutdown: impl std::future::Future<Output = ()>) 
         &["testing".into(), "production".into()],
         tokens,
         o.control,
-        |c| c.with_plan(None).with_page_name("rampart (local) status"),
+        |c| {
+            // Everything runs on this machine: local webhook receivers may subscribe.
+            c.with_plan(None)
+                .with_page_name("rampart (local) status")
+                .with_private_webhooks(true)
+        },
     )
     .await
     .map_err(anyhow::Error::msg)?;

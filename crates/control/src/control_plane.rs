@@ -35,6 +35,8 @@ pub struct ControlPlane {
     pub subscribers: Arc<crate::status::Subscribers>,
     /// How notifications are delivered (the outbox sender reads it).
     pub notify: Arc<crate::notify::NotifySettings>,
+    /// Notification hosts' resolver (deadline-bound), shared by subscribing and delivery.
+    resolver: rampart_net::Resolver,
     /// How often the reconciler evaluates releases.
     tick: Duration,
 }
@@ -71,6 +73,9 @@ impl ControlPlane {
         let sli = Arc::new(crate::sli::Sli::load(&store).await?);
         let book =
             Arc::new(crate::component_book::ComponentBook::load(&store, environments).await?);
+        // Notifications resolve hosts with the deadline-bound resolver; without one nothing starts.
+        let resolver = rampart_net::Resolver::new(&settings.notify.resolver)
+            .map_err(|e| ControlError::Invalid(format!("notification DNS resolver: {e}")))?;
         let notify = Arc::new(settings.notify);
         let maintenances = Arc::new(crate::status::Maintenances::new(
             store.clone(),
@@ -135,6 +140,7 @@ impl ControlPlane {
                 notify: notify.clone(),
                 status_page: status_page.clone(),
                 incidents: incidents.clone(),
+                resolver: resolver.clone(),
             }),
             store,
             agents,
@@ -144,6 +150,7 @@ impl ControlPlane {
             incidents,
             status_page,
             notify,
+            resolver,
             tick: settings.tick,
         })
     }
@@ -159,6 +166,10 @@ impl ControlPlane {
     /// The public page's state (name, address, snapshot).
     pub fn page(&self) -> &crate::status::PageState {
         &self.status_page.page
+    }
+
+    pub fn resolver(&self) -> &rampart_net::Resolver {
+        &self.resolver
     }
 
     /// The outbox's sender.

@@ -108,9 +108,6 @@ pub async fn serve(
     tokens: tokens::Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Notifications resolve hosts with the deadline-bound resolver; without one nothing starts.
-    let resolver = rampart_net::Resolver::new(&control.notify.resolver)
-        .map_err(|e| std::io::Error::other(format!("notification DNS resolver: {e}")))?;
     // The reconciler drives releases every tick while the API serves.
     let _reconciler = {
         let control = control.clone();
@@ -140,7 +137,9 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         control.page().set_public_url(&format!("http://{addr}"));
     }
-    let _outbox = Background(tokio::spawn(control.notifier().run(resolver)));
+    let _outbox = Background(tokio::spawn(
+        control.notifier().run(control.resolver().clone()),
+    ));
     let state = std::sync::Arc::new(http::AppState { control, tokens });
     // The background tasks' guards drop (and stop them) only after this has returned.
     axum::serve(listener, http::router(state))

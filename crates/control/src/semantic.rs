@@ -118,6 +118,8 @@ async fn lookup(resolver: &Resolver, servers: &str, path: String, name: String) 
         Err(ResolveError::Failed { reason, .. } | ResolveError::Negative { reason, .. }) => Some(
             finding(path, format!("host {name:?} does not resolve: {reason}")),
         ),
+        // Not asked of this lookup: upstreams may well be private.
+        Err(e @ ResolveError::NotPublic { .. }) => Some(finding(path, e.to_string())),
         Ok(_) => None,
     }
 }

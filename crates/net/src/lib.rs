@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod public;
 pub mod resolve;
 
+pub use public::is_public;
 pub use resolve::{DnsObserver, DnsOutcome, ResolveError, Resolver};
 
 /// Makes aws-lc-rs rustls' process-wide crypto provider; harmless when one is already set.

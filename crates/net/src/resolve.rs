@@ -61,6 +61,11 @@ pub enum ResolveError {
     Failed { name: String, reason: String },
     #[error("DNS lookup of {name} failed recently (cached negative answer): {reason}")]
     Negative { name: String, reason: String },
+    #[error("{name} resolves only to addresses that are not public ({})", addresses.join(", "))]
+    NotPublic {
+        name: String,
+        addresses: Vec<String>,
+    },
 }
 
 struct Entry {
@@ -72,6 +77,8 @@ struct Entry {
 #[derive(Clone)]
 pub struct Resolver {
     inner: Arc<Inner>,
+    /// As a connector's resolver: hand out only public addresses (see [`Resolver::public_only`]).
+    public_only: bool,
 }
 
 struct Inner {
@@ -130,7 +137,37 @@ impl Resolver {
                 cache: Mutex::new(HashMap::new()),
                 observe,
             }),
+            public_only: false,
         })
+    }
+
+    /// The same resolver (cache included) that, as an HTTP connector's resolver, hands out only
+    /// public addresses: a name that resolves to nothing else fails, so a client built on it
+    /// never connects to loopback, private or link-local addresses however the name is answered
+    /// (the check is on the very addresses it connects to). IP literals in URLs bypass any
+    /// resolver: check those with [`crate::is_public`] first.
+    pub fn public_only(&self) -> Resolver {
+        Resolver {
+            inner: self.inner.clone(),
+            public_only: true,
+        }
+    }
+
+    /// The addresses of `name` that are public; an error if it has none.
+    pub async fn lookup_public(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        let all = self.lookup(name).await?;
+        let public: Vec<IpAddr> = all
+            .iter()
+            .copied()
+            .filter(|ip| crate::is_public(*ip))
+            .collect();
+        if public.is_empty() {
+            return Err(ResolveError::NotPublic {
+                name: name.to_owned(),
+                addresses: all.iter().map(ToString::to_string).collect(),
+            });
+        }
+        Ok(public)
     }
 
     /// The overall deadline of one lookup.
@@ -261,7 +298,11 @@ impl tower_service::Service<Name> for Resolver {
     fn call(&mut self, name: Name) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let ips = this.lookup(name.as_str()).await?;
+            let ips = if this.public_only {
+                this.lookup_public(name.as_str()).await?
+            } else {
+                this.lookup(name.as_str()).await?
+            };
             Ok(ips
                 .into_iter()
                 .map(|ip| SocketAddr::new(ip, 0))

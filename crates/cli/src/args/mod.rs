@@ -385,4 +385,8 @@ pub struct ControlArgs {
     /// Deadline of one DNS attempt for a notification host (e.g. 500ms).
     #[arg(long, default_value = "500ms")]
     pub notify_dns_timeout: String,
+    /// Let status-page subscribers' webhooks be on loopback, private or link-local addresses
+    /// (refused by default, when subscribing and again at delivery after DNS).
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
 }

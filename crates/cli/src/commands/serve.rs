@@ -72,6 +72,7 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         smtp_ca,
         notify_nameserver,
         notify_dns_timeout,
+        allow_private_webhooks,
     } = a;
     let smtp_ca = match &smtp_ca {
         Some(path) => {
@@ -104,7 +105,8 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             .with_page_name(&page_name)
             .with_smtp(&smtp)
             .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?
-            .with_notify_resolver(resolver);
+            .with_notify_resolver(resolver)
+            .with_private_webhooks(allow_private_webhooks);
         let settings = match smtp_ca {
             Some((pem, path)) => settings
                 .with_smtp_ca(pem)

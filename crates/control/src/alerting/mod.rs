@@ -62,7 +62,7 @@ impl Alerting {
             .await?;
         if let Some(a) = &fired {
             tracing::warn!(alert = a.id, key = %a.key, severity = a.severity.as_str(), summary = %a.summary, "alert fired");
-            self.notify.outbox_wake.notify_one();
+            self.notify.wake();
         }
         Ok(fired.is_some())
     }
@@ -72,7 +72,7 @@ impl Alerting {
         let resolved = self.store.resolve_alert(key, &channels).await?;
         if let Some(a) = &resolved {
             tracing::info!(alert = a.id, key = %a.key, "alert resolved");
-            self.notify.outbox_wake.notify_one();
+            self.notify.wake();
         }
         Ok(resolved.is_some())
     }

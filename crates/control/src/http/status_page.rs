@@ -25,7 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/history.atom", get(atom))
         .route("/history.rss", get(rss))
         .route("/subscribe", axum::routing::post(subscribe))
-        .route("/subscribe/confirm", get(confirm))
+        .route("/subscribe/confirm", get(confirm_form).post(confirm))
         .route("/unsubscribe", get(unsubscribe_form).post(unsubscribe))
         .route("/v1/maintenances", get(maintenances).post(schedule))
         .route("/v1/maintenances/{id}", delete(cancel))
@@ -160,7 +160,20 @@ struct TokenQuery {
     token: String,
 }
 
-async fn confirm(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
+/// A link only shows a form: what a mail scanner or a link preview fetches changes nothing; a
+/// person's click on the button (a POST) does.
+async fn confirm_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
+    link_form(
+        &s,
+        &q.token,
+        ("/subscribe/confirm", "Confirm"),
+        "Confirm your subscription",
+        "Receive a notification when an incident opens, changes or resolves?",
+    )
+    .await
+}
+
+async fn confirm(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
     let known = s.control.subscribers.confirm(&q.token).await?;
     link_answer(
         &s,
@@ -192,18 +205,30 @@ async fn link_answer(
 }
 
 async fn unsubscribe_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<Response> {
-    let snap = s.control.status_page.snapshot().await?;
-    let form = format!(
-        r#"<form method="post" action="/unsubscribe"><input type="hidden" name="token" value="{}"><button type="submit">Unsubscribe</button></form>"#,
-        html::esc(&q.token)
-    );
-    Ok(Html(html::message_page(
-        &snap,
+    link_form(
+        &s,
+        &q.token,
+        ("/unsubscribe", "Unsubscribe"),
         "Unsubscribe",
         "Stop receiving notifications from this page?",
-        Some(&form),
-    ))
-    .into_response())
+    )
+    .await
+}
+
+/// A page asking `question`, with a button that posts the link's token to `action`.
+async fn link_form(
+    s: &AppState,
+    token: &str,
+    (action, button): (&str, &str),
+    title: &str,
+    question: &str,
+) -> ApiResult<Response> {
+    let snap = s.control.status_page.snapshot().await?;
+    let form = format!(
+        r#"<form method="post" action="{action}"><input type="hidden" name="token" value="{}"><button type="submit">{button}</button></form>"#,
+        html::esc(token)
+    );
+    Ok(Html(html::message_page(&snap, title, question, Some(&form))).into_response())
 }
 
 async fn unsubscribe(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {

@@ -209,8 +209,13 @@ pub enum Outcome {
 /// How notifications are delivered: the outbox's wake-up, retry schedule and attempt deadline,
 /// how hosts are resolved, and the SMTP relay.
 pub struct NotifySettings {
-    /// Woken whenever something is queued, so delivery does not wait for its next round.
-    pub outbox_wake: tokio::sync::Notify,
+    /// Bumped whenever something is queued, so delivery does not wait for its next round (a
+    /// watch: each delivery lane sees every bump).
+    pub outbox_wake: tokio::sync::watch::Sender<u64>,
+    /// Deliver to subscriber webhooks on loopback, private or link-local addresses
+    /// (`--allow-private-webhooks`); off, such targets are refused when subscribing and again
+    /// at delivery, after DNS.
+    pub private_webhooks: bool,
     pub backoff: Backoff,
     /// Deadline of one delivery attempt.
     pub timeout: Duration,
@@ -223,10 +228,18 @@ pub struct NotifySettings {
     pub smtp_ca: Option<Arc<Vec<u8>>>,
 }
 
+impl NotifySettings {
+    /// Tells the delivery lanes something was queued.
+    pub fn wake(&self) {
+        self.outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
 impl Default for NotifySettings {
     fn default() -> Self {
         NotifySettings {
-            outbox_wake: tokio::sync::Notify::new(),
+            outbox_wake: tokio::sync::watch::Sender::new(0),
+            private_webhooks: false,
             backoff: Backoff::default(),
             timeout: Duration::from_secs(5),
             resolver: rampart_model::ResolverConfig::default(),

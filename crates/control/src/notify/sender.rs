@@ -4,25 +4,75 @@
 
 use super::*;
 
+/// An `http(s)` URL whose host, if it is an address literal, is public.
+fn public_literal(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let host = uri.host().unwrap_or_default();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) if !rampart_net::is_public(ip) => Err(format!(
+            "{ip} is not a public address; subscriber webhooks go only to public ones"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Delivers notifications to channels; every attempt has a deadline, and so does every DNS
 /// lookup inside it (the gateway's non-blocking resolver).
 #[derive(Clone)]
 pub struct Sender {
+    /// For operators' channels: any address they configured.
     client: HttpsClient,
+    /// For what strangers asked for (subscriber webhooks): public addresses only, checked on
+    /// the very addresses it connects to.
+    public_client: HttpsClient,
     resolver: Resolver,
     timeout: Duration,
     /// A PEM certificate SMTP relays may chain to, besides the web's roots.
     smtp_ca: Option<Arc<Vec<u8>>>,
+    /// Subscriber webhooks may be on private addresses (`--allow-private-webhooks`).
+    private_webhooks: bool,
 }
 
 impl Sender {
-    pub fn new(timeout: Duration, resolver: Resolver, smtp_ca: Option<Arc<Vec<u8>>>) -> Sender {
+    pub fn new(settings: &super::NotifySettings, resolver: Resolver) -> Sender {
+        let timeout = settings.timeout;
+        let public = if settings.private_webhooks {
+            resolver.clone()
+        } else {
+            resolver.public_only()
+        };
         Sender {
             client: https_client(&resolver, timeout),
+            public_client: https_client(&public, timeout),
             resolver,
             timeout,
-            smtp_ca,
+            smtp_ca: settings.smtp_ca.clone(),
+            private_webhooks: settings.private_webhooks,
         }
+    }
+
+    /// Sends what a status-page subscriber gets. A webhook goes only to a public address
+    /// (unless private ones are allowed): an address literal is checked here, a name on each
+    /// address it resolves to.
+    pub async fn send_to_subscriber(
+        &self,
+        spec: &ChannelSpec,
+        n: &Notification,
+        custom: Option<&Message>,
+    ) -> Outcome {
+        if spec.kind == ChannelKind::Email {
+            return self.send(spec, n, custom).await;
+        }
+        if !self.private_webhooks
+            && let Err(why) = public_literal(&spec.url)
+        {
+            return Outcome::Refused(why);
+        }
+        self.within_deadline(self.http(&self.public_client, spec, n, custom))
+            .await
     }
 
     /// Sends `n` to a channel; `custom` replaces the channel kind's own rendering (status-page
@@ -36,9 +86,16 @@ impl Sender {
         let attempt = async {
             match spec.kind {
                 ChannelKind::Email => self.email(spec, n, custom).await,
-                _ => self.http(spec, n, custom).await,
+                _ => self.http(&self.client, spec, n, custom).await,
             }
         };
+        self.within_deadline(attempt).await
+    }
+
+    async fn within_deadline(
+        &self,
+        attempt: impl std::future::Future<Output = Outcome>,
+    ) -> Outcome {
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Retry {
@@ -50,6 +107,7 @@ impl Sender {
 
     async fn http(
         &self,
+        client: &HttpsClient,
         spec: &ChannelSpec,
         n: &Notification,
         custom: Option<&Message>,
@@ -77,7 +135,7 @@ impl Sender {
             Ok(r) => r,
             Err(e) => return Outcome::Refused(format!("building the request: {e}")),
         };
-        let resp = match self.client.request(req).await {
+        let resp = match client.request(req).await {
             Ok(r) => r,
             Err(e) => {
                 return Outcome::Retry {
@@ -92,20 +150,18 @@ impl Sender {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = Limited::new(resp.into_body(), 4096)
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
+        // The answer's body is read (bounded) so the connection can be reused, and dropped:
+        // the outbox keeps the status, never what a receiver wrote.
+        let _ = Limited::new(resp.into_body(), 4096).collect().await;
         if status.is_success() {
             Outcome::Delivered
         } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             Outcome::Retry {
-                error: format!("{status}: {}", text.trim()),
+                error: status.to_string(),
                 after: retry_after,
             }
         } else {
-            Outcome::Refused(format!("{status}: {}", text.trim()))
+            Outcome::Refused(status.to_string())
         }
     }
 
@@ -201,39 +257,76 @@ pub struct Notifier {
     pub subscribers: Arc<crate::status::Subscribers>,
 }
 
+/// The outbox's two lanes, each delivered by its own loop: whatever strangers queue through the
+/// public page (subscriber notifications) can never hold up a page to an operator's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Alert notifications to the channels operators configured.
+    Operators,
+    /// Status-page subscribers: at most `SUBSCRIBER_BATCH` at once, `SUBSCRIBER_ATTEMPTS`
+    /// attempts each.
+    Subscribers,
+}
+
+/// Subscriber notifications in flight at once.
+const SUBSCRIBER_BATCH: usize = 32;
+/// Attempts at one subscriber notification before it is given up.
+pub const SUBSCRIBER_ATTEMPTS: u32 = 5;
+
+impl Lane {
+    fn of(channel: &str) -> Lane {
+        if channel.starts_with("subscriber:") {
+            Lane::Subscribers
+        } else {
+            Lane::Operators
+        }
+    }
+}
+
 impl Notifier {
-    /// Delivers the outbox until the task is dropped: the oldest pending notification of every
-    /// channel whose next attempt is due, channels in parallel.
+    /// Delivers the outbox until the task is dropped: in each lane, the oldest pending
+    /// notification of every channel whose next attempt is due, channels in parallel.
     pub async fn run(self, resolver: Resolver) {
-        let sender = Sender::new(
-            self.settings.timeout,
-            resolver,
-            self.settings.smtp_ca.clone(),
+        let sender = Sender::new(&self.settings, resolver);
+        tokio::join!(
+            self.lane(Lane::Operators, &sender),
+            self.lane(Lane::Subscribers, &sender)
         );
+    }
+
+    async fn lane(&self, lane: Lane, sender: &Sender) {
+        let mut woken = self.settings.outbox_wake.subscribe();
         loop {
-            let idle = match self.deliver_due(&sender).await {
+            woken.borrow_and_update();
+            let idle = match self.deliver_due(lane, sender).await {
                 Ok(0) => Duration::from_millis(200),
                 Ok(_) => Duration::ZERO,
                 Err(e) => {
-                    tracing::error!(error = %e, "outbox");
+                    tracing::error!(error = %e, ?lane, "outbox");
                     Duration::from_secs(1)
                 }
             };
             if !idle.is_zero() {
                 tokio::select! {
-                    _ = self.settings.outbox_wake.notified() => {}
+                    _ = woken.changed() => {}
                     _ = tokio::time::sleep(idle) => {}
                 }
             }
         }
     }
 
-    /// One pass; returns how many notifications left the queue.
-    async fn deliver_due(&self, sender: &Sender) -> Result<usize, crate::ControlError> {
+    /// One pass of a lane; returns how many notifications left the queue.
+    async fn deliver_due(&self, lane: Lane, sender: &Sender) -> Result<usize, crate::ControlError> {
         let store = &self.store;
         let heads = store.outbox_heads().await?;
         let now = now_ms();
-        let due: Vec<Pending> = heads.into_iter().filter(|p| p.next_at_ms <= now).collect();
+        let mut due: Vec<Pending> = heads
+            .into_iter()
+            .filter(|p| p.next_at_ms <= now && Lane::of(&p.channel) == lane)
+            .collect();
+        if lane == Lane::Subscribers {
+            due.truncate(SUBSCRIBER_BATCH);
+        }
         if due.is_empty() {
             return Ok(0);
         }
@@ -251,15 +344,30 @@ impl Notifier {
             work.push((p, target));
         }
         let attempts = work.into_iter().map(|(p, target)| async move {
-            let outcome = match &target {
-                Ok((spec, custom)) => sender.send(spec, &p.notification, custom.as_ref()).await,
-                Err(why) => Outcome::Refused(why.clone()),
+            let outcome = match (&target, lane) {
+                (Ok((spec, custom)), Lane::Operators) => {
+                    sender.send(spec, &p.notification, custom.as_ref()).await
+                }
+                (Ok((spec, custom)), Lane::Subscribers) => {
+                    sender
+                        .send_to_subscriber(spec, &p.notification, custom.as_ref())
+                        .await
+                }
+                (Err(why), _) => Outcome::Refused(why.clone()),
             };
             (p, outcome)
         });
         let mut left = 0;
         for (p, outcome) in futures_util::future::join_all(attempts).await {
             let attempts = p.attempts + 1;
+            let outcome = match outcome {
+                Outcome::Retry { error, .. }
+                    if lane == Lane::Subscribers && attempts >= SUBSCRIBER_ATTEMPTS =>
+                {
+                    Outcome::Refused(format!("{error} (gave up after {attempts} attempts)"))
+                }
+                other => other,
+            };
             match outcome {
                 Outcome::Delivered => {
                     store.outbox_done(&p, None, attempts).await?;

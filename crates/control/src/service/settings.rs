@@ -83,6 +83,13 @@ impl Settings {
         self
     }
 
+    /// Lets subscriber webhooks be on loopback, private or link-local addresses (a page whose
+    /// subscribers live inside the network, or a test); off by default.
+    pub fn with_private_webhooks(mut self, allowed: bool) -> Settings {
+        self.notify.private_webhooks = allowed;
+        self
+    }
+
     /// Where notification hosts are looked up (default: the system's nameservers, through
     /// `rampart-net`'s resolver with the default deadlines).
     pub fn with_notify_resolver(mut self, resolver: rampart_model::ResolverConfig) -> Settings {

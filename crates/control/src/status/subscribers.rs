@@ -12,6 +12,8 @@ pub struct Subscribers {
     pub(crate) notify: Arc<crate::notify::NotifySettings>,
     pub(crate) status_page: Arc<StatusPage>,
     pub(crate) incidents: Arc<crate::alerting::Incidents>,
+    /// Looks up webhook hosts when they subscribe (deadline-bound).
+    pub(crate) resolver: rampart_net::Resolver,
 }
 
 impl Subscribers {
@@ -33,12 +35,18 @@ impl Subscribers {
                 })?;
             }
             SubscriberKind::Webhook => {
-                let ok = (target.starts_with("http://") || target.starts_with("https://"))
-                    && target.parse::<http::Uri>().is_ok();
-                if !ok {
+                let uri = target.parse::<http::Uri>().ok().filter(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                });
+                let Some(uri) = uri else {
                     return Err(ControlError::Invalid(format!(
                         "webhook: {target:?} is not an http:// or https:// URL"
                     )));
+                };
+                if !self.notify.private_webhooks {
+                    self.public_host(uri.host().unwrap_or_default())
+                        .await
+                        .map_err(|why| ControlError::Invalid(format!("webhook: {why}")))?;
                 }
             }
         }
@@ -46,7 +54,7 @@ impl Subscribers {
             .store
             .add_subscriber(kind, target, confirmed, actor)
             .await?;
-        self.notify.outbox_wake.notify_one();
+        self.notify.wake();
         let mut s = row.subscriber;
         if created && kind == SubscriberKind::Webhook {
             s.secret = Some(row.secret);
@@ -54,8 +62,37 @@ impl Subscribers {
         Ok(s)
     }
 
-    /// Where and what to send a subscriber's notification; `Err` with the reason when it can no
-    /// longer be sent (unknown or unsubscribed subscriber, incident gone).
+    /// Whether a webhook host is public: an address literal by its value, a name by every
+    /// address it resolves to now (delivery checks again, on the addresses it connects to).
+    async fn public_host(&self, host: &str) -> Result<(), String> {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        let refused = |what: &str| {
+            Err(format!(
+                "{what} is not a public address; subscriber webhooks go only to public ones (an operator may allow private ones with --allow-private-webhooks)"
+            ))
+        };
+        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+            return if rampart_net::is_public(ip) {
+                Ok(())
+            } else {
+                refused(&ip.to_string())
+            };
+        }
+        let name = literal.trim_end_matches('.').to_ascii_lowercase();
+        if name == "localhost" || name.ends_with(".localhost") {
+            return refused(&name);
+        }
+        let all = self
+            .resolver
+            .lookup(&name)
+            .await
+            .map_err(|e| e.to_string())?;
+        match all.iter().find(|ip| !rampart_net::is_public(**ip)) {
+            Some(ip) => refused(&format!("{name} ({ip})")),
+            None => Ok(()),
+        }
+    }
+
     /// Confirms the subscription a link's token names; false if no subscription has it.
     pub async fn confirm(&self, token: &str) -> Result<bool, ControlError> {
         Ok(self.store.confirm_subscriber(token.trim()).await?.is_some())
@@ -70,6 +107,8 @@ impl Subscribers {
         Ok(self.store.subscribers().await?)
     }
 
+    /// Where and what to send a subscriber's notification; `Err` with the reason when it can no
+    /// longer be sent (unknown or unsubscribed subscriber, incident gone).
     pub(crate) async fn delivery(
         &self,
         id: &str,

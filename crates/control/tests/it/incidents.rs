@@ -29,6 +29,7 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
         c.with_plan(Some(Plan::short(1_000)))
             .with_tick(Duration::from_millis(200))
             .with_incident_quiet(Duration::from_secs(2))
+            .with_private_webhooks(true) // the subscriber is a receiver on loopback
     })
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));

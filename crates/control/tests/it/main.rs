@@ -9,6 +9,7 @@ mod burn_rate;
 mod incidents;
 mod notifications;
 mod pipeline;
+mod public_form;
 mod restart;
 mod rollout;
 mod semantic;

@@ -24,7 +24,10 @@ async fn spawn(smtp: Option<String>) -> rampart_control::Running {
         common::tokens(),
         "127.0.0.1:0".parse().expect("addr"),
         move |c| {
-            let c = c.with_page_name("Acme API status");
+            // The subscribers here are receivers on loopback.
+            let c = c
+                .with_page_name("Acme API status")
+                .with_private_webhooks(true);
             match &smtp {
                 Some(url) => c.with_smtp(url).expect("an SMTP URL"),
                 None => c,
@@ -502,7 +505,17 @@ async fn subscribers_confirm_receive_signed_updates_and_unsubscribe() {
         "an unconfirmed subscriber was notified"
     );
     set_status(&op, first.id, IncidentStatus::Resolved, "done").await;
+    // Following the link only shows a form (a mail scanner fetching it confirms nothing).
     let (status, body) = get(&confirm_url).await;
+    assert!(status == 200 && body.contains("<form"), "{body}");
+    let subscribed = op.subscribers().await.expect("subscribers");
+    assert!(subscribed.iter().all(|s| !s.confirmed), "{subscribed:?}");
+    let token = confirm_url.split("token=").nth(1).expect("token");
+    let (status, body) = post_form(
+        &format!("{url}/subscribe/confirm"),
+        &format!("token={token}"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Subscription confirmed"));
 
