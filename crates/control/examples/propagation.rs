@@ -48,11 +48,18 @@ async fn main() {
             TokenEntry::new("amir", Role::Approver, "ap"),
             TokenEntry::new("fleet", Role::Agent, "agent"),
         ]);
-        let server = rampart_control::spawn(
+        // Every simulated agent connects from 127.0.0.1: lift the per-client cap.
+        let limits = rampart_control::listener::Limits {
+            connections: 4 * n + 64,
+            per_client: 4 * n + 64,
+            ..Default::default()
+        };
+        let server = rampart_control::spawn_with(
             &dir,
             &["production".into()],
             tokens,
             "127.0.0.1:0".parse().expect("addr"),
+            |c| c.with_limits(limits),
         )
         .await
         .expect("control plane");

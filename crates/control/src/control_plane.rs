@@ -39,6 +39,8 @@ pub struct ControlPlane {
     resolver: rampart_net::Resolver,
     /// How often the reconciler evaluates releases.
     tick: Duration,
+    /// The listener's limits.
+    limits: crate::listener::Limits,
 }
 
 impl ControlPlane {
@@ -152,11 +154,16 @@ impl ControlPlane {
             notify,
             resolver,
             tick: settings.tick,
+            limits: settings.limits,
         })
     }
 
     pub fn tick(&self) -> Duration {
         self.tick
+    }
+
+    pub fn limits(&self) -> crate::listener::Limits {
+        self.limits
     }
 
     pub fn store(&self) -> &Store {

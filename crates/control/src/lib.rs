@@ -14,6 +14,7 @@ pub mod convergence;
 pub mod error;
 pub mod fleet;
 pub mod http;
+pub mod listener;
 pub mod notify;
 pub mod postmortem;
 pub mod release;
@@ -140,11 +141,16 @@ pub async fn serve(
     let _outbox = Background(tokio::spawn(
         control.notifier().run(control.resolver().clone()),
     ));
-    let state = std::sync::Arc::new(http::AppState { control, tokens });
+    let limits = control.limits();
+    let public_rate =
+        http::public_rate::PublicRate::new(limits.public_writes_per_client, limits.public_writes);
+    let state = std::sync::Arc::new(http::AppState {
+        control,
+        tokens,
+        public_rate,
+    });
     // The background tasks' guards drop (and stop them) only after this has returned.
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listener::serve(listener, http::router(state), limits, shutdown).await
 }
 
 /// A background task of `serve`, stopped when `serve` ends — returning, or dropped (a killed

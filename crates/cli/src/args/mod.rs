@@ -389,4 +389,13 @@ pub struct ControlArgs {
     /// (refused by default, when subscribing and again at delivery after DNS).
     #[arg(long)]
     pub allow_private_webhooks: bool,
+    /// Open connections the API accepts, all clients together; past it new ones are closed.
+    #[arg(long, default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Open connections one client address may hold (a fleet behind one NAT needs more).
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_client: usize,
+    /// Deadline for a request's head, from the connection's start or its last request.
+    #[arg(long, default_value = "10s")]
+    pub header_timeout: String,
 }

@@ -73,7 +73,26 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         notify_nameserver,
         notify_dns_timeout,
         allow_private_webhooks,
+        max_connections,
+        max_connections_per_client,
+        header_timeout,
     } = a;
+    let header_read = rampart_model::duration::parse_duration(&header_timeout)
+        .map_err(|e| anyhow::anyhow!("--header-timeout: {e}"))?;
+    anyhow::ensure!(
+        !header_read.is_zero(),
+        "--header-timeout: must be more than 0"
+    );
+    anyhow::ensure!(
+        max_connections > 0 && max_connections_per_client > 0,
+        "--max-connections and --max-connections-per-client must be more than 0"
+    );
+    let limits = rampart_control::listener::Limits {
+        header_read,
+        connections: max_connections,
+        per_client: max_connections_per_client,
+        ..Default::default()
+    };
     let smtp_ca = match &smtp_ca {
         Some(path) => {
             #[allow(clippy::disallowed_methods)] // once, before anything starts
@@ -106,7 +125,8 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             .with_smtp(&smtp)
             .map_err(|e| anyhow::anyhow!("--smtp: {e}"))?
             .with_notify_resolver(resolver)
-            .with_private_webhooks(allow_private_webhooks);
+            .with_private_webhooks(allow_private_webhooks)
+            .with_limits(limits);
         let settings = match smtp_ca {
             Some((pem, path)) => settings
                 .with_smtp_ca(pem)

@@ -10,6 +10,7 @@ mod extract;
 mod incidents;
 pub mod openapi;
 mod ops;
+pub mod public_rate;
 mod releases;
 mod status_page;
 mod versions;
@@ -29,6 +30,8 @@ use crate::tokens::Tokens;
 pub struct AppState {
     pub control: Arc<ControlPlane>,
     pub tokens: Tokens,
+    /// How often the public may subscribe, confirm and unsubscribe.
+    pub public_rate: public_rate::PublicRate,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

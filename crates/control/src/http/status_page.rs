@@ -13,6 +13,7 @@ use rampart_api::{MaintenanceSpec, SubscriberKind, SubscriberSpec};
 use serde::Deserialize;
 
 use super::extract::{Body, Ctl, Form, Operator, Path, Query, Viewer};
+use super::public_rate::PublicWrite;
 use super::{ApiResult, AppState};
 use crate::error::ControlError;
 use crate::status_page as html;
@@ -103,7 +104,11 @@ struct SubscribeForm {
     webhook: String,
 }
 
-async fn subscribe(State(s): Ctl, Form(form): Form<SubscribeForm>) -> ApiResult<Response> {
+async fn subscribe(
+    _: PublicWrite,
+    State(s): Ctl,
+    Form(form): Form<SubscribeForm>,
+) -> ApiResult<Response> {
     let snap = s.control.status_page.snapshot().await?;
     let (kind, target) = match (form.email.trim(), form.webhook.trim()) {
         ("", "") => {
@@ -173,7 +178,7 @@ async fn confirm_form(State(s): Ctl, Query(q): Query<TokenQuery>) -> ApiResult<R
     .await
 }
 
-async fn confirm(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
+async fn confirm(_: PublicWrite, State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
     let known = s.control.subscribers.confirm(&q.token).await?;
     link_answer(
         &s,
@@ -231,7 +236,11 @@ async fn link_form(
     Ok(Html(html::message_page(&snap, title, question, Some(&form))).into_response())
 }
 
-async fn unsubscribe(State(s): Ctl, Form(q): Form<TokenQuery>) -> ApiResult<Response> {
+async fn unsubscribe(
+    _: PublicWrite,
+    State(s): Ctl,
+    Form(q): Form<TokenQuery>,
+) -> ApiResult<Response> {
     let known = s.control.subscribers.unsubscribe(&q.token).await?;
     link_answer(
         &s,

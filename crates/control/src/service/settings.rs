@@ -17,6 +17,8 @@ pub struct Settings {
     /// The base URL users reach the page and API at; defaults to the listener's address.
     pub public_url: Option<String>,
     pub notify: NotifySettings,
+    /// The listener's limits (head deadline, connection caps, HTTP/2 streams).
+    pub limits: crate::listener::Limits,
 }
 
 impl Default for Settings {
@@ -28,11 +30,17 @@ impl Default for Settings {
             page_name: "rampart status".into(),
             public_url: None,
             notify: NotifySettings::default(),
+            limits: crate::listener::Limits::default(),
         }
     }
 }
 
 impl Settings {
+    pub fn with_limits(mut self, limits: crate::listener::Limits) -> Settings {
+        self.limits = limits;
+        self
+    }
+
     /// Sets how often the reconciler evaluates releases.
     pub fn with_tick(mut self, tick: Duration) -> Settings {
         self.tick = tick;

@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod burn_rate;
 mod incidents;
+mod limits;
 mod notifications;
 mod pipeline;
 mod public_form;

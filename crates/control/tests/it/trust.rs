@@ -208,14 +208,17 @@ async fn a_stolen_agent_or_viewer_token_moves_nothing() {
             .find(|i| i.id == "p1")
             .expect("p1 registered")
     };
-    assert!(
-        wait_until(Duration::from_secs(10), async || p1()
-            .await
-            .applied
-            .as_ref()
-            == Some(&v1))
-        .await
-    );
+    // Settled: p1 runs v1 and production recorded it as its last-known-good (the last event
+    // the deploy causes), so any event after this point is the attacks'.
+    let settled = wait_until(Duration::from_secs(10), async || {
+        let production = op.environments().await.expect("environments");
+        p1().await.applied.as_ref() == Some(&v1)
+            && production
+                .iter()
+                .any(|e| e.name == "production" && e.last_known_good.as_ref() == Some(&v1))
+    })
+    .await;
+    assert!(settled, "production never settled on v1");
     let events_before = op.events(0).await.expect("events").len();
 
     let stolen = ApiClient::new(&url, Some("agent".into()));
