@@ -11,6 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::access::{NewToken, TokenInfo, TokenSpec};
 use crate::operations::*;
 use crate::types::*;
 
@@ -339,6 +340,33 @@ impl ApiClient {
             Method::POST,
             &format!("/v1/agents/{instance}/report"),
             Self::json(report),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, ClientError> {
+        self.call(Method::GET, "/v1/tokens", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Creates a token; the answer carries its secret, this once.
+    pub async fn create_token(&self, spec: &TokenSpec) -> Result<NewToken, ClientError> {
+        self.call(
+            Method::POST,
+            "/v1/tokens",
+            Self::json(spec),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
+        self.call::<serde_json::Value>(
+            Method::DELETE,
+            &format!("/v1/tokens/{name}"),
+            None,
             DEFAULT_TIMEOUT,
         )
         .await

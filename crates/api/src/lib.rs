@@ -4,11 +4,13 @@
 //! Must not: depend on the control plane or the gateway; it is the boundary between them.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod client;
 pub mod operations;
 pub mod time;
 pub mod types;
 
+pub use access::*;
 pub use client::{ApiClient, ClientError};
 pub use operations::*;
 pub use types::*;

@@ -141,6 +141,11 @@ pub async fn serve(
     let _outbox = Background(tokio::spawn(
         control.notifier().run(control.resolver().clone()),
     ));
+    // Tokens created through the API, and revocations, count from the first request.
+    tokens
+        .load_stored(control.store())
+        .await
+        .map_err(|e| std::io::Error::other(format!("reading stored tokens: {e}")))?;
     let limits = control.limits();
     let public_rate =
         http::public_rate::PublicRate::new(limits.public_writes_per_client, limits.public_writes);

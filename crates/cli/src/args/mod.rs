@@ -69,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SubscriberCommand,
     },
+    /// API tokens: create (approver role), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Replay an incident end to end on loopback and check every defence (exit 1 if one fails).
     Drill(DrillArgs),
     /// Everything on one machine: control plane, example backend and auth server, gateways in

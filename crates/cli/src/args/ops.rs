@@ -178,6 +178,35 @@ pub enum SubscriberCommand {
 }
 
 #[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (approver role); its secret is printed this once.
+    Create {
+        /// Unique name: letters, digits, '.', '_', '-'.
+        #[arg(long)]
+        name: String,
+        /// agent, viewer, operator or approver.
+        #[arg(long)]
+        role: String,
+        /// For an agent token: an environment its gateways may join (repeatable; none: any).
+        #[arg(long = "env")]
+        environments: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Tokens, without their secrets.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a token by name (bootstrap ones too): it is refused from now on.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum FleetCommand {
     /// Restart an environment's gateways batch by batch: each batch drains (readiness says
     /// "draining" first), restarts, and must be back and healthy before the next starts.

@@ -7,6 +7,7 @@ mod incident;
 mod release;
 mod serve;
 mod status_page;
+mod tokens;
 mod version_ref;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::Component { command } => status_page::component(command),
         Command::Maintenance { command } => status_page::maintenance(command),
         Command::Subscriber { command } => status_page::subscriber(command),
+        Command::Token { command } => tokens::token(command),
     }
 }
 

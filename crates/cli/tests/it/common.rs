@@ -56,10 +56,15 @@ pub fn start(data: &std::path::Path, port: u16) -> Spawned {
 }
 
 pub async fn operator_token(data: &std::path::Path) -> String {
+    bootstrap_token(data, "operator").await
+}
+
+/// The bootstrap token of `role` the control plane wrote to `DATA/tokens.json`.
+pub async fn bootstrap_token(data: &std::path::Path, role: &str) -> String {
     for _ in 0..100 {
         if let Ok(bytes) = tokio::fs::read(data.join("tokens.json")).await
             && let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&bytes)
-            && let Some(t) = list.iter().find(|t| t["role"] == "operator")
+            && let Some(t) = list.iter().find(|t| t["role"] == role)
         {
             return t["token"].as_str().unwrap_or_default().to_owned();
         }

@@ -8,4 +8,5 @@ mod cli;
 mod crash;
 mod drill;
 mod incident_cli;
+mod tokens;
 mod version_prefix;

@@ -130,6 +130,11 @@ role_extractor!(
     Operator,
     Role::Operator
 );
+role_extractor!(
+    /// A caller with the approver role.
+    Approver,
+    Role::Approver
+);
 
 /// The application state, as handlers take it.
 pub type Ctl = axum::extract::State<Arc<AppState>>;

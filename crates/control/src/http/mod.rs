@@ -13,6 +13,7 @@ mod ops;
 pub mod public_rate;
 mod releases;
 mod status_page;
+mod tokens;
 mod versions;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ops::routes())
         .merge(incidents::routes())
         .merge(status_page::routes())
+        .merge(tokens::routes())
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,

@@ -14,7 +14,7 @@ use rampart_api::{
 
 use super::{
     EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, ReleaseRow, StoreError,
-    SubscriberRow,
+    StoredToken, SubscriberRow,
 };
 use crate::slo::Counts;
 
@@ -311,6 +311,23 @@ pub trait StatusStore: Send + Sync {
     async fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError>;
 }
 
+/// API tokens created through the API (their digests) and revocations of any token.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token's digest with its event; false if a token has that name.
+    async fn create_token(&self, t: &StoredToken, actor: &str) -> Result<bool, StoreError>;
+
+    /// Records that a token (bootstrap or not) is revoked, with its event; returns when.
+    async fn revoke_token(
+        &self,
+        t: &rampart_api::TokenInfo,
+        actor: &str,
+    ) -> Result<String, StoreError>;
+
+    /// Every stored token and revocation, by name.
+    async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
+}
+
 /// Everything the control plane stores: one value of this is the store. A backend says so in
 /// one line (`impl Backend for Sqlite {}`) once it implements every group.
 pub trait Backend:
@@ -323,5 +340,6 @@ pub trait Backend:
     + AlertStore
     + IncidentStore
     + StatusStore
+    + TokenStore
 {
 }

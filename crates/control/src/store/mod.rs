@@ -29,10 +29,11 @@ mod suite;
 
 pub use backend::{
     AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, OpsStore, ReleaseStore,
-    RestartStore, StatusStore, VersionStore,
+    RestartStore, StatusStore, TokenStore, VersionStore,
 };
 pub use rows::{
-    IncidentSeed, MaintenanceRow, NewAlert, Pending, ReleaseRow, SubscriberRow, subscriber_channel,
+    IncidentSeed, MaintenanceRow, NewAlert, Pending, ReleaseRow, StoredToken, SubscriberRow,
+    subscriber_channel,
 };
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.

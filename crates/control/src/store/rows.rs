@@ -77,3 +77,11 @@ pub struct SubscriberRow {
 pub fn subscriber_channel(id: i64) -> String {
     format!("subscriber:{id}")
 }
+
+/// A token as stored: what is listed about it, and the SHA-256 of its secret (zeros for a
+/// bootstrap token, whose row only records its revocation).
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub info: rampart_api::TokenInfo,
+    pub digest: [u8; 32],
+}

@@ -405,3 +405,48 @@ async fn a_maintenance_is_cancelled_once_and_a_subscriber_added_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_token_is_stored_once_as_a_digest_and_revoked_with_its_event() {
+    for (backend, store, _scratch) in backends("tokens").await {
+        let info = rampart_api::TokenInfo {
+            name: "ci".into(),
+            role: rampart_api::Role::Agent,
+            environments: vec!["testing".into()],
+            bootstrap: false,
+            created_at: Some("2026-11-29T00:00:00.000Z".into()),
+            created_by: Some("amir".into()),
+            revoked_at: None,
+        };
+        let token = super::StoredToken {
+            info: info.clone(),
+            digest: [7; 32],
+        };
+        assert!(
+            store.create_token(&token, "amir").await.expect("create"),
+            "{backend}"
+        );
+        assert!(
+            !store.create_token(&token, "amir").await.expect("create"),
+            "{backend}: a name is taken once"
+        );
+        let at = store.revoke_token(&info, "amir").await.expect("revoke");
+        let stored = store.tokens().await.expect("tokens");
+        assert_eq!(stored.len(), 1, "{backend}");
+        assert_eq!(stored[0].digest, [7; 32], "{backend}");
+        assert_eq!(stored[0].info.environments, ["testing"], "{backend}");
+        assert_eq!(
+            stored[0].info.revoked_at.as_deref(),
+            Some(at.as_str()),
+            "{backend}"
+        );
+        let kinds: Vec<String> = store
+            .events(0)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["token.created", "token.revoked"], "{backend}");
+    }
+}

@@ -286,6 +286,8 @@ async fn openapi_describes_every_route() {
         "/v1/environments/{env}/restart",
         "/v1/maintenances",
         "/v1/subscribers",
+        "/v1/tokens",
+        "/v1/tokens/{name}",
     ] {
         assert!(
             doc["paths"][path].is_object(),

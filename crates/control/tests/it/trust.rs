@@ -328,3 +328,137 @@ async fn a_stolen_agent_or_viewer_token_moves_nothing() {
         "p1 stopped serving"
     );
 }
+
+/// Tokens: only approvers create and revoke them; rampart keeps digests, never secrets (the
+/// store's files do not contain one); a revoked token, bootstrap or created, is refused at
+/// once and after a restart; a created one still works after a restart.
+#[tokio::test]
+async fn tokens_are_digests_created_and_revoked_by_approvers() {
+    let data = temp("tokens");
+    let addr = free_addr();
+    let envs = ["testing".to_owned(), "production".to_owned()];
+    let spawn =
+        || rampart_control::spawn_with(&data, &envs, common::tokens(), addr, |c| c.with_plan(None));
+    let control = spawn().await.expect("control plane");
+    let url = control.url();
+    let op = ApiClient::new(&url, Some("op".into()));
+    let approver = ApiClient::new(&url, Some("ap".into()));
+    let spec = |name: &str, role, envs: &[&str]| rampart_api::TokenSpec {
+        name: name.into(),
+        role,
+        environments: envs.iter().map(|e| (*e).to_owned()).collect(),
+    };
+
+    // Operators neither list nor create tokens.
+    let listed = op.tokens().await;
+    assert!(
+        matches!(listed, Err(ClientError::Api { status: 403, .. })),
+        "{listed:?}"
+    );
+    let made = op.create_token(&spec("mine", Role::Approver, &[])).await;
+    assert!(
+        matches!(made, Err(ClientError::Api { status: 403, .. })),
+        "{made:?}"
+    );
+
+    // An approver creates an agent token bound to testing; it registers there only.
+    let ci = approver
+        .create_token(&spec("ci-gateways", Role::Agent, &["testing"]))
+        .await
+        .expect("created");
+    let register = |env: &str| rampart_api::RegisterRequest {
+        instance: format!("ci-{env}"),
+        environment: env.into(),
+        zone: "z".into(),
+        build: "test".into(),
+    };
+    let gateways = ApiClient::new(&url, Some(ci.token.clone()));
+    gateways
+        .register(&register("testing"))
+        .await
+        .expect("registers in testing");
+    let elsewhere = gateways.register(&register("production")).await;
+    assert!(
+        matches!(elsewhere, Err(ClientError::Api { status: 403, .. })),
+        "{elsewhere:?}"
+    );
+    let second = approver
+        .create_token(&spec("dashboards", Role::Viewer, &[]))
+        .await
+        .expect("created");
+    let taken = approver
+        .create_token(&spec("dashboards", Role::Viewer, &[]))
+        .await;
+    assert!(
+        matches!(taken, Err(ClientError::Api { status: 409, .. })),
+        "{taken:?}"
+    );
+
+    // Listed without secrets; the store's files hold none.
+    let list = approver.tokens().await.expect("tokens");
+    let ci_info = list
+        .iter()
+        .find(|t| t.name == "ci-gateways")
+        .expect("listed");
+    assert_eq!(ci_info.created_by.as_deref(), Some("amir"));
+    assert!(
+        !serde_json::to_string(&list)
+            .expect("json")
+            .contains(&ci.token)
+    );
+    let mut read = 0;
+    for file in ["rampart.db", "rampart.db-wal"] {
+        let bytes = tokio::fs::read(data.join(file)).await.unwrap_or_default();
+        read += bytes.len();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&ci.token) && !text.contains(&second.token),
+            "{file} holds a token's secret"
+        );
+    }
+    assert!(read > 0, "the store's files were not read");
+
+    // Revoked: refused at once. A bootstrap token too; nobody revokes their own.
+    approver.revoke_token("ci-gateways").await.expect("revoked");
+    let refused = gateways.register(&register("testing")).await;
+    assert!(
+        matches!(refused, Err(ClientError::Api { status: 401, .. })),
+        "{refused:?}"
+    );
+    approver.revoke_token("olivia").await.expect("revoked");
+    let gone = op.versions().await;
+    assert!(
+        matches!(gone, Err(ClientError::Api { status: 401, .. })),
+        "{gone:?}"
+    );
+    let own = approver.revoke_token("amir").await;
+    assert!(
+        matches!(own, Err(ClientError::Api { status: 409, .. })),
+        "{own:?}"
+    );
+    let events = approver.events(0).await.expect("events");
+    let audited = events
+        .iter()
+        .filter(|e| e.kind.starts_with("token.") && e.actor == "amir")
+        .count();
+    assert_eq!(audited, 4, "two created, two revoked: {events:?}");
+
+    // After a restart on the same data: revocations hold, the created token still works.
+    control.kill().await;
+    let control = spawn().await.expect("control plane again");
+    let url = control.url();
+    assert!(matches!(
+        ApiClient::new(&url, Some("op".into())).versions().await,
+        Err(ClientError::Api { status: 401, .. })
+    ));
+    assert!(matches!(
+        ApiClient::new(&url, Some(ci.token.clone()))
+            .register(&register("testing"))
+            .await,
+        Err(ClientError::Api { status: 401, .. })
+    ));
+    ApiClient::new(&url, Some(second.token.clone()))
+        .versions()
+        .await
+        .expect("a created token still works");
+}

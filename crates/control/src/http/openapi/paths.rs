@@ -21,6 +21,55 @@ pub(super) fn core(d: &mut Doc) {
     environments(d);
     releases(d);
     agents(d);
+    tokens(d);
+}
+
+/// API tokens: approvers list, create and revoke them.
+fn tokens(d: &mut Doc) {
+    let (list, spec, created_token) = (
+        d.list::<TokenInfo>(),
+        d.schema::<TokenSpec>(),
+        d.json::<NewToken>(),
+    );
+    d.op(Op {
+        method: "get",
+        path: "/v1/tokens",
+        summary: "API tokens, without their secrets",
+        role: Some("approver"),
+        params: &[],
+        body: None,
+        ok: ("200", "tokens", list),
+        errors: &[],
+    });
+    d.op(Op {
+        method: "post",
+        path: "/v1/tokens",
+        summary: "Create a token; its secret is in this answer only",
+        role: Some("approver"),
+        params: &[],
+        body: Some(spec),
+        ok: ("201", &created("created, with its secret"), created_token),
+        errors: &[
+            ("409", "a token has that name"),
+            (
+                "422",
+                "a bad name, or environments on a token that is not an agent's",
+            ),
+        ],
+    });
+    d.op(Op {
+        method: "delete",
+        path: "/v1/tokens/{name}",
+        summary: "Revoke a token (bootstrap ones too)",
+        role: Some("approver"),
+        params: &[("name", "path", "string", "the token's name")],
+        body: None,
+        ok: ("204", "revoked", None),
+        errors: &[
+            ("404", "no token has that name"),
+            ("409", "revoked already, or the caller's own token"),
+        ],
+    });
 }
 
 /// Versions: push, list, read.

@@ -13,7 +13,7 @@ use sqlx::{Row, SqlitePool};
 pub(super) use super::backend::*;
 pub(super) use super::{
     EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, ReleaseRow, StoreError,
-    SubscriberRow, now, subscriber_channel,
+    StoredToken, SubscriberRow, now, subscriber_channel,
 };
 
 mod alerts;
@@ -23,6 +23,7 @@ mod ops;
 mod releases;
 mod restarts;
 mod status;
+mod tokens;
 mod versions;
 
 /// A version-id column.
