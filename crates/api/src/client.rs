@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -41,21 +42,44 @@ pub struct ApiClient {
     token: Option<String>,
     /// An agent's instance credential, sent with its polls and reports.
     credential: Option<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl ApiClient {
-    /// `base` like `http://127.0.0.1:7000`.
+    /// `base` like `http://127.0.0.1:7000`, or `https://…` (the server's certificate must chain
+    /// to the web's roots; see [`ApiClient::with_ca`] for a private CA).
     pub fn new(base: &str, token: Option<String>) -> ApiClient {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(2)));
-        http.set_nodelay(true);
+        // Fails only for a crypto provider without TLS 1.2 and 1.3, which aws-lc-rs is not.
+        let tls = rampart_net::tls::client_config(None)
+            .unwrap_or_else(|e| panic!("TLS client configuration: {e}"));
         ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             token,
             credential: None,
-            client: Client::builder(TokioExecutor::new()).build(http),
+            client: Self::client(tls),
         }
+    }
+
+    /// The same client, trusting servers whose certificates chain to `ca_pem` too.
+    pub fn with_ca(self, ca_pem: &[u8]) -> Result<ApiClient, String> {
+        let tls = rampart_net::tls::client_config(Some(ca_pem))?;
+        Ok(ApiClient {
+            client: Self::client(tls),
+            ..self
+        })
+    }
+
+    fn client(tls: rustls::ClientConfig) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(2)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Client::builder(TokioExecutor::new()).build(https)
     }
 
     /// The same client, speaking for the instance a registration gave `credential` to: its

@@ -109,6 +109,7 @@ async fn start_agents(o: &UpOptions, data: &Path, url: &str) -> Result<Agents> {
     for (env, listen) in [("testing", o.testing_gateway), ("production", o.gateway)] {
         let opts = rampart_gateway::agent::AgentOptions {
             control: url.to_owned(),
+            ca: None,
             token: Some(agent.clone()),
             environment: env.into(),
             instance: format!("{env}-1"),

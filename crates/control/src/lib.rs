@@ -102,6 +102,16 @@ pub async fn spawn_with(
     })
 }
 
+/// Where the control plane listens.
+pub struct Listeners {
+    /// Everything: the API, the agent protocol and the status page (HTTPS when `tls` is set).
+    pub api: tokio::net::TcpListener,
+    /// Only the public status page (page, JSON, feeds, subscription forms), so the API can
+    /// stay on a private address.
+    pub public: Option<tokio::net::TcpListener>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -109,6 +119,26 @@ pub async fn serve(
     tokens: tokens::Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listeners = Listeners {
+        api: listener,
+        public: None,
+        tls: None,
+    };
+    serve_on(listeners, control, tokens, shutdown).await
+}
+
+/// Serves on every listener given until `shutdown` resolves.
+pub async fn serve_on(
+    listeners: Listeners,
+    control: std::sync::Arc<ControlPlane>,
+    tokens: tokens::Tokens,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Listeners {
+        api: listener,
+        public,
+        tls,
+    } = listeners;
     // The reconciler drives releases every tick while the API serves.
     let _reconciler = {
         let control = control.clone();
@@ -135,8 +165,14 @@ pub async fn serve(
             }
         }))
     };
-    if let Ok(addr) = listener.local_addr() {
-        control.page().set_public_url(&format!("http://{addr}"));
+    let page_listener = public.as_ref().unwrap_or(&listener);
+    if let Ok(addr) = page_listener.local_addr() {
+        let scheme = if tls.is_some() && public.is_none() {
+            "https"
+        } else {
+            "http"
+        };
+        control.page().set_public_url(&format!("{scheme}://{addr}"));
     }
     let _outbox = Background(tokio::spawn(
         control.notifier().run(control.resolver().clone()),
@@ -154,8 +190,34 @@ pub async fn serve(
         tokens,
         public_rate,
     });
+    // Both listeners stop when `shutdown` resolves.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let _signal = Background(tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    }));
+    let page = async {
+        match public {
+            Some(public) => {
+                let router = http::public_router(state.clone());
+                listener::serve(public, router, limits, None, stopping(stopped.clone())).await
+            }
+            None => Ok(()),
+        }
+    };
+    let api = listener::serve(
+        listener,
+        http::router(state.clone()),
+        limits,
+        tls,
+        stopping(stopped.clone()),
+    );
     // The background tasks' guards drop (and stop them) only after this has returned.
-    listener::serve(listener, http::router(state), limits, shutdown).await
+    let (api, page) = tokio::join!(api, page);
+    api.and(page)
 }
 
 /// A background task of `serve`, stopped when `serve` ends — returning, or dropped (a killed

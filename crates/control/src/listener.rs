@@ -89,11 +89,13 @@ fn admit(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &Limits) -> Option<Adm
     })
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
+/// lets requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let open: Arc<Mutex<Open>> = Arc::default();
@@ -119,6 +121,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             // Telling HTTP/1 from HTTP/2 waits for the first bytes, before hyper's head
             // deadline runs: a client that sends nothing is cut here.
@@ -129,29 +132,20 @@ pub async fn serve(
                 drop(admitted);
                 return;
             }
-            let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                let mut app = app.clone();
-                async move {
-                    let resp =
-                        tower_service::Service::call(&mut app, req.map(axum::body::Body::new))
-                            .await
-                            .unwrap_or_else(|never: Infallible| match never {});
-                    Ok::<_, Infallible>(resp)
+            match tls {
+                None => serve_connection(stream, app, peer, &limits, watcher).await,
+                Some(acceptor) => {
+                    // The handshake is part of the head: it has the same deadline.
+                    match tokio::time::timeout(limits.header_read, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, app, peer, &limits, watcher).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not done within the head deadline")
+                        }
+                    }
                 }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(limits.streams);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(admitted);
         });
@@ -159,6 +153,41 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One connection's HTTP (1.1 or 2), its requests carrying the peer's address.
+async fn serve_connection<IO>(
+    io: IO,
+    app: axum::Router,
+    peer: SocketAddr,
+    limits: &Limits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move {
+            let resp = tower_service::Service::call(&mut app, req.map(axum::body::Body::new))
+                .await
+                .unwrap_or_else(|never: Infallible| match never {});
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.streams);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// The client a request came from (the connection's peer).

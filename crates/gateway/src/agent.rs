@@ -26,6 +26,9 @@ use crate::watchdog::{History, Sample, Verdict, WatchdogSettings, judge};
 pub struct AgentOptions {
     pub control: String,
     pub token: Option<String>,
+    /// A PEM certificate the control plane's HTTPS certificate may chain to, besides the
+    /// web's roots.
+    pub ca: Option<Vec<u8>>,
     pub environment: String,
     pub instance: String,
     pub zone: String,
@@ -38,6 +41,8 @@ pub struct AgentOptions {
 pub enum AgentError {
     #[error("starting the gateway: {0}")]
     Start(#[from] crate::ApplyError),
+    #[error("--ca: {0}")]
+    Ca(String),
 }
 
 /// A version and its canonical document.
@@ -83,6 +88,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let client = ApiClient::new(&opts.control, opts.token.clone());
+    let client = match &opts.ca {
+        Some(pem) => client.with_ca(pem).map_err(AgentError::Ca)?,
+        None => client,
+    };
     let state = Arc::new(Mutex::new(State::default()));
     let gateway: Shared = Arc::new(Mutex::new(None));
 

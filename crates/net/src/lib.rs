@@ -9,6 +9,7 @@
 pub mod client;
 pub mod public;
 pub mod resolve;
+pub mod tls;
 
 pub use public::is_public;
 pub use resolve::{DnsObserver, DnsOutcome, ResolveError, Resolver};

@@ -253,14 +253,37 @@ pub struct Remote {
     /// API token (or RAMPART_TOKEN).
     #[arg(long, env = "RAMPART_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM certificate the control plane's HTTPS certificate may chain to (a private CA),
+    /// besides the web's roots (or RAMPART_CA).
+    #[arg(long, env = "RAMPART_CA", value_parser = read_ca)]
+    pub ca: Option<Pem>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }
 
 impl Remote {
     pub fn client(&self) -> rampart_api::ApiClient {
-        rampart_api::ApiClient::new(&self.control, self.token.clone())
+        let client = rampart_api::ApiClient::new(&self.control, self.token.clone());
+        match &self.ca {
+            None => client,
+            Some(pem) => match client.with_ca(&pem.0) {
+                Ok(c) => c,
+                Err(e) => panic!("--ca was checked when it was read: {e}"),
+            },
+        }
     }
+}
+
+/// A PEM file's contents, checked to hold certificates.
+#[derive(Clone, Debug)]
+pub struct Pem(pub Vec<u8>);
+
+/// Reads a CA certificate file for `--ca`.
+pub fn read_ca(path: &str) -> Result<Pem, String> {
+    #[allow(clippy::disallowed_methods)] // once, while reading the command line
+    let pem = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
+    rampart_net::tls::certificates(&pem).map_err(|e| format!("{path}: {e}"))?;
+    Ok(Pem(pem))
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -302,6 +325,10 @@ pub struct GatewayArgs {
     /// with it, and can do nothing else (with --control).
     #[arg(long, env = "RAMPART_AGENT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM certificate the control plane's HTTPS certificate may chain to (a private CA),
+    /// besides the web's roots (with --control; or RAMPART_CA).
+    #[arg(long, env = "RAMPART_CA", value_parser = read_ca)]
+    pub ca: Option<Pem>,
     /// Override a listener's address: NAME=ADDR (repeatable).
     #[arg(long = "listen", value_parser = parse_listen)]
     pub listen: Vec<(String, SocketAddr)>,
@@ -403,4 +430,14 @@ pub struct ControlArgs {
     /// Deadline for a request's head, from the connection's start or its last request.
     #[arg(long, default_value = "10s")]
     pub header_timeout: String,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also serve the public status page alone (page, JSON, feeds, subscription forms) on this
+    /// address, plain HTTP, so --listen can stay private.
+    #[arg(long)]
+    pub public_listen: Option<SocketAddr>,
 }

@@ -17,6 +17,7 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
         instance,
         zone,
         token,
+        ca,
         listen,
         admin,
         drain,
@@ -43,6 +44,7 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
             let opts = rampart_gateway::agent::AgentOptions {
                 control,
                 token,
+                ca: ca.map(|pem| pem.0),
                 environment,
                 instance,
                 zone,
@@ -76,7 +78,25 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         max_connections,
         max_connections_per_client,
         header_timeout,
+        tls_cert,
+        tls_key,
+        public_listen,
     } = a;
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => {
+            #[allow(clippy::disallowed_methods)] // once, before anything starts
+            let (cert_pem, key_pem) = (
+                std::fs::read(cert)
+                    .with_context(|| format!("reading --tls-cert {}", cert.display()))?,
+                std::fs::read(key)
+                    .with_context(|| format!("reading --tls-key {}", key.display()))?,
+            );
+            let config = rampart_net::tls::server_config(&cert_pem, &key_pem)
+                .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+            Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+        }
+        _ => None,
+    };
     let header_read = rampart_model::duration::parse_duration(&header_timeout)
         .map_err(|e| anyhow::anyhow!("--header-timeout: {e}"))?;
     anyhow::ensure!(
@@ -143,15 +163,31 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
             .await
             .with_context(|| format!("reading tokens in {}", data.display()))?;
-        let listener = tokio::net::TcpListener::bind(listen)
+        let api = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        eprintln!(
-            "control plane on http://{listen} (status page at /); tokens in {}",
-            data.join("tokens.json").display()
-        );
-        rampart_control::serve(
-            listener,
+        let public = match public_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --public-listen {addr}"))?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        match public_listen {
+            Some(page) => eprintln!(
+                "control plane on {scheme}://{listen}; public status page on http://{page}; tokens in {}",
+                data.join("tokens.json").display()
+            ),
+            None => eprintln!(
+                "control plane on {scheme}://{listen} (status page at /); tokens in {}",
+                data.join("tokens.json").display()
+            ),
+        }
+        let listeners = rampart_control::Listeners { api, public, tls };
+        rampart_control::serve_on(
+            listeners,
             std::sync::Arc::new(control),
             tokens,
             shutdown_signal(),

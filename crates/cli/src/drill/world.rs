@@ -157,6 +157,7 @@ impl World {
             }
             let opts = rampart_gateway::agent::AgentOptions {
                 control: url.clone(),
+                ca: None,
                 token: Some(AGENT.into()),
                 environment: env.into(),
                 instance,

@@ -8,5 +8,6 @@ mod cli;
 mod crash;
 mod drill;
 mod incident_cli;
+mod tls;
 mod tokens;
 mod version_prefix;

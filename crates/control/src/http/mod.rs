@@ -36,17 +36,36 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
-        .merge(versions::routes())
-        .merge(environments::routes())
-        .merge(releases::routes())
-        .merge(agents::routes())
-        .merge(ops::routes())
-        .merge(incidents::routes())
-        .merge(status_page::routes())
-        .merge(tokens::routes())
+    with_fallbacks(
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+            .merge(versions::routes())
+            .merge(environments::routes())
+            .merge(releases::routes())
+            .merge(agents::routes())
+            .merge(ops::routes())
+            .merge(incidents::routes())
+            .merge(status_page::routes())
+            .merge(tokens::routes()),
+    )
+    .with_state(state)
+}
+
+/// Only the public status page (its page, JSON, feeds and forms): what a listener facing the
+/// internet serves while the API stays on a private one.
+pub fn public_router(state: Arc<AppState>) -> Router {
+    with_fallbacks(
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .merge(status_page::public_routes()),
+    )
+    .with_state(state)
+}
+
+/// Unknown paths and wrong methods answer in the one error shape.
+fn with_fallbacks(routes: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    routes
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -61,5 +80,4 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "this path does not take that method; see /openapi.json".into(),
             )
         })
-        .with_state(state)
 }

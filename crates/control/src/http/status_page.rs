@@ -18,7 +18,9 @@ use super::{ApiResult, AppState};
 use crate::error::ControlError;
 use crate::status_page as html;
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// What anyone may reach: the page, its JSON and feeds, and the subscription forms (the only
+/// routes a `--public-listen` listener serves).
+pub fn public_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(page))
         .route("/incidents/{id}", get(incident_page))
@@ -28,6 +30,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/subscribe", axum::routing::post(subscribe))
         .route("/subscribe/confirm", get(confirm_form).post(confirm))
         .route("/unsubscribe", get(unsubscribe_form).post(unsubscribe))
+}
+
+/// The public routes and the page's management (operator role).
+pub fn routes() -> Router<Arc<AppState>> {
+    public_routes()
         .route("/v1/maintenances", get(maintenances).post(schedule))
         .route("/v1/maintenances/{id}", delete(cancel))
         .route("/v1/subscribers", get(subscribers).post(add_subscriber))

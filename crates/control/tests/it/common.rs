@@ -70,6 +70,7 @@ pub fn start_agent_at(
 ) -> Agent {
     let opts = AgentOptions {
         control: control.into(),
+        ca: None,
         token: Some("agent".into()),
         environment: env.into(),
         instance: instance.into(),

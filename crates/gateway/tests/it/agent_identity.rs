@@ -98,6 +98,7 @@ async fn an_agent_refuses_a_version_addressed_to_another_environment() {
     let _ = std::fs::remove_dir_all(&state_dir);
     let opts = AgentOptions {
         control: url,
+        ca: None,
         token: Some("agent".into()),
         environment: "production".into(),
         instance: "p1".into(),
