@@ -467,3 +467,53 @@ async fn email_goes_over_starttls_and_never_in_clear_when_tls_is_required() {
     assert!(plain.mails().is_empty(), "nothing in clear");
     control.kill().await;
 }
+
+/// The relay's certificate is checked: without `--smtp-ca`, a relay whose certificate chains
+/// to no trusted root never gets the message, over STARTTLS or in clear, and the outbox says
+/// why.
+#[tokio::test]
+async fn an_smtp_relay_whose_certificate_does_not_chain_gets_nothing() {
+    let secure = SmtpSink::start_tls().await.expect("tls relay");
+    let control = spawn_tuned(
+        &temp("untrusted-relay"),
+        "127.0.0.1:0",
+        Duration::from_millis(300),
+        |c| c,
+    )
+    .await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    op.put_channel(
+        "required",
+        &ChannelSpec {
+            kind: ChannelKind::Email,
+            url: format!("smtp+starttls://127.0.0.1:{}", secure.addr.port()),
+            routing_key: None,
+            secret: None,
+            to: vec!["oncall@example.test".into()],
+            from: Some("rampart@example.test".into()),
+            severities: vec![],
+        },
+    )
+    .await
+    .expect("channel");
+    assert_eq!(
+        post_am(&control.url(), &am("untrusted", "firing")).await,
+        200
+    );
+    let refused = wait_until(Duration::from_secs(5), async || {
+        op.outbox().await.expect("outbox").iter().any(|o| {
+            o.channel == "required"
+                && o.attempts >= 1
+                && o.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.to_ascii_lowercase().contains("certificate"))
+        })
+    })
+    .await;
+    assert!(refused, "{:?}", op.outbox().await);
+    assert!(
+        secure.mails().is_empty(),
+        "an untrusted relay got the message"
+    );
+    control.kill().await;
+}
