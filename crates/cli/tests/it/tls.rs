@@ -118,30 +118,22 @@ async fn the_cli_and_agents_trust_a_private_ca_and_nothing_else() {
     };
     let _wrong = gateway("wrong-ca", "other-ca.pem");
     let _right = gateway("right-ca", "ca.pem");
-    let mut registered = vec![];
-    for _ in 0..100 {
-        registered = trusted
-            .environments()
-            .await
-            .expect("environments")
-            .into_iter()
+    let registered = async || -> Vec<String> {
+        let envs = trusted.environments().await.expect("environments");
+        envs.into_iter()
             .flat_map(|e| e.instances)
             .map(|i| i.id)
-            .collect();
-        if !registered.is_empty() {
+            .collect()
+    };
+    for _ in 0..100 {
+        if !registered().await.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The wrong-CA agent has had as long, and more.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let registered: Vec<String> = trusted
-        .environments()
-        .await
-        .expect("environments")
-        .into_iter()
-        .flat_map(|e| e.instances)
-        .map(|i| i.id)
-        .collect();
+    let registered = registered().await;
     assert_eq!(registered, ["right-ca"], "{registered:?}");
 
     // The public listener serves the page and nothing of the API.

@@ -207,6 +207,16 @@ pub async fn production(
     .expect("control plane")
 }
 
+/// A control plane with `testing` then `production`, deploying everywhere at once (no waves),
+/// on a free port, its data in a fresh folder named after `name`.
+pub async fn pipeline(name: &str, tokens: Tokens) -> rampart_control::Running {
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let envs = ["testing".to_owned(), "production".to_owned()];
+    rampart_control::spawn_with(&temp(name), &envs, tokens, addr, |c| c.with_plan(None))
+        .await
+        .expect("control plane")
+}
+
 /// Pushes `document`; returns its version id.
 pub async fn pushed(
     op: &rampart_api::ApiClient,
@@ -263,4 +273,51 @@ pub async fn first_version(
         assert!(serving, "{l} does not serve v1 within {within:?}");
     }
     v1
+}
+
+/// A form `POST`: the status and the body as text.
+pub async fn post_form(url: &str, form: &str) -> (u16, String) {
+    let req = http::Request::post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            form.to_owned(),
+        )))
+        .expect("request");
+    let a = rampart_testkit::client::call(
+        &rampart_testkit::client::http1(),
+        req,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("post");
+    (
+        a.status.as_u16(),
+        String::from_utf8_lossy(&a.body).into_owned(),
+    )
+}
+
+/// A form value, percent-encoded.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A PagerDuty channel sending to `url` (a receiver on loopback).
+pub fn pager_channel(url: String) -> rampart_api::ChannelSpec {
+    rampart_api::ChannelSpec {
+        kind: rampart_api::ChannelKind::Pagerduty,
+        url,
+        routing_key: Some("KEY".into()),
+        secret: None,
+        to: vec![],
+        from: None,
+        severities: vec![],
+    }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rampart_api::{
-    ActionItemSpec, ApiClient, ChannelKind, ChannelSpec, ComponentSpec, IncidentChange,
-    IncidentStatus, SubscriberKind, SubscriberSpec,
+    ActionItemSpec, ApiClient, ComponentSpec, IncidentChange, IncidentStatus, SubscriberKind,
+    SubscriberSpec,
 };
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::Plan;
@@ -47,20 +47,9 @@ async fn an_automatic_rollback_writes_its_own_postmortem() {
     )
     .await
     .expect("component");
-    op.put_channel(
-        "pager",
-        &ChannelSpec {
-            kind: ChannelKind::Pagerduty,
-            url: pager.url(),
-            routing_key: Some("KEY".into()),
-            secret: None,
-            to: vec![],
-            from: None,
-            severities: vec![],
-        },
-    )
-    .await
-    .expect("channel");
+    op.put_channel("pager", &common::pager_channel(pager.url()))
+        .await
+        .expect("channel");
 
     let subscriber = Receiver::start().await.expect("subscriber");
     op.add_subscriber(&SubscriberSpec {

@@ -406,15 +406,7 @@ async fn email_goes_over_starttls_and_never_in_clear_when_tls_is_required() {
     )
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
-    let mail = |url: String| ChannelSpec {
-        kind: ChannelKind::Email,
-        url,
-        routing_key: None,
-        secret: None,
-        to: vec!["oncall@example.test".into()],
-        from: Some("rampart@example.test".into()),
-        severities: vec![],
-    };
+    let mail = mail_channel;
     let port = |sink: &SmtpSink| sink.addr.port();
     op.put_channel(
         "required",
@@ -484,15 +476,7 @@ async fn an_smtp_relay_whose_certificate_does_not_chain_gets_nothing() {
     let op = ApiClient::new(&control.url(), Some("op".into()));
     op.put_channel(
         "required",
-        &ChannelSpec {
-            kind: ChannelKind::Email,
-            url: format!("smtp+starttls://127.0.0.1:{}", secure.addr.port()),
-            routing_key: None,
-            secret: None,
-            to: vec!["oncall@example.test".into()],
-            from: Some("rampart@example.test".into()),
-            severities: vec![],
-        },
+        &mail_channel(format!("smtp+starttls://127.0.0.1:{}", secure.addr.port())),
     )
     .await
     .expect("channel");
@@ -516,4 +500,17 @@ async fn an_smtp_relay_whose_certificate_does_not_chain_gets_nothing() {
         "an untrusted relay got the message"
     );
     control.kill().await;
+}
+
+/// An email channel to the on-call address through the relay at `url`.
+fn mail_channel(url: String) -> ChannelSpec {
+    ChannelSpec {
+        kind: ChannelKind::Email,
+        url,
+        routing_key: None,
+        secret: None,
+        to: vec!["oncall@example.test".into()],
+        from: Some("rampart@example.test".into()),
+        severities: vec![],
+    }
 }

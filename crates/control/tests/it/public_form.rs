@@ -11,7 +11,52 @@ use rampart_api::{ApiClient, ClientError, Impact, NewIncident, SubscriberKind, S
 use rampart_testkit::dns::StaticDns;
 
 use crate::common;
-use common::{temp, wait_until};
+use common::{post_form, temp, urlencode, wait_until};
+
+/// A control plane opened by the test itself, served on a loopback port until the guard drops.
+async fn serve(control: rampart_control::ControlPlane) -> (String, Serving) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(rampart_control::serve(
+        listener,
+        Arc::new(control),
+        common::tokens(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (url, Serving(Some(stop), task))
+}
+
+/// Stops the control plane `serve` started when dropped (the test ending, or failing).
+struct Serving(
+    Option<tokio::sync::oneshot::Sender<()>>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+        self.1.abort();
+    }
+}
+
+/// Opens an incident: every confirmed subscriber gets a notification queued.
+async fn open_incident(op: &ApiClient) {
+    let new = NewIncident {
+        title: "Logins failing".into(),
+        body: "Investigating".into(),
+        impact: Impact::Major,
+        components: vec![],
+        environment: None,
+    };
+    op.open_incident(&new).await.expect("incident");
+}
 
 /// A loopback listener that counts the connections it accepts (and answers none).
 async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
@@ -28,26 +73,6 @@ async fn counting_listener() -> (SocketAddr, Arc<AtomicUsize>) {
         }
     });
     (addr, accepted)
-}
-
-async fn post_form(url: &str, form: &str) -> (u16, String) {
-    let req = http::Request::post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            form.to_owned(),
-        )))
-        .expect("request");
-    let a = rampart_testkit::client::call(
-        &rampart_testkit::client::http1(),
-        req,
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("post");
-    (
-        a.status.as_u16(),
-        String::from_utf8_lossy(&a.body).into_owned(),
-    )
 }
 
 #[tokio::test]
@@ -88,19 +113,7 @@ async fn a_webhook_on_a_private_address_is_refused_and_nothing_connects_there() 
         )
         .await
         .expect("a stored subscriber");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rampart_control::serve(
-        listener,
-        Arc::new(control),
-        common::tokens(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (url, _serving) = serve(control).await;
     let op = ApiClient::new(&url, Some("op".into()));
 
     for target in [
@@ -130,15 +143,7 @@ async fn a_webhook_on_a_private_address_is_refused_and_nothing_connects_there() 
     assert_eq!(op.subscribers().await.expect("subscribers").len(), 1);
 
     // An incident queues a notification for the stored subscriber; delivery refuses it.
-    op.open_incident(&NewIncident {
-        title: "Logins failing".into(),
-        body: "Investigating".into(),
-        impact: Impact::Major,
-        components: vec![],
-        environment: None,
-    })
-    .await
-    .expect("incident");
+    open_incident(&op).await;
     let refused = wait_until(Duration::from_secs(10), async || {
         op.outbox().await.is_ok_and(|entries| {
             entries.iter().any(|e| {
@@ -157,19 +162,6 @@ async fn a_webhook_on_a_private_address_is_refused_and_nothing_connects_there() 
         0,
         "something connected to the inside address"
     );
-    let _ = stop.send(());
-    let _ = server.await;
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A loopback listener that accepts and never answers; returns the most connections it held
@@ -224,44 +216,13 @@ async fn a_thousand_junk_subscribers_do_not_delay_a_page() {
             .await
             .expect("subscriber");
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(rampart_control::serve(
-        listener,
-        Arc::new(control),
-        common::tokens(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (url, _serving) = serve(control).await;
     let op = ApiClient::new(&url, Some("op".into()));
-    op.put_channel(
-        "pager",
-        &rampart_api::ChannelSpec {
-            kind: rampart_api::ChannelKind::Pagerduty,
-            url: pager.url(),
-            routing_key: Some("KEY".into()),
-            secret: None,
-            to: vec![],
-            from: None,
-            severities: vec![],
-        },
-    )
-    .await
-    .expect("channel");
+    op.put_channel("pager", &common::pager_channel(pager.url()))
+        .await
+        .expect("channel");
     // One incident update for each of the thousand; give their lane time to fill.
-    op.open_incident(&NewIncident {
-        title: "Logins failing".into(),
-        body: "Investigating".into(),
-        impact: Impact::Major,
-        components: vec![],
-        environment: None,
-    })
-    .await
-    .expect("incident");
+    open_incident(&op).await;
     let filled = wait_until(Duration::from_secs(5), async || {
         most_open.load(Ordering::Relaxed) > 0
     })
@@ -309,6 +270,4 @@ async fn a_thousand_junk_subscribers_do_not_delay_a_page() {
         most <= 32,
         "the subscribers' lane held {most} connections open at once"
     );
-    let _ = stop.send(());
-    let _ = server.await;
 }

@@ -15,7 +15,7 @@ use rampart_testkit::smtp::SmtpSink;
 use serde_json::{Value, json};
 
 use crate::common;
-use common::{temp, wait_until};
+use common::{post_form, temp, urlencode, wait_until};
 
 async fn spawn(smtp: Option<String>) -> rampart_control::Running {
     rampart_control::spawn_with(
@@ -412,38 +412,6 @@ async fn statuspage_v2_json_and_feeds() {
     assert_eq!(feed["version"], "rss20");
     assert_eq!(feed["entries"].as_array().map(Vec::len), Some(2));
     control.kill().await;
-}
-
-async fn post_form(url: &str, form: &str) -> (u16, String) {
-    let req = http::Request::post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            form.to_owned(),
-        )))
-        .expect("request");
-    let a = rampart_testkit::client::call(
-        &rampart_testkit::client::http1(),
-        req,
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("post");
-    (
-        a.status.as_u16(),
-        String::from_utf8_lossy(&a.body).into_owned(),
-    )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]

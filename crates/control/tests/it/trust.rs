@@ -44,15 +44,7 @@ fn status_of(r: &Result<rampart_api::EnvironmentStatus, ClientError>) -> Option<
 #[tokio::test]
 async fn rollback_only_goes_back_and_an_approval_is_one_deploy() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let control = rampart_control::spawn_with(
-        &temp("trust"),
-        &["testing".into(), "production".into()],
-        common::tokens(),
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| c.with_plan(None),
-    )
-    .await
-    .expect("control plane");
+    let control = common::pipeline("trust", common::tokens()).await;
     let url = control.url();
     let op = ApiClient::new(&url, Some("op".into()));
     let approver = ApiClient::new(&url, Some("ap".into()));
@@ -180,15 +172,11 @@ async fn a_stolen_agent_or_viewer_token_moves_nothing() {
     let mut testing_only = rampart_control::tokens::TokenEntry::new("ci", Role::Agent, "agent-t");
     testing_only.environments = vec!["testing".into()];
     entries.push(testing_only);
-    let control = rampart_control::spawn_with(
-        &temp("stolen"),
-        &["testing".into(), "production".into()],
+    let control = common::pipeline(
+        "stolen",
         rampart_control::tokens::Tokens::from_entries(&entries),
-        "127.0.0.1:0".parse().expect("addr"),
-        |c| c.with_plan(None),
     )
-    .await
-    .expect("control plane");
+    .await;
     let url = control.url();
     let op = ApiClient::new(&url, Some("op".into()));
     let quiet = rampart_gateway::watchdog::WatchdogSettings::quiet;
