@@ -2,6 +2,9 @@
 //! Events v2 (trigger then resolve, one dedup_key), a signed webhook, a Slack-compatible
 //! webhook and SMTP. A receiver that is down gets its notifications when it is back; a control
 //! plane killed with notifications undelivered delivers them after it restarts, once each.
+//!
+//! (Long because each channel kind and each failure is a whole scenario against real
+//! receivers; they share the helpers at the top.)
 
 use std::time::Duration;
 

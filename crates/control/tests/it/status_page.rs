@@ -2,6 +2,9 @@
 //! with components, an active incident and maintenance windows; Atom and RSS feeds read by a
 //! standard feed parser; subscribers who confirm, receive signed incident webhooks and email,
 //! and unsubscribe; and the page rendered by headless Chromium, with and without JavaScript.
+//!
+//! (Long because each of those is a whole scenario against one page; they share the page
+//! built at the top and the helpers at the bottom.)
 
 use std::time::Duration;
 
