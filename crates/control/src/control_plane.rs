@@ -98,13 +98,9 @@ impl ControlPlane {
             releases: releases.clone(),
             environments: names.clone(),
         });
-        let page = crate::status::PageState::new(&settings.page_name);
-        if let Some(url) = &settings.public_url {
-            page.set_public_url(url);
-        }
         let status_page = Arc::new(crate::status::StatusPage {
             store: store.clone(),
-            page,
+            page: page_state(&settings.page_name, settings.public_url.as_deref()),
             sli: sli.clone(),
             catalogue: catalogue.clone(),
             incidents: incidents.clone(),
@@ -204,4 +200,13 @@ impl ControlPlane {
     pub async fn evaluate(&self) -> Result<(), ControlError> {
         self.alerting.evaluate().await
     }
+}
+
+/// The page's name, and its public address when one is set (else the listener's, at serve).
+fn page_state(name: &str, public_url: Option<&str>) -> crate::status::PageState {
+    let page = crate::status::PageState::new(name);
+    if let Some(url) = public_url {
+        page.set_public_url(url);
+    }
+    page
 }

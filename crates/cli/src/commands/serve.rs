@@ -82,37 +82,8 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         tls_key,
         public_listen,
     } = a;
-    let tls = match (&tls_cert, &tls_key) {
-        (Some(cert), Some(key)) => {
-            #[allow(clippy::disallowed_methods)] // once, before anything starts
-            let (cert_pem, key_pem) = (
-                std::fs::read(cert)
-                    .with_context(|| format!("reading --tls-cert {}", cert.display()))?,
-                std::fs::read(key)
-                    .with_context(|| format!("reading --tls-key {}", key.display()))?,
-            );
-            let config = rampart_net::tls::server_config(&cert_pem, &key_pem)
-                .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
-            Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
-        }
-        _ => None,
-    };
-    let header_read = rampart_model::duration::parse_duration(&header_timeout)
-        .map_err(|e| anyhow::anyhow!("--header-timeout: {e}"))?;
-    anyhow::ensure!(
-        !header_read.is_zero(),
-        "--header-timeout: must be more than 0"
-    );
-    anyhow::ensure!(
-        max_connections > 0 && max_connections_per_client > 0,
-        "--max-connections and --max-connections-per-client must be more than 0"
-    );
-    let limits = rampart_control::listener::Limits {
-        header_read,
-        connections: max_connections,
-        per_client: max_connections_per_client,
-        ..Default::default()
-    };
+    let tls = tls_acceptor(tls_cert.as_deref(), tls_key.as_deref())?;
+    let limits = listener_limits(&header_timeout, max_connections, max_connections_per_client)?;
     let smtp_ca = match &smtp_ca {
         Some(path) => {
             #[allow(clippy::disallowed_methods)] // once, before anything starts
@@ -175,16 +146,14 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        match public_listen {
-            Some(page) => eprintln!(
-                "control plane on {scheme}://{listen}; public status page on http://{page}; tokens in {}",
-                data.join("tokens.json").display()
-            ),
-            None => eprintln!(
-                "control plane on {scheme}://{listen} (status page at /); tokens in {}",
-                data.join("tokens.json").display()
-            ),
-        }
+        let page = public_listen.map_or_else(
+            || "at /".to_owned(),
+            |page| format!("alone on http://{page}"),
+        );
+        eprintln!(
+            "control plane on {scheme}://{listen} (status page {page}); tokens in {}",
+            data.join("tokens.json").display()
+        );
         let listeners = rampart_control::Listeners { api, public, tls };
         rampart_control::serve_on(
             listeners,
@@ -196,6 +165,50 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         .context("serving the API")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTPS acceptor of `--tls-cert` and `--tls-key`, when both are given.
+fn tls_acceptor(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    #[allow(clippy::disallowed_methods)] // once, before anything starts
+    let (cert_pem, key_pem) = (
+        std::fs::read(cert).with_context(|| format!("reading --tls-cert {}", cert.display()))?,
+        std::fs::read(key).with_context(|| format!("reading --tls-key {}", key.display()))?,
+    );
+    let config = rampart_net::tls::server_config(&cert_pem, &key_pem)
+        .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        config,
+    ))))
+}
+
+/// The listener's limits from `--header-timeout` and the connection caps.
+fn listener_limits(
+    header_timeout: &str,
+    connections: usize,
+    per_client: usize,
+) -> Result<rampart_control::listener::Limits> {
+    let header_read = rampart_model::duration::parse_duration(header_timeout)
+        .map_err(|e| anyhow::anyhow!("--header-timeout: {e}"))?;
+    anyhow::ensure!(
+        !header_read.is_zero(),
+        "--header-timeout: must be more than 0"
+    );
+    anyhow::ensure!(
+        connections > 0 && per_client > 0,
+        "--max-connections and --max-connections-per-client must be more than 0"
+    );
+    Ok(rampart_control::listener::Limits {
+        header_read,
+        connections,
+        per_client,
+        ..Default::default()
+    })
 }
 
 fn hostname() -> String {
