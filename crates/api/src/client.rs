@@ -282,6 +282,32 @@ impl ApiClient {
         })
     }
 
+    /// Promotes a release past a pause or an inconclusive hold, or skips its current wave
+    /// (`action` is `promote` or `skip`), saying why.
+    pub async fn release_judgement(
+        &self,
+        id: i64,
+        action: &str,
+        reason: &str,
+    ) -> Result<ReleaseStatus, ClientError> {
+        let reason: String = reason
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.call(
+            Method::POST,
+            &format!("/v1/releases/{id}/{action}?reason={reason}"),
+            Some(b"{}".to_vec()),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
     pub async fn release_action(
         &self,
         id: i64,

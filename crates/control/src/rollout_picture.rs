@@ -175,6 +175,8 @@ const OLD: &str = "#d0d5dd";
 const OTHER: &str = "#98a2b3";
 const PASS: &str = "#12b76a";
 const FAIL: &str = "#d92d20";
+/// Someone moved the release on (promote, skip).
+const JUDGED: &str = "#7a5af8";
 
 /// Where things go in the picture: the time axis maps `t0..t1` onto `axis_w` pixels after the
 /// labels, then rows top to bottom.
@@ -256,22 +258,30 @@ pub fn svg(s: &Story) -> String {
     out
 }
 
-/// Conclusive verdicts, and the latest one if the release is still waiting for traffic.
+/// Conclusive verdicts, the latest one if the release is still waiting for traffic, and every
+/// judgement (a promote or skip), in time order.
 fn shown_verdicts(s: &Story) -> Vec<&Event> {
     let all: Vec<&Event> = s
         .events
         .iter()
         .filter(|e| e.kind == "gate.verdict")
         .collect();
-    all.iter()
-        .enumerate()
-        .filter(|(n, e)| {
-            *n + 1 == all.len()
-                || e.data.pointer("/verdict/verdict").and_then(|v| v.as_str())
-                    != Some("inconclusive")
+    let last_verdict = all.last().map(|e| e.seq);
+    s.events
+        .iter()
+        .filter(|e| {
+            is_judgement(e)
+                || (e.kind == "gate.verdict"
+                    && (Some(e.seq) == last_verdict
+                        || e.data.pointer("/verdict/verdict").and_then(|v| v.as_str())
+                            != Some("inconclusive")))
         })
-        .map(|(_, e)| *e)
         .collect()
+}
+
+/// Someone moved the release on: `rampart rollout promote` or `skip`.
+fn is_judgement(e: &Event) -> bool {
+    matches!(e.kind.as_str(), "release.promoted" | "release.skipped")
 }
 
 fn draw_waves(out: &mut String, l: &Layout, s: &Story) {
@@ -368,10 +378,15 @@ fn draw_gates(out: &mut String, l: &Layout, verdicts: &[&Event]) {
     // Conclusive gate verdicts: a line across the waves and the instances.
     for e in verdicts {
         let Some(at) = parse_ms(&e.at) else { continue };
-        let verdict = e.data.pointer("/verdict/verdict").and_then(|v| v.as_str());
+        let verdict = if is_judgement(e) {
+            Some("judgement")
+        } else {
+            e.data.pointer("/verdict/verdict").and_then(|v| v.as_str())
+        };
         let colour = match verdict {
             Some("pass") => PASS,
             Some("fail") => FAIL,
+            Some("judgement") => JUDGED,
             _ => continue,
         };
         out.push_str(&format!(
@@ -423,6 +438,7 @@ fn draw_legend(out: &mut String, l: &Layout, verdicts: &[&Event]) {
         (BAD, "new version, rolled back", false),
         (PASS, "gate passed", true),
         (FAIL, "gate failed", true),
+        (JUDGED, "moved on by someone", true),
     ] {
         if line {
             out.push_str(&format!(
@@ -445,22 +461,42 @@ fn draw_legend(out: &mut String, l: &Layout, verdicts: &[&Event]) {
     }
     for (n, e) in verdicts.iter().enumerate() {
         let v = &e.data["verdict"];
-        let mut line = format!(
-            "{} · wave {} gate {}{}{}",
-            parse_ms(&e.at)
-                .map(|at| offset(at - t0))
-                .unwrap_or_default(),
-            e.data["wave"].as_u64().map(|w| w + 1).unwrap_or_default(),
-            v.get("verdict").and_then(|x| x.as_str()).unwrap_or("?"),
-            v.get("gate")
-                .and_then(|x| x.as_str())
-                .map(|g| format!(" ({g})"))
-                .unwrap_or_default(),
-            v.get("detail")
-                .and_then(|x| x.as_str())
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default(),
-        );
+        let mut line = if is_judgement(e) {
+            format!(
+                "{} · wave {} {} by {}: {}",
+                parse_ms(&e.at)
+                    .map(|at| offset(at - t0))
+                    .unwrap_or_default(),
+                e.data["from_wave"]
+                    .as_u64()
+                    .map(|w| w + 1)
+                    .unwrap_or_default(),
+                if e.kind == "release.skipped" {
+                    "skipped"
+                } else {
+                    "promoted"
+                },
+                e.actor,
+                e.data["reason"].as_str().unwrap_or_default()
+            )
+        } else {
+            format!(
+                "{} · wave {} gate {}{}{}",
+                parse_ms(&e.at)
+                    .map(|at| offset(at - t0))
+                    .unwrap_or_default(),
+                e.data["wave"].as_u64().map(|w| w + 1).unwrap_or_default(),
+                v.get("verdict").and_then(|x| x.as_str()).unwrap_or("?"),
+                v.get("gate")
+                    .and_then(|x| x.as_str())
+                    .map(|g| format!(" ({g})"))
+                    .unwrap_or_default(),
+                v.get("detail")
+                    .and_then(|x| x.as_str())
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default(),
+            )
+        };
         if line.chars().count() > 140 {
             line = line.chars().take(139).collect::<String>() + "…";
         }

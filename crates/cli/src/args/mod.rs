@@ -227,6 +227,22 @@ pub enum RolloutCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Move a release past a pause or an inconclusive hold (recorded with your reason).
+    Promote {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Move a release past the wave it is in, whatever its gates say (recorded with your reason).
+    Skip {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// End a release and put its cohort back on the previous version.
     Abort {
         id: i64,

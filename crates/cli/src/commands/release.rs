@@ -75,6 +75,16 @@ pub fn rollout(command: RolloutCommand) -> Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        RolloutCommand::Promote { id, reason, remote } => {
+            let client = remote.client();
+            let r = runtime()?.block_on(client.release_judgement(id, "promote", &reason))?;
+            (remote, vec![r])
+        }
+        RolloutCommand::Skip { id, reason, remote } => {
+            let client = remote.client();
+            let r = runtime()?.block_on(client.release_judgement(id, "skip", &reason))?;
+            (remote, vec![r])
+        }
         RolloutCommand::Abort { id, remote } => {
             let r = runtime()?.block_on(remote.client().release_action(id, "abort"))?;
             (remote, vec![r])

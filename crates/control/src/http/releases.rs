@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::extract::{Ctl, Operator, Path, Viewer};
+use super::extract::{Ctl, Operator, Path, Query, Viewer};
 use super::{ApiResult, AppState};
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -34,10 +34,23 @@ async fn release_picture(
     ))
 }
 
+#[derive(serde::Deserialize)]
+struct Judgement {
+    /// Why (required to promote or skip; recorded).
+    #[serde(default)]
+    reason: String,
+}
+
 async fn release_action(
     State(s): Ctl,
     Operator(actor): Operator,
     Path((id, action)): Path<(i64, String)>,
+    Query(j): Query<Judgement>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.control.releases.action(&actor, id, &action).await?))
+    Ok(Json(
+        s.control
+            .releases
+            .action(&actor, id, &action, &j.reason)
+            .await?,
+    ))
 }

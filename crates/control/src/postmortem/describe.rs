@@ -94,6 +94,18 @@ fn describe_release(e: &Event) -> Option<String> {
             d["waves"]
         ),
         "release.wave" => format!("release {} entered wave {}", d["release"], d["wave"]),
+        "release.promoted" | "release.skipped" => format!(
+            "{} {} release {} past wave {}: {}",
+            e.actor,
+            if e.kind == "release.skipped" {
+                "skipped"
+            } else {
+                "promoted"
+            },
+            d["release"],
+            d["from_wave"],
+            s(e, "reason")
+        ),
         "gate.verdict" => {
             let v = &d["verdict"];
             format!(

@@ -205,12 +205,15 @@ impl Releases {
         Ok(())
     }
 
-    /// Pause, resume or abort an active release.
+    /// Pause, resume or abort an active release; or, by someone's judgement (with a reason),
+    /// `promote` it past a pause or an inconclusive hold, or `skip` the wave it is in. A promote
+    /// or skip past the last wave ends the release as succeeded.
     pub async fn action(
         &self,
         actor: &Actor,
         id: i64,
         action: &str,
+        reason: &str,
     ) -> Result<rampart_api::ReleaseStatus, ControlError> {
         let mut live = self
             .live()
@@ -218,6 +221,7 @@ impl Releases {
             .find(|l| l.row.id == id)
             .cloned()
             .ok_or_else(|| ControlError::NotFound(format!("no active release {id}")))?;
+        let mut data = serde_json::json!({ "release": id });
         match action {
             "pause" => live.row.intent.state = ReleaseState::Paused,
             "resume" => live.row.intent.state = ReleaseState::Rolling,
@@ -231,14 +235,80 @@ impl Releases {
                 .await?;
                 return Ok(live.status());
             }
+            "promote" | "skip" => {
+                if reason.trim().is_empty() {
+                    return Err(ControlError::Invalid(format!(
+                        "reason: say why you {action} release {id} (it is recorded)"
+                    )));
+                }
+                let held = live.row.intent.state == ReleaseState::Paused
+                    || live
+                        .row
+                        .reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("inconclusive"));
+                if action == "promote" && !held {
+                    return Err(ControlError::Conflict(format!(
+                        "release {id} is neither paused nor held inconclusive ({}); `skip` moves past a wave regardless",
+                        live.row.reason.as_deref().unwrap_or("running")
+                    )));
+                }
+                let from = live.row.intent.wave;
+                data["from_wave"] = serde_json::json!(from);
+                data["reason"] = serde_json::json!(reason);
+                let kind = if action == "promote" {
+                    "release.promoted"
+                } else {
+                    "release.skipped"
+                };
+                if from + 1 >= live.row.intent.plan.waves.len() {
+                    self.store
+                        .append_event(&NewEvent {
+                            kind,
+                            subject: &live.row.environment,
+                            actor: &actor.name,
+                            data,
+                        })
+                        .await?;
+                    let why = format!("{action}d past the last wave by {}: {reason}", actor.name);
+                    self.end(&mut live, ReleaseState::Succeeded, &why, &actor.name)
+                        .await?;
+                    return Ok(live.status());
+                }
+                live.row.intent.state = ReleaseState::Rolling;
+                live.row.intent.wave = from + 1;
+                live.row.intent.wave_started_ms = crate::release::now_ms();
+                live.row.reason = Some(format!("{action}d by {}", actor.name));
+                live.take_snapshot(&self.agents.fleet.all(&live.row.environment));
+                data["wave"] = serde_json::json!(from + 1);
+                let wave = serde_json::json!({ "release": id, "wave": from + 1 });
+                let events = [
+                    NewEvent {
+                        kind,
+                        subject: &live.row.environment,
+                        actor: &actor.name,
+                        data,
+                    },
+                    NewEvent {
+                        kind: "release.wave",
+                        subject: &live.row.environment,
+                        actor: &actor.name,
+                        data: wave,
+                    },
+                ];
+                self.store.update_release(&live.row, None, &events).await?;
+                tracing::info!(release = id, action, actor = %actor.name, reason, "release moved on by judgement");
+                let status = live.status();
+                self.live().insert(live.row.environment.clone(), live);
+                return Ok(status);
+            }
             other => {
                 return Err(ControlError::Invalid(format!(
-                    "unknown release action {other:?}: use pause, resume or abort"
+                    "unknown release action {other:?}: use pause, resume, abort, promote or skip"
                 )));
             }
         }
         let kind = format!("release.{action}d");
-        let data = serde_json::json!({ "release": id });
         self.store
             .update_release(
                 &live.row,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_api::ApiClient;
+use rampart_api::{ApiClient, ClientError};
 use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
@@ -320,6 +320,116 @@ async fn a_release_survives_a_control_plane_restart() {
         ap.releases().await
     );
     stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
+    for g in gateways {
+        g.stop().await;
+    }
+    control.kill().await;
+}
+
+/// Someone's judgement moves a release on, and it shows: with no traffic the first wave is held
+/// inconclusive; `promote` (with a reason) starts the next wave at once, `skip` moves past a
+/// wave whatever its gates say, and a skip past the last wave ends the release as succeeded.
+/// Another token than an operator's can do neither, and a judgement without a reason is
+/// refused. Every judgement is an event with its actor and reason, in the release's picture.
+#[tokio::test]
+async fn promote_and_skip_move_a_release_on_and_are_recorded() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    // Long bakes and no traffic: without someone's judgement this release would wait.
+    let control = common::production("judged", |c| {
+        c.with_plan(Some(Plan::short(60_000)))
+            .with_tick(Duration::from_millis(200))
+    })
+    .await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    let viewer = ApiClient::new(&control.url(), Some("agent".into()));
+    let gateways: Vec<Agent> = start_fleet(&control.url(), 4, WatchdogSettings::quiet());
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
+    first_version(
+        &op,
+        &approver,
+        &document(backend.addr, 2000),
+        &listens,
+        Duration::from_secs(10),
+    )
+    .await;
+    let v2 = common::pushed(&op, &document(backend.addr, 2500), "v2").await;
+    op.deploy("production", &v2, None).await.expect("deploy v2");
+    let release = async || op.releases().await.expect("releases")[0].clone();
+    let held = wait_until(Duration::from_secs(10), async || {
+        release()
+            .await
+            .reason
+            .is_some_and(|r| r.starts_with("inconclusive"))
+    })
+    .await;
+    assert!(held, "{:?}", release().await);
+    let id = release().await.id;
+    let on_v2 = async || {
+        op.environments().await.expect("envs")[0]
+            .instances
+            .iter()
+            .filter(|i| i.applied.as_ref() == Some(&v2))
+            .count()
+    };
+    assert_eq!(on_v2().await, 1, "the canary only");
+
+    // Refused: a viewer's token, and a judgement without a reason.
+    let refused = viewer.release_judgement(id, "skip", "because").await;
+    assert!(
+        matches!(refused, Err(ClientError::Api { status: 403, .. })),
+        "{refused:?}"
+    );
+    let bare = op.release_judgement(id, "promote", " ").await;
+    assert!(
+        matches!(bare, Err(ClientError::Api { status: 422, .. })),
+        "{bare:?}"
+    );
+
+    // Promote past the inconclusive hold: wave 2 (half the fleet) starts at once.
+    let promoted = op
+        .release_judgement(id, "promote", "canary looked fine by hand")
+        .await
+        .expect("promoted");
+    assert_eq!(promoted.wave, 1, "{promoted:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), async || on_v2().await == 2).await,
+        "wave 2 did not start"
+    );
+    // Skip moves on whatever the gates say; a skip past the last wave ends the release.
+    while release().await.state != "succeeded" {
+        op.release_judgement(id, "skip", "maintenance window closing")
+            .await
+            .expect("skipped");
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), async || on_v2().await == 4).await,
+        "the fleet did not end on v2"
+    );
+    assert_eq!(
+        op.environments().await.expect("envs")[0].desired.as_ref(),
+        Some(&v2)
+    );
+
+    // Recorded: every judgement with its actor and reason, and drawn in the picture.
+    let events = op.events(0).await.expect("events");
+    let judged: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "release.promoted" || e.kind == "release.skipped")
+        .collect();
+    assert!(judged.len() >= 2, "{judged:?}");
+    assert!(
+        judged.iter().all(
+            |e| e.actor == "olivia" && e.data["reason"].as_str().is_some_and(|r| !r.is_empty())
+        ),
+        "{judged:?}"
+    );
+    let svg = op.release_picture(id).await.expect("picture");
+    assert!(
+        svg.contains("promoted by olivia: canary looked fine by hand"),
+        "{svg}"
+    );
+    assert!(svg.contains("skipped by olivia: maintenance window closing"));
     for g in gateways {
         g.stop().await;
     }

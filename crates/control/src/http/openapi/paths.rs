@@ -231,15 +231,33 @@ fn releases(d: &mut Doc) {
     d.op(Op {
         method: "post",
         path: "/v1/releases/{id}/{action}",
-        summary: "Pause, resume or abort a release (abort rolls its cohort back)",
+        summary: "Pause, resume or abort a release (abort rolls its cohort back); promote it past a pause or an inconclusive hold, or skip its current wave, with a reason",
         role: Some("operator"),
         params: &[
             RELEASE,
-            ("action", "path", "enum:pause|resume|abort", "what to do"),
+            (
+                "action",
+                "path",
+                "enum:pause|resume|abort|promote|skip",
+                "what to do",
+            ),
+            (
+                "reason",
+                "query",
+                "string",
+                "why (required to promote or skip; recorded)",
+            ),
         ],
         body: None,
         ok: ("200", "the release", release),
-        errors: &[("404", "no such release"), ("409", "the release has ended")],
+        errors: &[
+            ("404", "no such release"),
+            (
+                "409",
+                "the release has ended, or promote with nothing to promote past",
+            ),
+            ("422", "promote or skip without a reason"),
+        ],
     });
 }
 
