@@ -66,12 +66,17 @@ impl ControlPlane {
         store.ensure_environments(environments).await?;
         let envs = store.environments().await?;
         let names: Arc<[String]> = envs.iter().map(|e| e.name.clone()).collect();
+        let last = envs
+            .iter()
+            .max_by_key(|e| e.position)
+            .map(|e| e.name.clone())
+            .unwrap_or_default();
         let agents = Arc::new(crate::agents::Agents::new(
             &envs,
             store.restart_generations().await?,
         ));
         let releases =
-            Arc::new(Releases::load(store.clone(), agents.clone(), settings.plan).await?);
+            Arc::new(Releases::load(store.clone(), agents.clone(), settings.plan, last).await?);
         let sli = Arc::new(crate::sli::Sli::load(&store).await?);
         let book =
             Arc::new(crate::component_book::ComponentBook::load(&store, environments).await?);

@@ -49,6 +49,24 @@ impl Plan {
 
     /// One instance, 50%, 100%, each baking `bake_ms`, gates judging from 30 canary requests:
     /// a release over a handful of gateways that ends in seconds (drills, tests).
+    /// Every instance at once; passes once all run the version and report, unless the error
+    /// ceiling is breached — no minimum of requests, so an environment without traffic (most
+    /// testing environments) still ends its release. What an environment before the last
+    /// gets by default.
+    pub fn at_once() -> Plan {
+        Plan {
+            waves: vec![Wave {
+                target: WaveTarget::Percent(100),
+                bake_ms: 0,
+            }],
+            gates: GateSettings {
+                min_requests: 0,
+                ..GateSettings::default()
+            },
+            liveness_ms: Plan::standard(0).liveness_ms,
+        }
+    }
+
     pub fn short(bake_ms: u64) -> Plan {
         let mut plan = Plan::standard(bake_ms);
         plan.waves.remove(1);

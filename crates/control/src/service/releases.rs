@@ -8,8 +8,11 @@ pub struct Releases {
     store: Store,
     agents: Arc<crate::agents::Agents>,
     live: std::sync::Mutex<HashMap<String, Live>>,
-    /// The plan new releases follow; `None` deploys to every instance at once.
+    /// The plan new releases in the last environment follow; `None` deploys to every instance
+    /// at once. Environments before it release at once (`Plan::at_once`).
     plan: Option<rampart_rollout::Plan>,
+    /// The pipeline's last environment.
+    last_environment: String,
 }
 
 /// A release the control plane rolled back on its own (a gate failed): it pages.
@@ -24,6 +27,7 @@ impl Releases {
         store: Store,
         agents: Arc<crate::agents::Agents>,
         plan: Option<rampart_rollout::Plan>,
+        last_environment: String,
     ) -> Result<Releases, ControlError> {
         let mut live = HashMap::new();
         for row in store.releases().await? {
@@ -41,6 +45,7 @@ impl Releases {
             agents,
             live: std::sync::Mutex::new(live),
             plan,
+            last_environment,
         })
     }
 
@@ -109,9 +114,14 @@ impl Releases {
         kind: &str,
         mut data: serde_json::Value,
     ) -> Result<(), ControlError> {
-        if let (Some(plan), Some(previous)) = (&self.plan, current)
+        if let (Some(last_plan), Some(previous)) = (&self.plan, current)
             && previous != *version
         {
+            let plan = if env == self.last_environment {
+                last_plan.clone()
+            } else {
+                rampart_rollout::Plan::at_once()
+            };
             if let Some(running) = self.live().get(env) {
                 return Err(ControlError::Conflict(format!(
                     "release {} is already running in {env}; wait for it, or abort it (`rampart rollout abort {}`)",
@@ -121,7 +131,7 @@ impl Releases {
             let intent = rampart_rollout::Intent {
                 version: version.to_string(),
                 previous: Some(previous.to_string()),
-                plan: plan.clone(),
+                plan,
                 state: ReleaseState::Pending,
                 wave: 0,
                 wave_started_ms: crate::release::now_ms(),

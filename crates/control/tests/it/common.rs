@@ -217,6 +217,21 @@ pub async fn pipeline(name: &str, tokens: Tokens) -> rampart_control::Running {
         .expect("control plane")
 }
 
+/// Like [`pipeline`] with the test tokens, the last environment releasing by `plan`, and a
+/// fast reconciler.
+pub async fn pipeline_with_plan(
+    name: &str,
+    plan: Option<rampart_rollout::Plan>,
+) -> rampart_control::Running {
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let envs = ["testing".to_owned(), "production".to_owned()];
+    rampart_control::spawn_with(&temp(name), &envs, tokens(), addr, |c| {
+        c.with_plan(plan).with_tick(Duration::from_millis(200))
+    })
+    .await
+    .expect("control plane")
+}
+
 /// Pushes `document`; returns its version id.
 pub async fn pushed(
     op: &rampart_api::ApiClient,

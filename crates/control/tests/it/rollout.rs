@@ -435,3 +435,112 @@ async fn promote_and_skip_move_a_release_on_and_are_recorded() {
     }
     control.kill().await;
 }
+
+/// The default policy: an environment before the last releases at once and passes once its
+/// instances run the version and report (no traffic needed), so a quiet testing environment
+/// ends a release by itself; the last environment keeps its waves.
+#[tokio::test]
+async fn a_quiet_testing_environment_ends_its_release_by_itself() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    // The default plan (four waves, 30 s bakes) for the last environment.
+    let control = common::pipeline_with_plan("quiet", Some(Plan::standard(30_000))).await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    let quiet = WatchdogSettings::quiet;
+    let testing = [
+        common::start_agent(
+            &control.url(),
+            "testing",
+            "t0",
+            temp("q0"),
+            free_addr(),
+            quiet(),
+        ),
+        common::start_agent(
+            &control.url(),
+            "testing",
+            "t1",
+            temp("q1"),
+            free_addr(),
+            quiet(),
+        ),
+    ];
+    let production = common::start_agent(
+        &control.url(),
+        "production",
+        "p0",
+        temp("qp"),
+        free_addr(),
+        quiet(),
+    );
+    let lkg = async |env: &str| {
+        let envs = op.environments().await.expect("environments");
+        envs.into_iter()
+            .find(|e| e.name == env)
+            .and_then(|e| e.last_known_good)
+    };
+    let v1 = common::pushed(&op, &document(backend.addr, 2000), "v1").await;
+    op.deploy("testing", &v1, None)
+        .await
+        .expect("v1 to testing");
+    assert!(
+        wait_until(Duration::from_secs(10), async || lkg("testing").await
+            == Some(v1.clone()))
+        .await
+    );
+
+    // v2 replaces v1 in testing, which gets no traffic at all: it ends by itself, quickly.
+    let v2 = common::pushed(&op, &document(backend.addr, 2500), "v2").await;
+    let t = Instant::now();
+    op.deploy("testing", &v2, None)
+        .await
+        .expect("v2 to testing");
+    let ended = wait_until(Duration::from_secs(20), async || {
+        lkg("testing").await == Some(v2.clone())
+    })
+    .await;
+    let took = t.elapsed();
+    let releases = op.releases().await.expect("releases");
+    assert!(ended, "the quiet release never ended: {releases:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let release = releases
+        .iter()
+        .find(|r| r.environment == "testing")
+        .expect("a release");
+    assert_eq!(
+        (release.state.as_str(), release.waves),
+        ("succeeded", 1),
+        "{release:?}"
+    );
+
+    // Production keeps its waves: v1 first (a first version goes out at once), then v2 as a
+    // four-wave release that, with no traffic, waits for someone's judgement.
+    approver
+        .deploy("production", &v1, Some("first production config".into()))
+        .await
+        .expect("v1 to production");
+    assert!(
+        wait_until(Duration::from_secs(10), async || lkg("production").await
+            == Some(v1.clone()))
+        .await
+    );
+    op.deploy("production", &v2, None)
+        .await
+        .expect("v2 to production");
+    let held = wait_until(Duration::from_secs(10), async || {
+        op.releases().await.expect("releases").iter().any(|r| {
+            r.environment == "production"
+                && r.waves == 4
+                && r.reason
+                    .as_deref()
+                    .is_some_and(|w| w.starts_with("inconclusive"))
+        })
+    })
+    .await;
+    assert!(held, "{:?}", op.releases().await);
+    for a in testing {
+        a.stop().await;
+    }
+    production.stop().await;
+    control.kill().await;
+}
