@@ -31,11 +31,6 @@ pub struct Instance {
 #[derive(Debug)]
 pub struct Refused(pub String);
 
-fn digest(credential: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(credential.as_bytes()).into()
-}
-
 #[derive(Default)]
 pub struct Fleet {
     instances: Mutex<HashMap<String, Instance>>,
@@ -72,7 +67,7 @@ impl Fleet {
             credential: [0; 32],
         });
         entry.registration = r;
-        entry.credential = digest(credential);
+        entry.credential = crate::tokens::digest(credential);
         entry.last_seen = Instant::now();
         Ok(())
     }
@@ -82,7 +77,7 @@ impl Fleet {
         use subtle::ConstantTimeEq;
         self.lock()
             .get(instance)
-            .is_some_and(|i| bool::from(i.credential.ct_eq(&digest(credential))))
+            .is_some_and(|i| bool::from(i.credential.ct_eq(&crate::tokens::digest(credential))))
     }
 
     /// Records a report; returns the instance's environment and the version it ran before, or

@@ -46,7 +46,7 @@ struct Known {
     info: rampart_api::TokenInfo,
 }
 
-/// SHA-256 of a token.
+/// SHA-256 of a secret: an API token, or an instance credential.
 pub fn digest(token: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(token.as_bytes()).into()

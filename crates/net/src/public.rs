@@ -16,6 +16,15 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// The address a URL's host names literally (`10.0.0.7`, `[::1]`), if it is one; a name is
+/// `None` (only resolving it says where it points).
+pub fn address_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
 fn public_v4(ip: Ipv4Addr) -> bool {
     let [a, b, c, _] = ip.octets();
     let special = ip.is_loopback()

@@ -9,10 +9,8 @@ fn public_literal(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    let host = uri.host().unwrap_or_default();
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    match literal.parse::<std::net::IpAddr>() {
-        Ok(ip) if !rampart_net::is_public(ip) => Err(format!(
+    match rampart_net::public::address_literal(uri.host().unwrap_or_default()) {
+        Some(ip) if !rampart_net::is_public(ip) => Err(format!(
             "{ip} is not a public address; subscriber webhooks go only to public ones"
         )),
         _ => Ok(()),

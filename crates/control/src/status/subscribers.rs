@@ -65,20 +65,19 @@ impl Subscribers {
     /// Whether a webhook host is public: an address literal by its value, a name by every
     /// address it resolves to now (delivery checks again, on the addresses it connects to).
     async fn public_host(&self, host: &str) -> Result<(), String> {
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
         let refused = |what: &str| {
             Err(format!(
                 "{what} is not a public address; subscriber webhooks go only to public ones (an operator may allow private ones with --allow-private-webhooks)"
             ))
         };
-        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        if let Some(ip) = rampart_net::public::address_literal(host) {
             return if rampart_net::is_public(ip) {
                 Ok(())
             } else {
                 refused(&ip.to_string())
             };
         }
-        let name = literal.trim_end_matches('.').to_ascii_lowercase();
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
         if name == "localhost" || name.ends_with(".localhost") {
             return refused(&name);
         }
