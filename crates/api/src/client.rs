@@ -363,14 +363,16 @@ impl ApiClient {
         .await
     }
 
-    /// Long-poll: held by the server up to `wait`; the client waits a little longer.
-    /// Long-polls for the desired version; answers early when it differs from `current` or the
-    /// restart generation differs from `restart` (when given).
+    /// Long-polls for the desired version: held by the server up to `wait` (the client waits a
+    /// little longer); answers early when it differs from `current`, the restart generation
+    /// differs from `restart`, or the number of probes to send differs from `probing` (each
+    /// when given).
     pub async fn desired(
         &self,
         instance: &str,
         current: Option<&str>,
         restart: Option<u64>,
+        probing: Option<usize>,
         wait: Duration,
     ) -> Result<Desired, ClientError> {
         let mut path = format!(
@@ -380,6 +382,9 @@ impl ApiClient {
         );
         if let Some(r) = restart {
             path.push_str(&format!("&restart={r}"));
+        }
+        if let Some(n) = probing {
+            path.push_str(&format!("&probing={n}"));
         }
         self.call(Method::GET, &path, None, wait + Duration::from_secs(2))
             .await
@@ -574,6 +579,28 @@ impl ApiClient {
     pub async fn restart_status(&self, env: &str) -> Result<RestartStatus, ClientError> {
         let path = format!("/v1/environments/{env}/restart");
         self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
+    }
+
+    /// The rollout policy in force in `env`.
+    pub async fn policy(&self, env: &str) -> Result<Policy, ClientError> {
+        let path = format!("/v1/environments/{}/policy", encode(env));
+        self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
+    }
+
+    /// Every stored revision of `env`'s policy, newest first.
+    pub async fn policy_history(&self, env: &str) -> Result<Vec<Policy>, ClientError> {
+        let path = format!("/v1/environments/{}/policy/history", encode(env));
+        self.call(Method::GET, &path, None, DEFAULT_TIMEOUT).await
+    }
+
+    /// Stores a new revision of `env`'s policy (operator).
+    pub async fn set_policy(&self, env: &str, text: &str) -> Result<Policy, ClientError> {
+        let path = format!("/v1/environments/{}/policy", encode(env));
+        let body = PolicySet {
+            text: text.to_owned(),
+        };
+        self.call(Method::PUT, &path, Self::json(&body), DEFAULT_TIMEOUT)
+            .await
     }
 }
 

@@ -13,4 +13,6 @@ pub mod types;
 pub use access::*;
 pub use client::{ApiClient, ClientError};
 pub use operations::*;
+/// Synthetic probes travel the agent protocol as the rollout planner defines them.
+pub use rampart_rollout::{Probe, ProbeCounts};
 pub use types::*;

@@ -135,6 +135,10 @@ pub struct Desired {
     /// Restart generation: when it grows, the agent drains and restarts its gateway.
     #[serde(default)]
     pub restart: u64,
+    /// Synthetic requests this instance sends through its own listener while its release
+    /// wave bakes; empty otherwise.
+    #[serde(default)]
+    pub probes: Vec<rampart_rollout::Probe>,
 }
 
 /// The outcome of an agent's last apply.
@@ -178,6 +182,9 @@ pub struct Report {
     /// The last restart generation this agent completed.
     #[serde(default)]
     pub restarts: u64,
+    /// What this instance's synthetic probes got since the last report (not in `requests`).
+    #[serde(default)]
+    pub probes: rampart_rollout::ProbeCounts,
 }
 
 /// Upper bounds (ms) of the latency buckets in a [`Report`]; one more bucket holds the rest.
@@ -200,6 +207,35 @@ pub struct ReleaseStatus {
     pub gate: Option<String>,
     /// Why the wave holds, or why the release ended.
     pub reason: Option<String>,
+    /// The policy the release follows ("default", "production policy r3").
+    #[serde(default)]
+    pub policy: String,
+    /// The current step in words: the wave, its size, its bake, a pause after it.
+    #[serde(default)]
+    pub step: String,
+}
+
+/// An environment's rollout policy (`GET /v1/environments/{env}/policy`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Policy {
+    pub environment: String,
+    /// The stored revision; absent while the environment follows the default.
+    pub revision: Option<i64>,
+    /// The policy as written (the default written out when none is stored).
+    pub text: String,
+    pub actor: Option<String>,
+    pub created_at: Option<String>,
+    /// What this revision changed from the one before it, by path.
+    #[serde(default)]
+    pub changes: Vec<String>,
+}
+
+/// `PUT /v1/environments/{env}/policy`: a new revision of the environment's policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySet {
+    /// The policy, YAML or JSON (`rampart policy schema` prints its JSON Schema).
+    pub text: String,
 }
 
 /// A deploy waiting for a second person (`GET /v1/approvals`, `POST /v1/approvals/{id}/approve`).

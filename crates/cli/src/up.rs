@@ -119,6 +119,7 @@ async fn start_agents(o: &UpOptions, data: &Path, url: &str) -> Result<Agents> {
                 listen: vec![("public".into(), listen)],
                 admin: Some("127.0.0.1:0".parse().context("admin address")?),
                 drain: Duration::from_secs(2),
+                probe_secret: None,
             },
             watchdog: Default::default(),
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ControlError;
-use crate::service::{AgentProtocol, Pipeline, Releases, Restarts, Settings};
+use crate::service::{AgentProtocol, Pipeline, Policies, Releases, Restarts, Settings};
 use crate::store::Store;
 
 /// The control plane: its parts, each owning its state, wired together once by `open_with`.
@@ -19,6 +19,8 @@ pub struct ControlPlane {
     pub agents: Arc<crate::agents::Agents>,
     /// Releases in waves as the reconciler drives them.
     pub releases: Arc<Releases>,
+    /// Each environment's rollout policy, every revision kept.
+    pub policies: Arc<Policies>,
     /// Versions, deploys in pipeline order, approvals, rollback.
     pub pipeline: Pipeline,
     /// Registration, the desired-version long-poll, reports.
@@ -75,14 +77,22 @@ impl ControlPlane {
             &envs,
             store.restart_generations().await?,
         ));
+        // Notifications and Prometheus gates resolve hosts with the deadline-bound resolver;
+        // without one nothing starts.
+        let resolver = rampart_net::Resolver::new(&settings.notify.resolver)
+            .map_err(|e| ControlError::Invalid(format!("DNS resolver: {e}")))?;
+        let policies = Arc::new(Policies::new(
+            store.clone(),
+            settings.plan,
+            last,
+            names.clone(),
+        ));
+        let asker = Arc::new(crate::prometheus::Asker::new(&resolver));
         let releases =
-            Arc::new(Releases::load(store.clone(), agents.clone(), settings.plan, last).await?);
+            Arc::new(Releases::load(store.clone(), agents.clone(), policies.clone(), asker).await?);
         let sli = Arc::new(crate::sli::Sli::load(&store).await?);
         let book =
             Arc::new(crate::component_book::ComponentBook::load(&store, environments).await?);
-        // Notifications resolve hosts with the deadline-bound resolver; without one nothing starts.
-        let resolver = rampart_net::Resolver::new(&settings.notify.resolver)
-            .map_err(|e| ControlError::Invalid(format!("notification DNS resolver: {e}")))?;
         let notify = Arc::new(settings.notify);
         let maintenances = Arc::new(crate::status::Maintenances::new(
             store.clone(),
@@ -134,6 +144,7 @@ impl ControlPlane {
                 book,
                 notify: notify.clone(),
                 agents: agents.clone(),
+                releases: releases.clone(),
                 catalogue: catalogue.clone(),
                 maintenances: maintenances.clone(),
                 incidents: incidents.clone(),
@@ -148,6 +159,7 @@ impl ControlPlane {
             store,
             agents,
             releases,
+            policies,
             catalogue,
             maintenances,
             incidents,

@@ -18,6 +18,8 @@ pub struct Instance {
     pub last_seen: Instant,
     pub requests: [u64; 5],
     pub shed: u64,
+    /// Synthetic probes sent and answered unexpectedly since registration (not in `requests`).
+    pub probes: rampart_api::ProbeCounts,
     /// Latency histogram since registration (buckets of `rampart_api::LATENCY_BOUNDS_MS`).
     pub latency: Vec<u64>,
     pub problems: Vec<String>,
@@ -61,6 +63,7 @@ impl Fleet {
             last_seen: Instant::now(),
             requests: [0; 5],
             shed: 0,
+            probes: Default::default(),
             latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
             problems: vec![],
             restarts: 0,
@@ -97,6 +100,8 @@ impl Fleet {
             *total += n;
         }
         i.shed += r.shed;
+        i.probes.sent = i.probes.sent.saturating_add(r.probes.sent);
+        i.probes.unexpected = i.probes.unexpected.saturating_add(r.probes.unexpected);
         for (total, n) in i.latency.iter_mut().zip(&r.latency) {
             *total += n;
         }

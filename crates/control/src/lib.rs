@@ -17,6 +17,7 @@ pub mod http;
 pub mod listener;
 pub mod notify;
 pub mod postmortem;
+pub mod prometheus;
 pub mod release;
 pub mod restart;
 pub mod rollout_picture;

@@ -33,12 +33,16 @@ pub struct Live {
     pub snapshot: HashMap<String, Counts>,
     /// Cohort instances seen running the new version.
     pub applied: std::collections::HashSet<String>,
+    /// The wave whose overdue inconclusive hold was last recorded (one event per wave).
+    pub overdue_wave: Option<usize>,
 }
 
+/// What the gates count of an instance: user requests and synthetic probes together, a probe
+/// answered unexpectedly counting as an error (the SLIs count user requests only).
 pub fn cumulative(i: &Instance) -> Counts {
     Counts {
-        requests: i.requests.iter().sum(),
-        errors: i.requests[4],
+        requests: i.requests.iter().sum::<u64>() + i.probes.sent,
+        errors: i.requests[4] + i.probes.unexpected,
         shed: i.shed,
         p99_ms: None,
     }
@@ -73,6 +77,7 @@ impl Live {
             row,
             snapshot: HashMap::new(),
             applied: Default::default(),
+            overdue_wave: None,
         }
     }
 
@@ -107,7 +112,10 @@ impl Live {
                 }
             })
             .collect();
-        Observed { instances: views }
+        Observed {
+            instances: views,
+            queries: vec![],
+        }
     }
 
     /// Re-bases a cohort instance's counts the first time it reports the new version: the
@@ -144,6 +152,8 @@ impl Live {
             cohort: self.row.cohort.clone(),
             gate: self.row.gate.clone(),
             reason: self.row.reason.clone(),
+            policy: i.plan.source.clone(),
+            step: step_text(i),
         }
     }
 }
@@ -167,7 +177,38 @@ pub fn verdict_text(v: &Verdict) -> String {
     }
 }
 
-/// The planner's decision for a release, given the fleet.
-pub fn decide(live: &Live, instances: &[Instance], now: u64) -> Vec<Action> {
-    step(&live.row.intent, &live.observe(instances, now), now)
+/// The planner's decision for a release, given the fleet and Prometheus's latest answers.
+pub fn decide(
+    live: &Live,
+    instances: &[Instance],
+    queries: Vec<rampart_rollout::QueryOutcome>,
+    now: u64,
+) -> Vec<Action> {
+    let mut observed = live.observe(instances, now);
+    observed.queries = queries;
+    step(&live.row.intent, &observed, now)
+}
+
+/// Whether a hold is one someone's `promote` may end: a policy pause or an inconclusive wave.
+pub fn awaits_judgement(reason: &str) -> bool {
+    reason.starts_with("inconclusive") || reason.starts_with("paused")
+}
+
+/// The current step in words: "wave 2 of 3: 50%, bake 10s, then a pause".
+pub fn step_text(intent: &rampart_rollout::Intent) -> String {
+    let Some(w) = intent.plan.waves.get(intent.wave) else {
+        return format!("all {} waves done", intent.plan.waves.len());
+    };
+    let size = match w.target {
+        rampart_rollout::WaveTarget::Instances(n) => format!("{n} instance(s)"),
+        rampart_rollout::WaveTarget::Percent(p) => format!("{p}%"),
+    };
+    let bake =
+        rampart_model::duration::format_duration(std::time::Duration::from_millis(w.bake_ms));
+    let pause = if w.pause { ", then a pause" } else { "" };
+    format!(
+        "wave {} of {}: {size}, bake {bake}{pause}",
+        intent.wave + 1,
+        intent.plan.waves.len()
+    )
 }

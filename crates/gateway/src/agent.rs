@@ -75,6 +75,8 @@ struct State {
     restart: Option<u64>,
     /// The credential this instance's registration got; reports carry it.
     credential: Option<String>,
+    /// What this instance's synthetic probes got so far (the report sends differences).
+    probes: Option<Arc<crate::prober::Tally>>,
 }
 
 type Shared = Arc<Mutex<Option<Gateway>>>;
@@ -84,9 +86,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Runs until `shutdown` resolves, then drains the gateway.
 pub async fn run(
-    opts: AgentOptions,
+    mut opts: AgentOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    let mut secret = [0u8; 16];
+    if getrandom::fill(&mut secret).is_ok() {
+        opts.gateway.probe_secret = Some(hex::encode(secret).into());
+    }
     let client = ApiClient::new(&opts.control, opts.token.clone());
     let client = match &opts.ca {
         Some(pem) => client.with_ca(pem).map_err(AgentError::Ca)?,
@@ -145,6 +151,9 @@ async fn poll_loop(
     let mut wait = Duration::from_secs(25);
     let mut registered = false;
     let mut instance = client.clone();
+    let mut prober =
+        crate::prober::Prober::new(opts.gateway.probe_secret.clone().unwrap_or_default());
+    state.lock().await.probes = Some(prober.tally());
     loop {
         if !registered {
             match client.register(&registration).await {
@@ -178,13 +187,19 @@ async fn poll_loop(
                 &opts.instance,
                 current.as_ref().map(VersionId::as_str),
                 restart,
+                Some(prober.running()),
                 wait,
             )
             .await
         {
-            Ok(desired) => {
+            Ok(mut desired) => {
                 backoff = BACKOFF_MIN;
                 let generation = desired.restart;
+                let target = match gateway.lock().await.as_ref() {
+                    Some(g) => g.plain_listener_addr().await,
+                    None => None,
+                };
+                prober.set(std::mem::take(&mut desired.probes), target);
                 apply(opts, desired, state, gateway).await;
                 let due = restart.is_some_and(|r| generation > r);
                 if due {
@@ -368,6 +383,7 @@ async fn report_loop(
     gateway: Shared,
 ) {
     let mut reported = TotalsReading::default();
+    let mut reported_probes = rampart_api::ProbeCounts::default();
     let mut previous_tick = TotalsReading::default();
     let window_secs = opts.watchdog.window.as_secs().max(1) as usize;
     let mut history = History::new(window_secs.max(30));
@@ -398,9 +414,10 @@ async fn report_loop(
         )
         .await;
         previous_tick = totals.clone();
-        let report = {
+        let (report, probes) = {
             let st = state.lock().await;
-            Report {
+            let probes = st.probes.as_ref().map(|t| t.reading()).unwrap_or_default();
+            let report = Report {
                 applied: st.serving.as_ref().map(|s| s.version.clone()),
                 result: st.result.clone(),
                 requests: std::array::from_fn(|i| {
@@ -415,7 +432,12 @@ async fn report_loop(
                     .collect(),
                 routes: route_deltas(&totals, &reported),
                 restarts: st.restart.unwrap_or(0),
-            }
+                probes: rampart_api::ProbeCounts {
+                    sent: probes.sent.saturating_sub(reported_probes.sent),
+                    unexpected: probes.unexpected.saturating_sub(reported_probes.unexpected),
+                },
+            };
+            (report, probes)
         };
         // Counters only advance when the control plane has them; a failed report is resent.
         let Some(credential) = state.lock().await.credential.clone() else {
@@ -427,6 +449,7 @@ async fn report_loop(
             .await;
         if sent.is_ok() {
             reported = totals;
+            reported_probes = probes;
         }
     }
 }

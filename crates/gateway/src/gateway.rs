@@ -27,6 +27,8 @@ pub struct Options {
     pub admin: Option<SocketAddr>,
     /// How long stopping listeners wait for open requests.
     pub drain: Duration,
+    /// The secret this process's synthetic probes carry (the agent sets it).
+    pub probe_secret: Option<std::sync::Arc<str>>,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             listen: Vec::new(),
             admin: None,
             drain: Duration::from_secs(30),
+            probe_secret: None,
         }
     }
 }
@@ -66,6 +69,10 @@ impl Gateway {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             started: std::time::Instant::now(),
+            probe_secret: options
+                .probe_secret
+                .as_deref()
+                .and_then(|s| http::HeaderValue::from_str(s).ok()),
         });
         let gateway = Gateway {
             shared,
@@ -180,6 +187,21 @@ impl Gateway {
             .iter()
             .find(|l| l.config().name == name)
             .map(|l| l.local_addr)
+    }
+
+    /// Where this gateway's own probes go: the first listener without TLS, on loopback when it
+    /// listens on every address.
+    pub async fn plain_listener_addr(&self) -> Option<SocketAddr> {
+        let listeners = self.listeners.lock().await;
+        let l = listeners.iter().find(|l| l.tls.load().is_none())?;
+        let mut addr = l.local_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        Some(addr)
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod listener;
 pub mod lkg;
 pub mod metrics;
+pub mod prober;
 pub mod proxy;
 pub mod response;
 pub mod retry;

@@ -43,6 +43,7 @@ struct Inner {
     connections: Gauge,
     connections_total: Counter,
     deadlines: Family<Labels, Counter>,
+    probes: Family<Labels, Counter>,
     request_body_stalls: Counter,
     upstream_body_stalls: Counter,
     /// Totals across routes, read by the agent's reports.
@@ -142,6 +143,7 @@ impl Metrics {
             connections: Gauge::default(),
             connections_total: Counter::default(),
             deadlines: Family::default(),
+            probes: Family::default(),
             request_body_stalls: Counter::default(),
             upstream_body_stalls: Counter::default(),
             totals: Arc::default(),
@@ -215,6 +217,12 @@ impl Metrics {
              request_body, upstream_body)",
             inner.deadlines.clone(),
         );
+        r.register(
+            "probe_requests",
+            "Synthetic probe requests answered, by route and status class (apart from \
+             rampart_requests and the SLIs)",
+            inner.probes.clone(),
+        );
         inner.request_body_stalls = inner
             .deadlines
             .get_or_create(&vec![("kind", "request_body".to_owned())])
@@ -243,6 +251,18 @@ impl Metrics {
         self.inner
             .deadlines
             .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
+    }
+
+    /// Counts a synthetic probe's answer (`route` is "" when none matched).
+    pub fn probe(&self, route: &str, status: u16) {
+        let class = CLASSES[usize::from(status / 100).clamp(1, 5) - 1];
+        self.inner
+            .probes
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("class", class.to_owned()),
+            ])
             .inc();
     }
 

@@ -55,9 +55,22 @@ impl Drop for InflightGauge {
 pub async fn handle(
     shared: &Shared,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
+    // A synthetic probe of this process is counted apart from user traffic (not in the SLIs);
+    // the header never reaches an upstream, whoever sent it.
+    let probe = req
+        .headers_mut()
+        .remove(crate::prober::PROBE_HEADER)
+        .is_some_and(|v| shared.is_probe(&v));
+    let record = |metrics: &crate::metrics::RouteMetrics, route: &str, status: u16| {
+        if probe {
+            shared.metrics.probe(route, status);
+        } else {
+            metrics.observe(status, start.elapsed());
+        }
+    };
     let id = request_id(req.headers());
     let Some(snapshot) = shared.snapshot.load_full() else {
         return ProxyError::NoEndpoint {
@@ -70,9 +83,7 @@ pub async fn handle(
         Ok(t) => t,
         Err(e) => {
             let resp = e.into_response(None, &id);
-            snapshot
-                .unmatched
-                .observe(resp.status().as_u16(), start.elapsed());
+            record(&snapshot.unmatched, "", resp.status().as_u16());
             return resp;
         }
     };
@@ -82,9 +93,7 @@ pub async fn handle(
         .cloned();
     let Some(route) = route else {
         let resp = ProxyError::NoRoute.into_response(None, &id);
-        snapshot
-            .unmatched
-            .observe(resp.status().as_u16(), start.elapsed());
+        record(&snapshot.unmatched, "", resp.status().as_u16());
         return resp;
     };
     let limits = &snapshot.config.limits;
@@ -100,9 +109,7 @@ pub async fn handle(
             e.into_response(Some(&route.config.name), &id)
         }
     };
-    route
-        .metrics
-        .observe(resp.status().as_u16(), start.elapsed());
+    record(&route.metrics, &route.config.name, resp.status().as_u16());
     resp
 }
 

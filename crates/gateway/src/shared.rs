@@ -22,4 +22,15 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// When this gateway started: `/readyz` advertises a weight that ramps up from it.
     pub started: std::time::Instant,
+    /// The secret this process's synthetic probes carry (`x-rampart-probe`); none, none counted.
+    pub probe_secret: Option<http::HeaderValue>,
+}
+
+impl Shared {
+    /// Whether a probe header's value is this process's secret.
+    pub fn is_probe(&self, value: &http::HeaderValue) -> bool {
+        self.probe_secret
+            .as_ref()
+            .is_some_and(|s| subtle::ConstantTimeEq::ct_eq(s.as_bytes(), value.as_bytes()).into())
+    }
 }

@@ -50,8 +50,14 @@ impl fmt::Display for Change {
 pub fn diff(old: &Document, new: &Document) -> Vec<Change> {
     let a = serde_json::to_value(old).unwrap_or(Value::Null);
     let b = serde_json::to_value(new).unwrap_or(Value::Null);
+    diff_values(&a, &b)
+}
+
+/// The changes that turn one JSON value into another, by path (lists of named objects matched
+/// by name): the same reading for any document, e.g. a rollout policy.
+pub fn diff_values(old: &Value, new: &Value) -> Vec<Change> {
     let mut out = Vec::new();
-    walk("", Some(&a), Some(&b), &mut out);
+    walk("", Some(old), Some(new), &mut out);
     out
 }
 

@@ -18,7 +18,7 @@ pub mod version;
 
 pub use compile::{compile, parse_endpoint};
 pub use config::*;
-pub use diff::{Change, ChangeKind, diff, high_risk};
+pub use diff::{Change, ChangeKind, diff, diff_values, high_risk};
 pub use error::{CompileErrors, ConfigError, LoadError};
 pub use parse::{Format, parse_document};
 pub use path::{EscapedSlashes, PathError};

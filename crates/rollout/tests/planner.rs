@@ -2,7 +2,8 @@
 
 use rampart_rollout::plan::{InstanceView, cohort_size};
 use rampart_rollout::{
-    Action, Counts, Intent, Observed, Plan, ReleaseState, Verdict, WaveTarget, step,
+    Action, Comparison, Counts, InconclusiveAction, Intent, Observed, OnInconclusive, OnNoData,
+    Plan, Prometheus, Query, QueryOutcome, ReleaseState, Sample, Verdict, WaveTarget, step,
 };
 
 const OLD: &str = "v-old";
@@ -20,6 +21,8 @@ struct Sim {
     silent: Vec<String>,
     /// Instances that reject the new version.
     rejecting: Vec<String>,
+    /// What Prometheus answers each second, if the plan asks it.
+    prometheus: Option<Sample>,
 }
 
 impl Sim {
@@ -41,6 +44,7 @@ impl Sim {
             rng: fastrand::Rng::with_seed(seed),
             silent: vec![],
             rejecting: vec![],
+            prometheus: None,
         }
     }
 
@@ -79,6 +83,8 @@ struct Outcome {
     max_exposed: usize,
     reason: Option<String>,
     holds: Vec<String>,
+    /// What `on_inconclusive` did, each time it acted.
+    overdue: Vec<InconclusiveAction>,
 }
 
 fn run(sim: &mut Sim, plan: Plan, limit_s: u64) -> Outcome {
@@ -92,11 +98,21 @@ fn run(sim: &mut Sim, plan: Plan, limit_s: u64) -> Outcome {
     };
     let mut max_exposed = 0;
     let mut holds = Vec::new();
+    let mut overdue = Vec::new();
     for second in 0..limit_s {
         let now = second * 1000;
         sim.tick(now);
+        let queries = match &sim.prometheus {
+            Some(sample) => vec![QueryOutcome {
+                name: "downstream".into(),
+                at_ms: now,
+                sample: sample.clone(),
+            }],
+            None => vec![],
+        };
         let observed = Observed {
             instances: sim.instances.clone(),
+            queries,
         };
         for action in step(&intent, &observed, now) {
             match action {
@@ -120,6 +136,7 @@ fn run(sim: &mut Sim, plan: Plan, limit_s: u64) -> Outcome {
                     }
                 }
                 Action::Hold { reason } => holds.push(reason),
+                Action::Overdue { then, .. } => overdue.push(then),
                 Action::Gate { .. } => {}
                 Action::Fail { reason, rollback } => {
                     for i in sim
@@ -135,6 +152,7 @@ fn run(sim: &mut Sim, plan: Plan, limit_s: u64) -> Outcome {
                         max_exposed,
                         reason: Some(reason),
                         holds,
+                        overdue,
                     };
                 }
                 Action::Succeed => {
@@ -144,6 +162,7 @@ fn run(sim: &mut Sim, plan: Plan, limit_s: u64) -> Outcome {
                         max_exposed,
                         reason: None,
                         holds,
+                        overdue,
                     };
                 }
             }
@@ -161,6 +180,7 @@ fn run(sim: &mut Sim, plan: Plan, limit_s: u64) -> Outcome {
         max_exposed,
         reason: None,
         holds,
+        overdue,
     }
 }
 
@@ -331,4 +351,112 @@ fn verdicts_explain_themselves() {
     assert!(
         matches!(rampart_rollout::judge(slow, fast, &s), Verdict::Fail { ref gate, .. } if gate == "latency")
     );
+}
+
+#[test]
+fn a_paused_wave_holds_after_its_bake_until_promoted() {
+    let mut plan = Plan::short(10_000);
+    plan.waves[1].pause = true;
+    let mut sim = Sim::new(4, 100, 0.001, 0.001, 6);
+    let out = run(&mut sim, plan, 300);
+    assert_eq!(out.state, ReleaseState::Rolling, "{out:?}");
+    let last = out.holds.last().cloned().unwrap_or_default();
+    assert!(last.starts_with("paused by policy after wave 2"), "{last}");
+    assert_eq!(
+        out.max_exposed, 2,
+        "the paused wave's cohort only (50% of 4)"
+    );
+}
+
+fn quiet_plan(action: InconclusiveAction) -> Plan {
+    Plan {
+        on_inconclusive: Some(OnInconclusive {
+            after_ms: 60_000,
+            action,
+        }),
+        ..Plan::short(10_000)
+    }
+}
+
+#[test]
+fn a_wave_inconclusive_for_too_long_does_what_the_policy_says() {
+    let mut sim = Sim::new(3, 0, 0.0, 0.0, 7);
+    let out = run(&mut sim, quiet_plan(InconclusiveAction::Rollback), 300);
+    assert_eq!(out.state, ReleaseState::RolledBack, "{out:?}");
+    assert!((60..=62).contains(&out.seconds), "{out:?}");
+    assert!(
+        out.reason
+            .is_some_and(|r| r.contains("on_inconclusive: rollback"))
+    );
+
+    let mut sim = Sim::new(3, 0, 0.0, 0.0, 8);
+    let out = run(&mut sim, quiet_plan(InconclusiveAction::Promote), 400);
+    assert_eq!(out.state, ReleaseState::Succeeded, "{out:?}");
+    assert_eq!(out.overdue.len(), 3, "once per wave: {:?}", out.overdue);
+
+    let mut sim = Sim::new(3, 0, 0.0, 0.0, 9);
+    let out = run(&mut sim, quiet_plan(InconclusiveAction::Hold), 300);
+    assert_eq!(out.state, ReleaseState::Rolling, "{out:?}");
+    assert_eq!(out.max_exposed, 1);
+    let last = out.holds.last().cloned().unwrap_or_default();
+    assert!(last.contains("waiting for a person"), "{last}");
+}
+
+fn gated(mut plan: Plan) -> Plan {
+    plan.prometheus = Some(Prometheus {
+        url: "http://127.0.0.1:9090".into(),
+        interval_ms: 1_000,
+        deadline_ms: 1_000,
+        queries: vec![Query {
+            name: "downstream".into(),
+            query: "sum(rate(downstream_errors_total[1m]))".into(),
+            comparison: Comparison::Below,
+            threshold: 0.05,
+            on_no_data: OnNoData::Inconclusive,
+        }],
+    });
+    plan
+}
+
+#[test]
+fn a_prometheus_gate_fails_a_release_the_agents_would_pass() {
+    let mut sim = Sim::new(4, 100, 0.001, 0.001, 10);
+    sim.prometheus = Some(Sample::Value(0.3));
+    let out = run(&mut sim, gated(Plan::short(10_000)), 300);
+    assert_eq!(out.state, ReleaseState::RolledBack, "{out:?}");
+    assert!(
+        out.reason
+            .is_some_and(|r| r.contains("prometheus:downstream"))
+    );
+    assert_eq!(out.max_exposed, 1);
+
+    let mut sim = Sim::new(4, 100, 0.001, 0.001, 11);
+    sim.prometheus = Some(Sample::Value(0.01));
+    let out = run(&mut sim, gated(Plan::short(10_000)), 300);
+    assert_eq!(out.state, ReleaseState::Succeeded, "{out:?}");
+}
+
+#[test]
+fn an_unanswered_query_holds_and_never_passes_not_even_by_policy() {
+    for sample in [
+        Some(Sample::Empty),
+        Some(Sample::Value(f64::NAN)),
+        Some(Sample::Error("deadline".into())),
+        None,
+    ] {
+        let mut sim = Sim::new(4, 100, 0.001, 0.001, 12);
+        sim.prometheus = sample.clone();
+        let out = run(
+            &mut sim,
+            gated(quiet_plan(InconclusiveAction::Promote)),
+            300,
+        );
+        assert_eq!(out.state, ReleaseState::Rolling, "{sample:?}: {out:?}");
+        assert_eq!(out.max_exposed, 1, "{sample:?}");
+        assert!(
+            out.overdue.iter().all(|a| *a == InconclusiveAction::Hold),
+            "{sample:?}: {:?}",
+            out.overdue
+        );
+    }
 }

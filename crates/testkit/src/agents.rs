@@ -58,6 +58,7 @@ impl SimulatedFleet {
                             &reg.instance,
                             current.as_ref().map(|v| v.as_str()),
                             None,
+                            None,
                             wait.min(Duration::from_secs(1)),
                         )
                         .await

@@ -51,6 +51,14 @@ pub enum PeerError {
 }
 
 impl Peer {
+    /// A started child, killed (and reaped) when the handle drops.
+    pub fn from_child(child: Child) -> Peer {
+        Peer {
+            child: Some(child),
+            addr: None,
+        }
+    }
+
     /// Starts a Python peer server; it prints `LISTENING <addr>` on its first line of stdout.
     pub async fn python_server(name: &str, args: &[&str]) -> Result<Peer, PeerError> {
         let mut cmd = Command::new(python());
@@ -181,10 +189,7 @@ impl Nginx {
         let child = cmd
             .spawn()
             .map_err(|e| PeerError::Spawn("nginx".into(), e))?;
-        let peer = Peer {
-            child: Some(child),
-            addr: None,
-        };
+        let peer = Peer::from_child(child);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(addr).await.is_err() {

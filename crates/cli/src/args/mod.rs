@@ -112,6 +112,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RolloutCommand,
     },
+    /// Rollout policies per environment: show, set, diff, history, schema.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Deploys waiting for a second person's approval.
     Approvals {
         #[command(flatten)]
@@ -258,6 +263,39 @@ pub enum RolloutCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// The policy in force in an environment (the default written out when none is stored).
+    Show {
+        env: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Store a new revision of an environment's policy (operator; checked, audited).
+    Set {
+        env: String,
+        /// The policy file (YAML or JSON).
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// What a policy file would change in an environment's policy in force.
+    Diff {
+        env: String,
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Every stored revision, newest first: who, when, what changed.
+    History {
+        env: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the policy document's JSON Schema (for editors).
+    Schema,
 }
 
 /// Where the control plane is, and how to talk to it.

@@ -4,6 +4,7 @@
 mod config;
 mod demo;
 mod incident;
+mod policy;
 mod release;
 mod serve;
 mod status_page;
@@ -32,6 +33,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         } => release::deploy(remote, env, version, break_glass),
         Command::Rollback { remote, env, to } => release::rollback(remote, env, to),
         Command::Rollout { command } => release::rollout(command),
+        Command::Policy { command } => policy::policy(command),
         Command::Approvals { remote } => release::approvals(remote),
         Command::Approve { remote, id } => release::approve(remote, id),
         Command::Fleet { command, remote } => release::fleet(command, remote),

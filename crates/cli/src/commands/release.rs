@@ -276,6 +276,11 @@ fn print_releases(list: &[rampart_api::ReleaseStatus]) {
             r.state,
             r.cohort.join(",")
         );
+        if !r.policy.is_empty() && matches!(r.state.as_str(), "pending" | "rolling" | "paused") {
+            println!("      policy: {}; {}", r.policy, r.step);
+        } else if !r.policy.is_empty() {
+            println!("      policy: {}", r.policy);
+        }
         if let Some(g) = &r.gate {
             println!("      gate: {g}");
         }

@@ -29,6 +29,7 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
         listen,
         admin,
         drain,
+        probe_secret: None,
     };
     match (config, control, env, state_dir) {
         (Some(config), _, _, _) => {

@@ -167,6 +167,7 @@ impl World {
                     listen: vec![("public".into(), listen)],
                     admin: Some("127.0.0.1:0".parse()?),
                     drain: Duration::from_millis(500),
+                    probe_secret: None,
                 },
                 watchdog: watchdog.clone(),
             };

@@ -43,6 +43,7 @@ pub struct Alerting {
     pub(crate) book: Arc<crate::component_book::ComponentBook>,
     pub(crate) notify: Arc<crate::notify::NotifySettings>,
     pub(crate) agents: Arc<crate::agents::Agents>,
+    pub(crate) releases: Arc<crate::service::Releases>,
     pub(crate) catalogue: Arc<Catalogue>,
     pub(crate) maintenances: Arc<crate::status::Maintenances>,
     pub(crate) incidents: Arc<Incidents>,
@@ -151,6 +152,7 @@ impl Alerting {
             .collect();
         self.evaluate_slos(&active).await?;
         self.evaluate_instances(&active).await?;
+        self.evaluate_holds(&active).await?;
         let converged = self.incidents.converge().await?;
         for env in &converged {
             for key in [format!("rollback:{env}"), format!("gate:{env}")] {
@@ -275,6 +277,53 @@ impl Alerting {
                     }
                     _ => {}
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Alerting {
+    /// A release its policy holds for a person (`on_inconclusive: hold` past its deadline)
+    /// raises a ticket; it resolves when the release moves on or ends.
+    async fn evaluate_holds(
+        &self,
+        active: &HashMap<String, rampart_api::Alert>,
+    ) -> Result<(), ControlError> {
+        let statuses = self.releases.statuses();
+        for env in self.catalogue.environments.iter() {
+            let key = format!("held:{env}");
+            let held = statuses.iter().find(|r| {
+                r.environment == *env
+                    && r.reason
+                        .as_deref()
+                        .is_some_and(|why| why.contains("waiting for a person"))
+            });
+            match (held, active.contains_key(&key)) {
+                (Some(r), false) => {
+                    let why = r.reason.clone().unwrap_or_default();
+                    let summary = format!(
+                        "Release {} of {} in {env} is held: {why}. Decide with `rampart rollout promote|skip|abort {}`",
+                        r.id,
+                        r.version.short(),
+                        r.id
+                    );
+                    let data =
+                        serde_json::json!({ "environment": env, "release": r.id, "reason": why });
+                    let alert = NewAlert {
+                        key,
+                        name: "release held".into(),
+                        severity: Severity::Ticket,
+                        source: "event",
+                        summary,
+                        data,
+                    };
+                    self.fire(alert, None).await?;
+                }
+                (None, true) => {
+                    self.resolve(&key).await?;
+                }
+                _ => {}
             }
         }
         Ok(())

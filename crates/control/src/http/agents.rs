@@ -38,6 +38,9 @@ struct DesiredQuery {
     wait_ms: u64,
     #[serde(default)]
     restart: Option<u64>,
+    /// How many probes the agent sends now.
+    #[serde(default)]
+    probing: Option<usize>,
 }
 
 async fn desired(
@@ -56,6 +59,7 @@ async fn desired(
                 &credential,
                 current,
                 q.restart,
+                q.probing,
                 Duration::from_millis(q.wait_ms),
             )
             .await?,

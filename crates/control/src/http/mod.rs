@@ -10,6 +10,7 @@ mod extract;
 mod incidents;
 pub mod openapi;
 mod ops;
+mod policies;
 pub mod public_rate;
 mod releases;
 mod status_page;
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/openapi.json", get(|| async { Json(openapi::document()) }))
             .merge(versions::routes())
             .merge(environments::routes())
+            .merge(policies::routes())
             .merge(releases::routes())
             .merge(agents::routes())
             .merge(ops::routes())

@@ -13,6 +13,7 @@ use schemars::transform::RecursiveTransform;
 use serde_json::{Map, Value, json};
 
 mod paths;
+mod policies;
 
 /// Builds the document: operations reference schemas through [`Doc::schema`], which registers
 /// each type (and the types inside it) once.
@@ -212,5 +213,6 @@ pub fn document() -> Value {
     let mut doc = Doc::new();
     paths::core(&mut doc);
     paths::operations(&mut doc);
+    policies::policies(&mut doc);
     doc.finish()
 }

@@ -111,6 +111,7 @@ impl AgentProtocol {
         credential: &str,
         current: Option<&str>,
         known_restart: Option<u64>,
+        probing: Option<usize>,
         wait: Duration,
     ) -> Result<Desired, ControlError> {
         self.check(instance, credential)?;
@@ -134,6 +135,10 @@ impl AgentProtocol {
             if known_restart.is_some_and(|k| k != self.agents.restart_generation(instance)) {
                 break want;
             }
+            // A cohort instance starts or stops its probes without waiting out the poll.
+            if probing.is_some_and(|n| n != self.releases.instance_probes(&env, instance).len()) {
+                break want;
+            }
             tokio::select! {
                 _ = env_rx.changed() => {}
                 _ = cohort_rx.changed() => {}
@@ -145,6 +150,7 @@ impl AgentProtocol {
             _ => None,
         };
         Ok(Desired {
+            probes: self.releases.instance_probes(&env, instance),
             environment: env,
             version,
             document,

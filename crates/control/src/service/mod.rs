@@ -1,5 +1,5 @@
 //! The pipeline side of the control plane: versions and deploys in pipeline order (`Pipeline`),
-//! releases in waves (`Releases`), the agent protocol (`AgentProtocol`), rolling restarts
+//! releases in waves (`Releases`) under each environment's rollout policy (`Policies`), the agent protocol (`AgentProtocol`), rolling restarts
 //! (`Restarts`), and the settings a control plane opens with.
 
 use std::collections::HashMap;
@@ -33,12 +33,14 @@ pub(crate) async fn stored_version(
 
 mod agent_protocol;
 mod pipeline;
+mod policies;
 mod releases;
 mod restarts;
 mod settings;
 
 pub use agent_protocol::AgentProtocol;
 pub use pipeline::Pipeline;
+pub use policies::Policies;
 pub use releases::{Ended, Releases};
 pub use restarts::Restarts;
 pub use settings::Settings;

@@ -3,16 +3,15 @@
 
 use super::*;
 
-/// The active releases, by environment, and the plan new ones follow.
+/// The active releases, by environment.
 pub struct Releases {
     store: Store,
     agents: Arc<crate::agents::Agents>,
     live: std::sync::Mutex<HashMap<String, Live>>,
-    /// The plan new releases in the last environment follow; `None` deploys to every instance
-    /// at once. Environments before it release at once (`Plan::at_once`).
-    plan: Option<rampart_rollout::Plan>,
-    /// The pipeline's last environment.
-    last_environment: String,
+    /// The plan a new release follows: its environment's policy.
+    policies: Arc<super::Policies>,
+    /// Prometheus's answers to the queries of releases that have them.
+    asker: Arc<crate::prometheus::Asker>,
 }
 
 /// A release the control plane rolled back on its own (a gate failed): it pages.
@@ -26,8 +25,8 @@ impl Releases {
     pub async fn load(
         store: Store,
         agents: Arc<crate::agents::Agents>,
-        plan: Option<rampart_rollout::Plan>,
-        last_environment: String,
+        policies: Arc<super::Policies>,
+        asker: Arc<crate::prometheus::Asker>,
     ) -> Result<Releases, ControlError> {
         let mut live = HashMap::new();
         for row in store.releases().await? {
@@ -44,8 +43,8 @@ impl Releases {
             store,
             agents,
             live: std::sync::Mutex::new(live),
-            plan,
-            last_environment,
+            policies,
+            asker,
         })
     }
 
@@ -69,6 +68,20 @@ impl Releases {
             return Some(v.clone());
         }
         self.agents.desired(env)
+    }
+
+    /// The probes one instance sends: its release's, while it is in the cohort of a rolling
+    /// release; none otherwise.
+    pub fn instance_probes(&self, env: &str, instance: &str) -> Vec<rampart_rollout::Probe> {
+        match self.live().get(env) {
+            Some(live)
+                if live.row.intent.state == ReleaseState::Rolling
+                    && live.row.cohort.iter().any(|i| i == instance) =>
+            {
+                live.row.intent.plan.probes.clone()
+            }
+            _ => vec![],
+        }
     }
 
     pub fn statuses(&self) -> Vec<rampart_api::ReleaseStatus> {
@@ -103,8 +116,9 @@ impl Releases {
         Ok(crate::rollout_picture::Story::new(release, events))
     }
 
-    /// Replacing a running version goes in waves under the rollout planner's gates; a first
-    /// version (nothing to compare with) or a control plane without a plan sets it everywhere.
+    /// Replacing a running version goes in waves under the environment's rollout policy; a
+    /// first version (nothing to compare with) or a control plane with releases off sets it
+    /// everywhere.
     pub(crate) async fn start_or_set(
         &self,
         env: &str,
@@ -114,14 +128,11 @@ impl Releases {
         kind: &str,
         mut data: serde_json::Value,
     ) -> Result<(), ControlError> {
-        if let (Some(last_plan), Some(previous)) = (&self.plan, current)
-            && previous != *version
-        {
-            let plan = if env == self.last_environment {
-                last_plan.clone()
-            } else {
-                rampart_rollout::Plan::at_once()
-            };
+        let plan = match &current {
+            Some(previous) if previous != version => self.policies.plan_for(env).await?,
+            _ => None,
+        };
+        if let (Some(plan), Some(previous)) = (plan, current) {
             if let Some(running) = self.live().get(env) {
                 return Err(ControlError::Conflict(format!(
                     "release {} is already running in {env}; wait for it, or abort it (`rampart rollout abort {}`)",
@@ -141,6 +152,7 @@ impl Releases {
                 .insert_release(env, &intent, previous.as_str(), actor)
                 .await?;
             data["release"] = serde_json::json!(id);
+            data["policy"] = serde_json::json!(intent.plan.source);
             self.store
                 .append_event(&NewEvent {
                     kind,
@@ -256,7 +268,7 @@ impl Releases {
                         .row
                         .reason
                         .as_deref()
-                        .is_some_and(|r| r.starts_with("inconclusive"));
+                        .is_some_and(crate::release::awaits_judgement);
                 if action == "promote" && !held {
                     return Err(ControlError::Conflict(format!(
                         "release {id} is neither paused nor held inconclusive ({}); `skip` moves past a wave regardless",
@@ -362,6 +374,7 @@ impl Releases {
             .update_release(&live.row, Some(target.as_str()), &[event])
             .await?;
         self.live().remove(&live.row.environment);
+        self.asker.forget(live.row.id);
         self.agents.publish(&live.row.environment, &target);
         self.agents.cohorts_changed();
         match state {
@@ -373,6 +386,23 @@ impl Releases {
             }
         }
         Ok(())
+    }
+
+    /// Prometheus's latest answers for a rolling release whose policy has queries, asking again
+    /// in the background when the interval has passed.
+    fn ask_prometheus(&self, live: &Live, now: u64) -> Vec<rampart_rollout::QueryOutcome> {
+        let Some(p) = &live.row.intent.plan.prometheus else {
+            return vec![];
+        };
+        if live.row.intent.state == ReleaseState::Rolling {
+            let vars = crate::prometheus::Vars {
+                environment: &live.row.environment,
+                version: live.row.version.as_str(),
+                previous: live.row.previous.as_str(),
+            };
+            self.asker.ask_if_due(live.row.id, p, vars, now);
+        }
+        self.asker.answers(live.row.id)
     }
 
     /// One planner step of every active release; returns the releases it rolled back.
@@ -389,11 +419,13 @@ impl Releases {
                 live.take_snapshot(&instances);
             }
             live.note_applies(&instances);
+            let queries = self.ask_prometheus(&live, now);
             let mut changed = false;
             // Every event of this pass: a gate verdict and the wave it lets start both count.
             let mut events: Vec<(String, serde_json::Value)> = Vec::new();
             let mut ended: Option<(ReleaseState, String)> = None;
-            for action in crate::release::decide(&live, &instances, now) {
+            let mut succeed_why = "every wave passed its gates";
+            for action in crate::release::decide(&live, &instances, queries, now) {
                 match action {
                     Action::Advance { wave } => {
                         live.row.intent.state = ReleaseState::Rolling;
@@ -428,13 +460,20 @@ impl Releases {
                         live.row.gate = Some(text);
                     }
                     Action::Hold { reason } => live.row.reason = Some(reason),
-                    Action::Fail { reason, .. } => ended = Some((ReleaseState::RolledBack, reason)),
-                    Action::Succeed => {
-                        ended = Some((
-                            ReleaseState::Succeeded,
-                            "every wave passed its gates".into(),
-                        ))
+                    Action::Overdue { wave, then, detail } => {
+                        if then == rampart_rollout::InconclusiveAction::Promote {
+                            succeed_why = "the last wave was promoted by policy (on_inconclusive)";
+                        }
+                        if live.overdue_wave != Some(wave) {
+                            live.overdue_wave = Some(wave);
+                            events.push((
+                                "release.overdue".into(),
+                                serde_json::json!({ "release": live.row.id, "wave": wave, "then": then, "detail": detail }),
+                            ));
+                        }
                     }
+                    Action::Fail { reason, .. } => ended = Some((ReleaseState::RolledBack, reason)),
+                    Action::Succeed => ended = Some((ReleaseState::Succeeded, succeed_why.into())),
                 }
             }
             if let Some((state, reason)) = ended {

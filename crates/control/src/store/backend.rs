@@ -13,8 +13,8 @@ use rampart_api::{
 };
 
 use super::{
-    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, ReleaseRow, StoreError,
-    StoredToken, SubscriberRow,
+    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow, ReleaseRow,
+    StoreError, StoredToken, SubscriberRow,
 };
 use crate::slo::Counts;
 
@@ -328,6 +328,23 @@ pub trait TokenStore: Send + Sync {
     async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
 }
 
+/// Rollout policies: every revision of each environment's, as written.
+#[async_trait::async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Stores the next revision of `env`'s policy with its `policy.set` event (carrying `data`);
+    /// returns the revision.
+    async fn insert_policy(
+        &self,
+        env: &str,
+        text: &str,
+        actor: &str,
+        data: serde_json::Value,
+    ) -> Result<i64, StoreError>;
+
+    /// The revisions of `env`'s policy, newest first.
+    async fn policies(&self, env: &str) -> Result<Vec<PolicyRow>, StoreError>;
+}
+
 /// Everything the control plane stores: one value of this is the store. A backend says so in
 /// one line (`impl Backend for Sqlite {}`) once it implements every group.
 pub trait Backend:
@@ -341,5 +358,6 @@ pub trait Backend:
     + IncidentStore
     + StatusStore
     + TokenStore
+    + PolicyStore
 {
 }

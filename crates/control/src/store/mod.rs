@@ -28,12 +28,12 @@ pub mod sqlite;
 mod suite;
 
 pub use backend::{
-    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, OpsStore, ReleaseStore,
-    RestartStore, StatusStore, TokenStore, VersionStore,
+    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, OpsStore, PolicyStore,
+    ReleaseStore, RestartStore, StatusStore, TokenStore, VersionStore,
 };
 pub use rows::{
-    IncidentSeed, MaintenanceRow, NewAlert, Pending, ReleaseRow, StoredToken, SubscriberRow,
-    subscriber_channel,
+    IncidentSeed, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow, StoredToken,
+    SubscriberRow, subscriber_channel,
 };
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.

@@ -85,3 +85,13 @@ pub struct StoredToken {
     pub info: rampart_api::TokenInfo,
     pub digest: [u8; 32],
 }
+
+/// One revision of an environment's rollout policy.
+#[derive(Debug, Clone)]
+pub struct PolicyRow {
+    pub environment: String,
+    pub revision: i64,
+    pub text: String,
+    pub actor: String,
+    pub created_at: String,
+}

@@ -450,3 +450,52 @@ async fn a_token_is_stored_once_as_a_digest_and_revoked_with_its_event() {
         assert_eq!(kinds, ["token.created", "token.revoked"], "{backend}");
     }
 }
+
+#[tokio::test]
+async fn policy_revisions_count_up_per_environment_each_with_its_event() {
+    for (backend, store, _scratch) in backends("policies").await {
+        let first = store
+            .insert_policy(
+                "production",
+                "waves: []",
+                "olivia",
+                json!({ "changes": [] }),
+            )
+            .await
+            .expect("insert");
+        let second = store
+            .insert_policy("production", "waves: [x]", "amir", json!({}))
+            .await
+            .expect("insert");
+        let other = store
+            .insert_policy("testing", "waves: [y]", "amir", json!({}))
+            .await
+            .expect("insert");
+        assert_eq!((first, second, other), (1, 2, 1), "{backend}");
+        let revisions = store.policies("production").await.expect("policies");
+        let seen: Vec<(i64, &str, &str)> = revisions
+            .iter()
+            .map(|p| (p.revision, p.text.as_str(), p.actor.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(2, "waves: [x]", "amir"), (1, "waves: []", "olivia")],
+            "{backend}: newest first"
+        );
+        let events = store.events(0).await.expect("events");
+        let sets: Vec<(String, i64)> = events
+            .iter()
+            .filter(|e| e.kind == "policy.set")
+            .map(|e| (e.subject.clone(), e.data["revision"].as_i64().unwrap_or(0)))
+            .collect();
+        assert_eq!(
+            sets,
+            [
+                ("production".to_owned(), 1),
+                ("production".to_owned(), 2),
+                ("testing".to_owned(), 1)
+            ],
+            "{backend}"
+        );
+    }
+}

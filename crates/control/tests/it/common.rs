@@ -80,6 +80,7 @@ pub fn start_agent_at(
             listen: vec![("public".into(), listen)],
             admin: Some(admin),
             drain: Duration::from_millis(500),
+            probe_secret: None,
         },
         watchdog,
     };

@@ -10,6 +10,7 @@ mod incidents;
 mod limits;
 mod notifications;
 mod pipeline;
+mod policies;
 mod public_form;
 mod restart;
 mod rollout;

@@ -85,6 +85,7 @@ async fn populate(op: &ApiClient, url: &str) {
         latency: vec![],
         routes: Default::default(),
         restarts: 0,
+        probes: Default::default(),
     };
     report.routes.insert("users".into(), [0, 1000, 0, 0, 3]);
     report.routes.insert("billing".into(), [0, 1000, 0, 0, 0]);
@@ -713,6 +714,7 @@ async fn maintenance_suppresses_its_components_slo_alerts_only() {
         .into_iter()
         .collect(),
         restarts: 0,
+        probes: Default::default(),
     };
     let slo_alerts = async |component: &str| -> usize {
         op.alerts(true)

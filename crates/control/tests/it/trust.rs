@@ -251,7 +251,7 @@ async fn a_stolen_agent_or_viewer_token_moves_nothing() {
     );
     let poll = stolen
         .for_instance("ri_0000")
-        .desired("p1", None, None, Duration::from_millis(10))
+        .desired("p1", None, None, None, Duration::from_millis(10))
         .await;
     assert!(
         matches!(poll, Err(ClientError::Api { status: 403, .. })),

@@ -108,6 +108,7 @@ async fn an_agent_refuses_a_version_addressed_to_another_environment() {
             listen: vec![],
             admin: Some("127.0.0.1:0".parse().expect("addr")),
             drain: Duration::from_millis(100),
+            probe_secret: None,
         },
         watchdog: WatchdogSettings::quiet(),
     };

@@ -146,6 +146,7 @@ async fn file_reload_applies_valid_and_rejects_invalid() {
         listen: vec![("public".into(), listen)],
         admin: Some(admin),
         drain: Duration::from_secs(2),
+        probe_secret: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(standalone::run(path.clone(), options, async move {

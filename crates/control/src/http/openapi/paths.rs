@@ -298,6 +298,12 @@ fn agents(d: &mut Doc) {
                 "count",
                 "the restart generation the agent knows",
             ),
+            (
+                "probing",
+                "query",
+                "count",
+                "how many synthetic probes the agent sends now",
+            ),
         ],
         body: None,
         ok: (

@@ -12,14 +12,15 @@ use sqlx::{Row, SqlitePool};
 
 pub(super) use super::backend::*;
 pub(super) use super::{
-    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, ReleaseRow, StoreError,
-    StoredToken, SubscriberRow, now, subscriber_channel,
+    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow, ReleaseRow,
+    StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
 };
 
 mod alerts;
 mod environments;
 mod incidents;
 mod ops;
+mod policies;
 mod releases;
 mod restarts;
 mod status;
