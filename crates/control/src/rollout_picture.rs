@@ -236,7 +236,7 @@ pub fn svg(s: &Story) -> String {
         r.id
     );
     out.push_str(&format!(
-        r##"<rect width="{w}" height="{h}" fill="#ffffff"/><text x="8" y="22" font-size="15" font-weight="600" fill="#101828">Release {} in {}: {} → {}</text><text x="8" y="42" font-size="12" fill="#475467">{}{} · {} instances · {}</text>"##,
+        r##"<rect width="{w}" height="{h}" fill="#ffffff"/><text x="8" y="22" font-size="15" font-weight="600" fill="#101828">Release {} in {}: {} → {}</text><text x="8" y="42" font-size="12" fill="#475467">{}{} · {} instances · {}{}</text>"##,
         r.id,
         esc(&r.environment),
         esc(short(&r.previous)),
@@ -248,6 +248,7 @@ pub fn svg(s: &Story) -> String {
             .unwrap_or_default(),
         instances.len(),
         offset(t1 - t0).trim_start_matches('+'),
+        policy_line(&r.intent),
     ));
     draw_waves(&mut out, &l, s);
     draw_instances(&mut out, &l, s, &instances);
@@ -256,6 +257,26 @@ pub fn svg(s: &Story) -> String {
     draw_legend(&mut out, &l, &verdicts);
     out.push_str("</svg>");
     out
+}
+
+/// " · policy P" and, while the release runs, the step it is in.
+fn policy_line(intent: &rampart_rollout::Intent) -> String {
+    let mut line = String::new();
+    if !intent.plan.source.is_empty() {
+        line.push_str(&format!(" · policy {}", esc(&intent.plan.source)));
+    }
+    if matches!(
+        intent.state,
+        rampart_rollout::ReleaseState::Pending
+            | rampart_rollout::ReleaseState::Rolling
+            | rampart_rollout::ReleaseState::Paused
+    ) {
+        line.push_str(&format!(
+            " · now {}",
+            esc(&crate::release::step_text(intent))
+        ));
+    }
+    line
 }
 
 /// Conclusive verdicts, the latest one if the release is still waiting for traffic, and every
@@ -279,9 +300,13 @@ fn shown_verdicts(s: &Story) -> Vec<&Event> {
         .collect()
 }
 
-/// Someone moved the release on: `rampart rollout promote` or `skip`.
+/// Someone moved the release on (`rampart rollout promote` or `skip`), or its policy did
+/// about a wave inconclusive past its deadline.
 fn is_judgement(e: &Event) -> bool {
-    matches!(e.kind.as_str(), "release.promoted" | "release.skipped")
+    matches!(
+        e.kind.as_str(),
+        "release.promoted" | "release.skipped" | "release.overdue"
+    )
 }
 
 fn draw_waves(out: &mut String, l: &Layout, s: &Story) {
@@ -461,7 +486,17 @@ fn draw_legend(out: &mut String, l: &Layout, verdicts: &[&Event]) {
     }
     for (n, e) in verdicts.iter().enumerate() {
         let v = &e.data["verdict"];
-        let mut line = if is_judgement(e) {
+        let mut line = if e.kind == "release.overdue" {
+            format!(
+                "{} · wave {} inconclusive past the policy's deadline: {} ({})",
+                parse_ms(&e.at)
+                    .map(|at| offset(at - t0))
+                    .unwrap_or_default(),
+                e.data["wave"].as_u64().map(|w| w + 1).unwrap_or_default(),
+                e.data["then"].as_str().unwrap_or_default(),
+                e.data["detail"].as_str().unwrap_or_default()
+            )
+        } else if is_judgement(e) {
             format!(
                 "{} · wave {} {} by {}: {}",
                 parse_ms(&e.at)

@@ -294,6 +294,8 @@ pub enum PolicyCommand {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Check a policy file locally: every problem with its path, and a failing exit code.
+    Validate { file: PathBuf },
     /// Print the policy document's JSON Schema (for editors).
     Schema,
 }

@@ -1,4 +1,4 @@
-//! `rampart policy`: each environment's rollout policy. A file is checked here first (every
+//! `rampart policy`: each environment's rollout policy, and `validate` for a file alone. A file is checked here first (every
 //! problem with its path, before anything is sent), and again by the control plane.
 
 use std::path::Path;
@@ -79,6 +79,16 @@ pub fn policy(command: PolicyCommand) -> Result<ExitCode> {
                 line
             })
         }
+        PolicyCommand::Validate { file } => match rampart_rollout::policy::load(&read(&file)?) {
+            Ok(plan) => {
+                println!("valid: {} wave(s)", plan.waves.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
         PolicyCommand::Schema => {
             println!("{:#}", rampart_rollout::policy::json_schema());
             Ok(ExitCode::SUCCESS)

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod drill;
 mod incident_cli;
+mod policy_cli;
 mod tls;
 mod tokens;
 mod version_prefix;

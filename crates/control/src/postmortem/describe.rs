@@ -87,12 +87,37 @@ fn describe_release(e: &Event) -> Option<String> {
     let d = &e.data;
     let line = match e.kind.as_str() {
         "release.started" => format!(
-            "release {} of {} started in {} ({} waves)",
+            "release {} of {} started in {} ({} waves{})",
             d["release"],
             short(s(e, "version")),
             e.subject,
-            d["waves"]
+            d["waves"],
+            d["policy"]
+                .as_str()
+                .filter(|p| !p.is_empty())
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default()
         ),
+        "release.overdue" => format!(
+            "release {} wave {} stayed inconclusive past its policy's deadline; the policy said {}: {}",
+            d["release"],
+            d["wave"].as_u64().map(|w| w + 1).unwrap_or_default(),
+            s(e, "then"),
+            s(e, "detail")
+        ),
+        "policy.set" => {
+            let changes: Vec<&str> = d["changes"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            format!(
+                "{} set {}'s rollout policy r{}: {}",
+                e.actor,
+                e.subject,
+                d["revision"],
+                changes.join("; ")
+            )
+        }
         "release.wave" => format!("release {} entered wave {}", d["release"], d["wave"]),
         "release.promoted" | "release.skipped" => format!(
             "{} {} release {} past wave {}: {}",

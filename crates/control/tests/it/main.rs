@@ -11,6 +11,7 @@ mod limits;
 mod notifications;
 mod pipeline;
 mod policies;
+mod prometheus_gates;
 mod public_form;
 mod restart;
 mod rollout;

@@ -135,6 +135,11 @@ async fn a_written_policy_is_followed_paused_until_promoted_and_a_wave_skipped()
     assert_eq!((r.waves, r.wave, on(&op, &v2).await), (4, 1, 2), "{r:?}");
     assert_eq!(r.policy, "production policy r1");
     assert_eq!(r.step, "wave 2 of 4: 50%, bake 1s, then a pause");
+    let svg = op.release_picture(r.id).await.expect("picture");
+    assert!(
+        svg.contains("policy production policy r1 · now wave 2 of 4: 50%, bake 1s, then a pause"),
+        "{svg}"
+    );
     // It stays paused (no timer moves it on).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!((release().await.wave, on(&op, &v2).await), (1, 2));

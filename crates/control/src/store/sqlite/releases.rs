@@ -55,7 +55,7 @@ impl ReleaseStore for Sqlite {
             kind: "release.started",
             subject: env,
             actor,
-            data: serde_json::json!({ "release": id, "version": intent.version, "previous": previous, "waves": intent.plan.waves.len() }),
+            data: serde_json::json!({ "release": id, "version": intent.version, "previous": previous, "waves": intent.plan.waves.len(), "policy": intent.plan.source }),
         };
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;

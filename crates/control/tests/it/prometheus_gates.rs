@@ -1,0 +1,220 @@
+//! Prometheus gates against a real Prometheus (Debian's package) scraping the gateways' admin
+//! `/metrics` and a downstream service's (nginx serving a metrics file the test writes). A
+//! release whose agents report nothing wrong fails on the downstream's errors; once they are
+//! gone a release passes; a query with no data holds the release and never passes, not even
+//! when the policy says `on_inconclusive: promote`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rampart_api::{ApiClient, ReleaseStatus, VersionId};
+use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_rollout::Plan;
+use rampart_testkit::EchoServer;
+use rampart_testkit::peer::Nginx;
+use rampart_testkit::prometheus::Prometheus;
+
+use crate::common;
+use common::{Agent, document, first_version, wait_until};
+
+fn policy(prometheus: &str, extra_query: &str, on_inconclusive: &str) -> String {
+    format!(
+        "waves:\n  - {{ instances: 1, bake: 2s }}\n  - {{ percent: 100, bake: 1s }}\n\
+         gates: {{ min_requests: 0 }}\n{on_inconclusive}\
+         prometheus:\n  url: {prometheus}\n  interval: 1s\n  deadline: 2s\n  queries:\n\
+         \x20   - {{ name: gateways-scraped, query: 'count(up{{job=\"gateways\"}} == 1)', comparison: '>=', threshold: 2 }}\n\
+         \x20   - {{ name: downstream-errors, query: 'max(downstream_errors_ratio)', comparison: '<', threshold: 0.05 }}\n\
+         {extra_query}"
+    )
+}
+
+/// Replaces the downstream's metrics file at once (a rename), as a service's exporter would.
+async fn downstream_says(dir: &Path, ratio: f64) {
+    let tmp = dir.join("metrics.tmp");
+    tokio::fs::write(
+        &tmp,
+        format!("# TYPE downstream_errors_ratio gauge\ndownstream_errors_ratio {ratio}\n"),
+    )
+    .await
+    .expect("write metrics");
+    tokio::fs::rename(&tmp, dir.join("metrics"))
+        .await
+        .expect("rename");
+}
+
+/// Waits until Prometheus's answer to `query` contains `value`.
+async fn prometheus_sees(prom: &Prometheus, query: &str, value: &str) -> bool {
+    let url = format!(
+        "{}/api/v1/query?query={}",
+        prom.url(),
+        common::urlencode(query)
+    );
+    let client = rampart_testkit::client::http1();
+    wait_until(Duration::from_secs(20), async || {
+        rampart_testkit::client::get(&client, &url)
+            .await
+            .is_ok_and(|a| String::from_utf8_lossy(&a.body).contains(&format!(",\"{value}\"]")))
+    })
+    .await
+}
+
+async fn ended(op: &ApiClient, v: &VersionId, within: Duration) -> Option<ReleaseStatus> {
+    let mut found = None;
+    wait_until(within, async || {
+        found = op
+            .releases()
+            .await
+            .expect("releases")
+            .into_iter()
+            .find(|r| r.version == *v && matches!(r.state.as_str(), "succeeded" | "rolled_back"));
+        found.is_some()
+    })
+    .await;
+    found
+}
+
+#[tokio::test]
+async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
+    let backend = EchoServer::start("b").await.expect("backend");
+    let dir = common::temp("downstream");
+    downstream_says(&dir, 0.3).await;
+    let downstream = Nginx::start(&format!(
+        "location = /metrics {{ default_type text/plain; alias {}/metrics; }}",
+        dir.display()
+    ))
+    .await
+    .expect("nginx");
+    let control = common::production("prom", |c| {
+        c.with_plan(Some(Plan::short(60_000)))
+            .with_tick(Duration::from_millis(200))
+    })
+    .await;
+    let op = ApiClient::new(&control.url(), Some("op".into()));
+    let approver = ApiClient::new(&control.url(), Some("ap".into()));
+    let admins = [common::free_addr(), common::free_addr()];
+    let gateways: Vec<Agent> = admins
+        .iter()
+        .enumerate()
+        .map(|(i, admin)| {
+            common::start_agent_at(
+                &control.url(),
+                "production",
+                &format!("p{i}"),
+                common::temp("prom-gw"),
+                common::free_addr(),
+                *admin,
+                WatchdogSettings::quiet(),
+            )
+        })
+        .collect();
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
+    first_version(
+        &op,
+        &approver,
+        &document(backend.addr, 2000),
+        &listens,
+        Duration::from_secs(10),
+    )
+    .await;
+    let prom = Prometheus::start(&[
+        ("gateways", admins.to_vec()),
+        ("downstream", vec![downstream.addr]),
+    ])
+    .await
+    .expect("prometheus");
+    assert!(
+        prometheus_sees(&prom, "downstream_errors_ratio", "0.3").await
+            && prometheus_sees(&prom, "count(up{job=\"gateways\"} == 1)", "2").await,
+        "prometheus never scraped its targets: {}",
+        prom.log().await
+    );
+
+    // The downstream fails 30% of its work; the agents see nothing wrong. The gate fails.
+    op.set_policy("production", &policy(&prom.url(), "", ""))
+        .await
+        .expect("policy");
+    let v2 = common::pushed(&op, &document(backend.addr, 2500), "v2").await;
+    op.deploy("production", &v2, None).await.expect("deploy v2");
+    let r = ended(&op, &v2, Duration::from_secs(20))
+        .await
+        .expect("v2 ended");
+    assert_eq!(r.state, "rolled_back", "{r:?}");
+    let reason = r.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("gate prometheus:downstream-errors failed"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("max(downstream_errors_ratio) = 0.3, must be < 0.05"),
+        "{reason}"
+    );
+
+    // The downstream recovers: the same gates pass a release.
+    downstream_says(&dir, 0.0).await;
+    assert!(prometheus_sees(&prom, "downstream_errors_ratio", "0").await);
+    let v3 = common::pushed(&op, &document(backend.addr, 3000), "v3").await;
+    op.deploy("production", &v3, None).await.expect("deploy v3");
+    let r = ended(&op, &v3, Duration::from_secs(20))
+        .await
+        .expect("v3 ended");
+    assert_eq!(r.state, "succeeded", "{r:?}");
+
+    // A query with no data holds, even past `on_inconclusive: promote`'s deadline.
+    let empty = "\x20   - { name: checkout, query: 'sum(rate(checkout_orders_total[1m]))', comparison: '>', threshold: 0 }\n";
+    let promote = "on_inconclusive: { after: 2s, action: promote }\n";
+    op.set_policy("production", &policy(&prom.url(), empty, promote))
+        .await
+        .expect("policy r2");
+    let v4 = common::pushed(&op, &document(backend.addr, 3500), "v4").await;
+    op.deploy("production", &v4, None).await.expect("deploy v4");
+    let held = wait_until(Duration::from_secs(20), async || {
+        op.releases().await.expect("releases")[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| {
+                r.contains("waiting for a person")
+                    && r.contains("query checkout: no series matched")
+            })
+    })
+    .await;
+    let r = op.releases().await.expect("releases")[0].clone();
+    assert!(held, "{r:?}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let r = op.releases().await.expect("releases")[0].clone();
+    assert_eq!(
+        (r.version.clone(), r.state.as_str(), r.wave),
+        (v4.clone(), "rolling", 0),
+        "{r:?}"
+    );
+    let events = op.events(0).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "release.overdue" && e.data["then"] == "hold"),
+        "no overdue event"
+    );
+    let ticket = wait_until(Duration::from_secs(10), async || {
+        op.alerts(true)
+            .await
+            .expect("alerts")
+            .iter()
+            .any(|a| a.key == "held:production")
+    })
+    .await;
+    assert!(ticket, "no ticket for the held release");
+    let svg = op.release_picture(r.id).await.expect("picture");
+    assert!(
+        svg.contains("inconclusive past the policy&#39;s deadline: hold"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("policy production policy r2 · now wave 1 of 2"),
+        "{svg}"
+    );
+    op.release_action(r.id, "abort").await.expect("abort");
+    for g in gateways {
+        g.stop().await;
+    }
+    control.kill().await;
+}
