@@ -23,6 +23,8 @@ pub struct Facts {
     pub diff: Vec<String>,
     /// The failing gate verdict (text) and its event.
     pub gate: Option<(String, Event)>,
+    /// The rollout policy the release followed: which revision, who set it, what it changed.
+    pub policy: Option<String>,
 }
 
 impl Facts {
@@ -195,6 +197,9 @@ fn root_cause(out: &mut String, f: &Facts) {
                     clock(&e.at)
                 ));
             }
+            if let Some(policy) = &f.policy {
+                out.push_str(&format!("\n{policy}\n"));
+            }
         }
         None => out.push_str("No release is tied to this incident.\n"),
     }
@@ -301,11 +306,48 @@ pub async fn facts(incidents: &Incidents, id: i64) -> Result<Facts, ControlError
             );
             (text, e.clone())
         });
+    let policy = match &release {
+        Some(r) => Some(policy_followed(store, r).await?),
+        None => None,
+    };
     Ok(Facts {
         incident,
         events,
         release,
         diff,
         gate,
+        policy,
     })
+}
+
+/// The policy a release followed, in words: its revision, who set it and when, what it changed.
+async fn policy_followed(
+    store: &crate::store::Store,
+    r: &crate::store::ReleaseRow,
+) -> Result<String, ControlError> {
+    let source = &r.intent.plan.source;
+    let revision = source
+        .rsplit_once(" policy r")
+        .and_then(|(_, n)| n.parse::<i64>().ok());
+    let Some(revision) = revision else {
+        let name = if source.is_empty() { "default" } else { source };
+        return Ok(format!("The release followed the {name} rollout policy."));
+    };
+    let rows = store.policies(&r.environment).await?;
+    let Some(at) = rows.iter().position(|p| p.revision == revision) else {
+        return Ok(format!("The release followed {source} (no longer stored)."));
+    };
+    let row = &rows[at];
+    let changes = crate::service::revision_changes(row, rows.get(at + 1));
+    let mut line = format!(
+        "The release followed {source}, set by {} at {}",
+        row.actor,
+        clock(&row.created_at)
+    );
+    if changes.is_empty() {
+        line.push('.');
+    } else {
+        line.push_str(&format!("; that revision changed: {}.", changes.join("; ")));
+    }
+    Ok(line)
 }

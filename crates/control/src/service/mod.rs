@@ -40,7 +40,7 @@ mod settings;
 
 pub use agent_protocol::AgentProtocol;
 pub use pipeline::Pipeline;
-pub use policies::Policies;
+pub use policies::{Policies, revision_changes};
 pub use releases::{Ended, Releases};
 pub use restarts::Restarts;
 pub use settings::Settings;

@@ -151,18 +151,26 @@ fn compiled(row: &crate::store::PolicyRow) -> Result<Plan, ControlError> {
     Ok(plan)
 }
 
-/// A revision as the API shows it, with what it changed from the one before (if any).
-fn view(
+/// What a revision changed from the one before it (nothing for a first revision).
+pub fn revision_changes(
     row: &crate::store::PolicyRow,
     before: Option<&crate::store::PolicyRow>,
-) -> rampart_api::Policy {
-    let changes = match (before.map(compiled), compiled(row)) {
+) -> Vec<String> {
+    match (before.map(compiled), compiled(row)) {
         (Some(Ok(old)), Ok(new)) => rampart_rollout::policy::changes(&old, &new)
             .iter()
             .map(ToString::to_string)
             .collect(),
         _ => vec![],
-    };
+    }
+}
+
+/// A revision as the API shows it, with what it changed from the one before (if any).
+fn view(
+    row: &crate::store::PolicyRow,
+    before: Option<&crate::store::PolicyRow>,
+) -> rampart_api::Policy {
+    let changes = revision_changes(row, before);
     rampart_api::Policy {
         environment: row.environment.clone(),
         revision: Some(row.revision),

@@ -165,11 +165,13 @@ pub fn document(backend: SocketAddr, timeout_ms: u64) -> String {
     )
 }
 
-/// Tokens the tests use: "op" (olivia, operator), "ap" (amir, approver), "agent" (viewer).
+/// Tokens the tests use: "op" (olivia, operator), "ap" (amir, approver), "viewer" (vera,
+/// viewer), "agent" (gateways).
 pub fn tokens() -> Tokens {
     Tokens::from_entries(&[
         TokenEntry::new("olivia", Role::Operator, "op"),
         TokenEntry::new("amir", Role::Approver, "ap"),
+        TokenEntry::new("vera", Role::Viewer, "viewer"),
         TokenEntry::new("agent", Role::Agent, "agent"),
     ])
 }

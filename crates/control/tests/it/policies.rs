@@ -47,7 +47,7 @@ async fn a_written_policy_is_followed_paused_until_promoted_and_a_wave_skipped()
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let viewer = ApiClient::new(&control.url(), Some("agent".into()));
+    let viewer = ApiClient::new(&control.url(), Some("viewer".into()));
 
     // Before any is stored, the default is shown written out, and it reads back as a policy.
     let default = op.policy("production").await.expect("default policy");

@@ -342,7 +342,7 @@ async fn promote_and_skip_move_a_release_on_and_are_recorded() {
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let viewer = ApiClient::new(&control.url(), Some("agent".into()));
+    let viewer = ApiClient::new(&control.url(), Some("viewer".into()));
     let gateways: Vec<Agent> = start_fleet(&control.url(), 4, WatchdogSettings::quiet());
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
     first_version(
