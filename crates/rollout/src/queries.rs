@@ -53,14 +53,26 @@ pub enum OnNoData {
     Fail,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl OnNoData {
+    fn is_default(&self) -> bool {
+        *self == OnNoData::default()
+    }
+}
+
+/// One Prometheus gate, as a policy writes it and the plan keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Query {
     pub name: String,
-    /// PromQL; `{{environment}}`, `{{version}}` and `{{previous}}` are replaced before it is sent.
+    /// PromQL returning one number (aggregate with `sum`, `max`, …). `{{environment}}`,
+    /// `{{version}}` and `{{previous}}` are replaced with the release's.
     pub query: String,
+    /// The value passes when `value <comparison> threshold`: `<`, `<=`, `>` or `>=`.
     pub comparison: Comparison,
     pub threshold: f64,
-    #[serde(default)]
+    /// No series, NaN, or an error: `inconclusive` (default; the wave holds) or `fail`.
+    /// Never a pass.
+    #[serde(default, skip_serializing_if = "OnNoData::is_default")]
     pub on_no_data: OnNoData,
 }
 

@@ -210,6 +210,58 @@ pub async fn production(
     .expect("control plane")
 }
 
+/// [`production`] with short waves (`Plan::short`, a minute's bakes: something else — a
+/// policy, a judgement — moves them on) and a fast reconciler.
+pub async fn quick_production(name: &str) -> rampart_control::Running {
+    production(name, |c| {
+        c.with_plan(Some(rampart_rollout::Plan::short(60_000)))
+            .with_tick(Duration::from_millis(200))
+    })
+    .await
+}
+
+/// `n` production gateways `p0`… like [`start_fleet`], each with its admin listener (`/metrics`)
+/// on a known address; returns them with those addresses.
+pub fn start_fleet_with_admins(control: &str, n: usize) -> (Vec<Agent>, Vec<SocketAddr>) {
+    let admins: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
+    let agents = admins
+        .iter()
+        .enumerate()
+        .map(|(i, admin)| {
+            start_agent_at(
+                control,
+                "production",
+                &format!("p{i}"),
+                temp("gw"),
+                free_addr(),
+                *admin,
+                WatchdogSettings::quiet(),
+            )
+        })
+        .collect();
+    (agents, admins)
+}
+
+/// Waits up to `within` for the release of version `v` to end; returns it as it ended.
+pub async fn release_ended(
+    op: &rampart_api::ApiClient,
+    v: &rampart_api::VersionId,
+    within: Duration,
+) -> Option<rampart_api::ReleaseStatus> {
+    let mut found = None;
+    wait_until(within, async || {
+        found = op
+            .releases()
+            .await
+            .expect("releases")
+            .into_iter()
+            .find(|r| r.version == *v && matches!(r.state.as_str(), "succeeded" | "rolled_back"));
+        found.is_some()
+    })
+    .await;
+    found
+}
+
 /// A control plane with `testing` then `production`, deploying everywhere at once (no waves),
 /// on a free port, its data in a fresh folder named after `name`.
 pub async fn pipeline(name: &str, tokens: Tokens) -> rampart_control::Running {

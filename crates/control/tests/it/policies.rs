@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use rampart_api::{ApiClient, ClientError};
 use rampart_gateway::watchdog::WatchdogSettings;
-use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
 
 use crate::common;
@@ -40,11 +39,7 @@ async fn on(op: &ApiClient, v: &rampart_api::VersionId) -> usize {
 #[tokio::test]
 async fn a_written_policy_is_followed_paused_until_promoted_and_a_wave_skipped() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let control = common::production("policy", |c| {
-        c.with_plan(Some(Plan::short(60_000)))
-            .with_tick(Duration::from_millis(200))
-    })
-    .await;
+    let control = common::quick_production("policy").await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     let viewer = ApiClient::new(&control.url(), Some("viewer".into()));
@@ -213,29 +208,10 @@ async fn a_written_policy_is_followed_paused_until_promoted_and_a_wave_skipped()
 #[tokio::test]
 async fn probes_let_a_quiet_environment_be_judged_and_are_counted_apart() {
     let backend = EchoServer::start("b").await.expect("backend");
-    let control = common::production("probes", |c| {
-        c.with_plan(Some(Plan::short(60_000)))
-            .with_tick(Duration::from_millis(200))
-    })
-    .await;
+    let control = common::quick_production("probes").await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let admins = [common::free_addr(), common::free_addr()];
-    let gateways: Vec<Agent> = admins
-        .iter()
-        .enumerate()
-        .map(|(i, admin)| {
-            common::start_agent_at(
-                &control.url(),
-                "production",
-                &format!("p{i}"),
-                common::temp("probe-gw"),
-                common::free_addr(),
-                *admin,
-                WatchdogSettings::quiet(),
-            )
-        })
-        .collect();
+    let (gateways, admins) = common::start_fleet_with_admins(&control.url(), 2);
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
     first_version(
         &op,

@@ -9,15 +9,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use rampart_api::{ApiClient, ReleaseStatus, VersionId};
-use rampart_gateway::watchdog::WatchdogSettings;
+use rampart_api::ApiClient;
 use rampart_rollout::Plan;
 use rampart_testkit::EchoServer;
 use rampart_testkit::peer::Nginx;
 use rampart_testkit::prometheus::Prometheus;
 
 use crate::common;
-use common::{Agent, document, first_version, wait_until};
+use common::{document, first_version, wait_until};
 
 /// Two short waves.
 const QUICK: &str = "waves:\n  - { instances: 1, bake: 2s }\n  - { percent: 100, bake: 1s }\n";
@@ -65,21 +64,6 @@ async fn prometheus_sees(prom: &Prometheus, query: &str, value: &str) -> bool {
     .await
 }
 
-async fn ended(op: &ApiClient, v: &VersionId, within: Duration) -> Option<ReleaseStatus> {
-    let mut found = None;
-    wait_until(within, async || {
-        found = op
-            .releases()
-            .await
-            .expect("releases")
-            .into_iter()
-            .find(|r| r.version == *v && matches!(r.state.as_str(), "succeeded" | "rolled_back"));
-        found.is_some()
-    })
-    .await;
-    found
-}
-
 #[tokio::test]
 async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
     let backend = EchoServer::start("b").await.expect("backend");
@@ -101,22 +85,7 @@ async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
-    let admins = [common::free_addr(), common::free_addr()];
-    let gateways: Vec<Agent> = admins
-        .iter()
-        .enumerate()
-        .map(|(i, admin)| {
-            common::start_agent_at(
-                &control.url(),
-                "production",
-                &format!("p{i}"),
-                common::temp("prom-gw"),
-                common::free_addr(),
-                *admin,
-                WatchdogSettings::quiet(),
-            )
-        })
-        .collect();
+    let (gateways, admins) = common::start_fleet_with_admins(&control.url(), 2);
     let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
     first_version(
         &op,
@@ -145,7 +114,7 @@ async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
         .expect("policy");
     let v2 = common::pushed(&op, &document(backend.addr, 2500), "v2").await;
     op.deploy("production", &v2, None).await.expect("deploy v2");
-    let r = ended(&op, &v2, Duration::from_secs(20))
+    let r = common::release_ended(&op, &v2, Duration::from_secs(20))
         .await
         .expect("v2 ended");
     assert_eq!(r.state, "rolled_back", "{r:?}");
@@ -164,7 +133,7 @@ async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
     assert!(prometheus_sees(&prom, "downstream_errors_ratio", "0").await);
     let v3 = common::pushed(&op, &document(backend.addr, 3000), "v3").await;
     op.deploy("production", &v3, None).await.expect("deploy v3");
-    let r = ended(&op, &v3, Duration::from_secs(20))
+    let r = common::release_ended(&op, &v3, Duration::from_secs(20))
         .await
         .expect("v3 ended");
     assert_eq!(r.state, "succeeded", "{r:?}");
@@ -200,7 +169,7 @@ async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
         .await
         .expect("promote");
     downstream_says(&dir, 0.4).await;
-    let r = ended(&op, &v4, Duration::from_secs(20))
+    let r = common::release_ended(&op, &v4, Duration::from_secs(20))
         .await
         .expect("v4 ended");
     assert_eq!(r.state, "rolled_back", "{r:?}");

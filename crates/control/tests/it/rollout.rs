@@ -335,11 +335,7 @@ async fn a_release_survives_a_control_plane_restart() {
 async fn promote_and_skip_move_a_release_on_and_are_recorded() {
     let backend = EchoServer::start("b").await.expect("backend");
     // Long bakes and no traffic: without someone's judgement this release would wait.
-    let control = common::production("judged", |c| {
-        c.with_plan(Some(Plan::short(60_000)))
-            .with_tick(Duration::from_millis(200))
-    })
-    .await;
+    let control = common::quick_production("judged").await;
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     let viewer = ApiClient::new(&control.url(), Some("viewer".into()));

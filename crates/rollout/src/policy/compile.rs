@@ -10,7 +10,7 @@ use super::document::*;
 use crate::gates::GateSettings;
 use crate::plan::{OnInconclusive, Plan, Wave, WaveTarget};
 use crate::probes::Probe;
-use crate::queries::{Prometheus, Query};
+use crate::queries::Prometheus;
 
 const MAX_WAVES: usize = 20;
 const MAX_PROBES: usize = 16;
@@ -309,17 +309,7 @@ fn prometheus(p: &mut Problems, d: &PrometheusDoc) -> Prometheus {
         url: d.url.trim_end_matches('/').to_owned(),
         interval_ms,
         deadline_ms,
-        queries: d
-            .queries
-            .iter()
-            .map(|q| Query {
-                name: q.name.clone(),
-                query: q.query.clone(),
-                comparison: q.comparison,
-                threshold: q.threshold,
-                on_no_data: q.on_no_data,
-            })
-            .collect(),
+        queries: d.queries.clone(),
     }
 }
 
@@ -376,17 +366,7 @@ pub(super) fn document(plan: &Plan) -> PolicyDocument {
             url: pm.url.clone(),
             interval: Some(duration(pm.interval_ms)),
             deadline: Some(duration(pm.deadline_ms)),
-            queries: pm
-                .queries
-                .iter()
-                .map(|q| QueryDoc {
-                    name: q.name.clone(),
-                    query: q.query.clone(),
-                    comparison: q.comparison,
-                    threshold: q.threshold,
-                    on_no_data: q.on_no_data,
-                })
-                .collect(),
+            queries: pm.queries.clone(),
         }),
     }
 }

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::InconclusiveAction;
-use crate::queries::{Comparison, OnNoData};
+use crate::queries::Query;
 
 /// How releases move through one environment: waves, gates, pauses, what a wave inconclusive
 /// for too long does, synthetic probes and Prometheus gates.
@@ -120,25 +120,5 @@ pub struct PrometheusDoc {
     /// Each query's deadline (default 5s, at most 30s); past it the answer counts as no data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DurationStr>,
-    pub queries: Vec<QueryDoc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QueryDoc {
-    pub name: String,
-    /// PromQL returning one number (aggregate with `sum`, `max`, …). `{{environment}}`,
-    /// `{{version}}` and `{{previous}}` are replaced with the release's.
-    pub query: String,
-    /// The value passes when `value <comparison> threshold`: `<`, `<=`, `>` or `>=`.
-    pub comparison: Comparison,
-    pub threshold: f64,
-    /// No series, NaN, or an error: `inconclusive` (default; the wave holds) or `fail`.
-    /// Never a pass.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub on_no_data: OnNoData,
-}
-
-fn is_default(v: &OnNoData) -> bool {
-    *v == OnNoData::default()
+    pub queries: Vec<Query>,
 }
