@@ -345,6 +345,18 @@ pub async fn first_version(
     v1
 }
 
+/// [`first_version`] of `document(backend, 2000)` on `gateways`, waiting up to 10 s for each.
+pub async fn serving_v1(
+    op: &rampart_api::ApiClient,
+    approver: &rampart_api::ApiClient,
+    backend: SocketAddr,
+    gateways: &[Agent],
+) -> rampart_api::VersionId {
+    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
+    let doc = document(backend, 2000);
+    first_version(op, approver, &doc, &listens, Duration::from_secs(10)).await
+}
+
 /// A form `POST`: the status and the body as text.
 pub async fn post_form(url: &str, form: &str) -> (u16, String) {
     let req = http::Request::post(url)

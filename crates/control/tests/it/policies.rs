@@ -2,7 +2,6 @@
 //! followed by the next release — its waves, its bakes, its pause until someone promotes — and
 //! synthetic probes that let a release without users be judged, counted apart from user traffic.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rampart_api::{ApiClient, ClientError};
@@ -10,7 +9,7 @@ use rampart_gateway::watchdog::WatchdogSettings;
 use rampart_testkit::EchoServer;
 
 use crate::common;
-use common::{Agent, document, first_version, start_fleet, wait_until};
+use common::{Agent, document, start_fleet, wait_until};
 
 /// Four waves, the second paused for a person, the third with a long bake; gates need no
 /// traffic (so only the policy's own steps hold the release).
@@ -99,15 +98,7 @@ async fn a_written_policy_is_followed_paused_until_promoted_and_a_wave_skipped()
     );
 
     let gateways: Vec<Agent> = start_fleet(&control.url(), 4, WatchdogSettings::quiet());
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
-    first_version(
-        &op,
-        &approver,
-        &document(backend.addr, 2000),
-        &listens,
-        Duration::from_secs(10),
-    )
-    .await;
+    common::serving_v1(&op, &approver, backend.addr, &gateways).await;
 
     // The release follows revision 1: one instance, then half, then its pause.
     let v2 = common::pushed(&op, &document(backend.addr, 2500), "v2").await;
@@ -212,15 +203,7 @@ async fn probes_let_a_quiet_environment_be_judged_and_are_counted_apart() {
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     let (gateways, admins) = common::start_fleet_with_admins(&control.url(), 2);
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
-    first_version(
-        &op,
-        &approver,
-        &document(backend.addr, 2000),
-        &listens,
-        Duration::from_secs(10),
-    )
-    .await;
+    common::serving_v1(&op, &approver, backend.addr, &gateways).await;
     let policy = |expect: u16| {
         format!(
             "waves:\n  - {{ instances: 1, bake: 1s }}\n  - {{ percent: 100, bake: 1s }}\n\

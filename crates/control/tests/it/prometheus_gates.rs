@@ -5,7 +5,6 @@
 //! breaks, and its postmortem tells the policy and the judgement; a query with no data holds the
 //! release and never passes, not even when the policy says `on_inconclusive: promote`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use rampart_testkit::peer::Nginx;
 use rampart_testkit::prometheus::Prometheus;
 
 use crate::common;
-use common::{document, first_version, wait_until};
+use common::{document, wait_until};
 
 /// Two short waves.
 const QUICK: &str = "waves:\n  - { instances: 1, bake: 2s }\n  - { percent: 100, bake: 1s }\n";
@@ -86,15 +85,7 @@ async fn a_prometheus_gate_fails_what_agents_pass_and_no_data_never_passes() {
     let op = ApiClient::new(&control.url(), Some("op".into()));
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     let (gateways, admins) = common::start_fleet_with_admins(&control.url(), 2);
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
-    first_version(
-        &op,
-        &approver,
-        &document(backend.addr, 2000),
-        &listens,
-        Duration::from_secs(10),
-    )
-    .await;
+    common::serving_v1(&op, &approver, backend.addr, &gateways).await;
     let prom = Prometheus::start(&[
         ("gateways", admins.to_vec()),
         ("downstream", vec![downstream.addr]),

@@ -340,15 +340,7 @@ async fn promote_and_skip_move_a_release_on_and_are_recorded() {
     let approver = ApiClient::new(&control.url(), Some("ap".into()));
     let viewer = ApiClient::new(&control.url(), Some("viewer".into()));
     let gateways: Vec<Agent> = start_fleet(&control.url(), 4, WatchdogSettings::quiet());
-    let listens: Vec<SocketAddr> = gateways.iter().map(|g| g.listen).collect();
-    first_version(
-        &op,
-        &approver,
-        &document(backend.addr, 2000),
-        &listens,
-        Duration::from_secs(10),
-    )
-    .await;
+    common::serving_v1(&op, &approver, backend.addr, &gateways).await;
     let v2 = common::pushed(&op, &document(backend.addr, 2500), "v2").await;
     op.deploy("production", &v2, None).await.expect("deploy v2");
     let release = async || op.releases().await.expect("releases")[0].clone();
