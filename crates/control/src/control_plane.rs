@@ -64,7 +64,10 @@ impl ControlPlane {
                 "at least one environment is required".into(),
             ));
         }
-        let store = Store::open(data).await?;
+        let store = match &settings.database {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open(data).await?,
+        };
         store.ensure_environments(environments).await?;
         let envs = store.environments().await?;
         let names: Arc<[String]> = envs.iter().map(|e| e.name.clone()).collect();

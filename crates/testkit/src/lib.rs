@@ -1,6 +1,6 @@
 //! Tools only tests need, on top of the demo world's servers (re-exported here, so a test names
 //! every helper through one crate): fake agents, a headless-browser driver, a bounded load
-//! generator, peers written in other languages and servers (Python, nginx, Prometheus), a raw request-head
+//! generator, peers written in other languages and servers (Python, nginx, Prometheus, PostgreSQL), a raw request-head
 //! recorder, and an SMTP relay.
 //!
 //! Must not: be used by the gateway, the control plane or the shipped binary.
@@ -13,6 +13,7 @@ pub mod agents;
 pub mod browser;
 pub mod load;
 pub mod peer;
+pub mod postgres;
 pub mod prometheus;
 pub mod recorder;
 pub mod smtp;

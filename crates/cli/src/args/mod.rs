@@ -445,6 +445,10 @@ pub struct ControlArgs {
     /// Data directory (SQLite database, tokens).
     #[arg(long)]
     pub data: PathBuf,
+    /// Keep the state in this PostgreSQL database instead of DATA/rampart.db
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or RAMPART_DATABASE); tokens stay in DATA.
+    #[arg(long, env = "RAMPART_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
     /// Environments in pipeline order.
     #[arg(long, value_delimiter = ',', default_value = "testing,production")]
     pub environments: Vec<String>,

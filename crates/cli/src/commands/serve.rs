@@ -67,6 +67,7 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
     let ControlArgs {
         listen,
         data,
+        database,
         environments,
         incident_quiet,
         public_url,
@@ -129,9 +130,16 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             Some(u) => settings.with_public_url(u),
             None => settings,
         };
+        let (settings, store) = match &database {
+            Some(url) => (
+                settings.with_database(url),
+                "the PostgreSQL store".to_owned(),
+            ),
+            None => (settings, format!("the store in {}", data.display())),
+        };
         let control = rampart_control::ControlPlane::open_with(&data, &environments, settings)
             .await
-            .with_context(|| format!("opening the store in {}", data.display()))?;
+            .with_context(|| format!("opening {store}"))?;
         let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
             .await
             .with_context(|| format!("reading tokens in {}", data.display()))?;

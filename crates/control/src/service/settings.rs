@@ -19,6 +19,9 @@ pub struct Settings {
     pub notify: NotifySettings,
     /// The listener's limits (head deadline, connection caps, HTTP/2 streams).
     pub limits: crate::listener::Limits,
+    /// A PostgreSQL database (`postgres://…`) to keep the state in instead of the data
+    /// folder's SQLite file.
+    pub database: Option<String>,
 }
 
 impl Default for Settings {
@@ -31,11 +34,19 @@ impl Default for Settings {
             public_url: None,
             notify: NotifySettings::default(),
             limits: crate::listener::Limits::default(),
+            database: None,
         }
     }
 }
 
 impl Settings {
+    /// Keeps the state in this PostgreSQL database (`postgres://user@host/db`) instead of
+    /// `DATA/rampart.db`; the data folder still holds the bootstrap tokens.
+    pub fn with_database(mut self, url: &str) -> Settings {
+        self.database = Some(url.to_owned());
+        self
+    }
+
     pub fn with_limits(mut self, limits: crate::listener::Limits) -> Settings {
         self.limits = limits;
         self

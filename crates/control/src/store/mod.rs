@@ -22,6 +22,7 @@ pub enum StoreError {
 }
 
 mod backend;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 #[cfg(test)]
@@ -69,6 +70,11 @@ impl Store {
     /// Opens (creating if needed) the SQLite store `DIR/rampart.db` and migrates it.
     pub async fn open(dir: &Path) -> Result<Store, StoreError> {
         Ok(Store::new(sqlite::Sqlite::open(dir).await?))
+    }
+
+    /// Connects to a PostgreSQL database (`postgres://…`) and migrates it.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Ok(Store::new(postgres::Postgres::connect(url).await?))
     }
 
     pub fn new(backend: impl Backend + 'static) -> Store {

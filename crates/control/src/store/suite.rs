@@ -9,37 +9,57 @@ use serde_json::json;
 
 use super::{IncidentSeed, NewAlert, NewEvent, Store};
 
-/// A fresh store per backend, with the environments `testing` and `production`. Only SQLite
-/// is built so far; a backend added later joins here and every test below runs against it.
+/// A fresh store per backend, with the environments `testing` and `production`: SQLite in a
+/// scratch folder, and PostgreSQL on a server of the test's own (a real one, Debian's package).
+/// Every test below runs against each.
 async fn backends(test: &str) -> Vec<(&'static str, Store, Scratch)> {
-    let scratch = Scratch::new(test).await;
-    let sqlite = Store::open(&scratch.0).await.expect("a SQLite store");
     let envs = ["testing".to_owned(), "production".to_owned()];
+    let dir = Scratch::dir(test).await;
+    let sqlite = Store::open(&dir).await.expect("a SQLite store");
     sqlite
         .ensure_environments(&envs)
         .await
         .expect("environments");
-    vec![("sqlite", sqlite, scratch)]
+    let server = rampart_testkit::postgres::PostgresServer::start()
+        .await
+        .expect("a PostgreSQL server (scripts/install-test-deps.sh installs it)");
+    let postgres = Store::connect(&server.url())
+        .await
+        .expect("a PostgreSQL store");
+    postgres
+        .ensure_environments(&envs)
+        .await
+        .expect("environments");
+    vec![
+        ("sqlite", sqlite, Scratch::Dir(dir)),
+        ("postgres", postgres, Scratch::Server(Box::new(server))),
+    ]
 }
 
-/// A scratch folder, removed when the test ends (passing or not).
-struct Scratch(std::path::PathBuf);
+/// What a backend's store lives in, removed when the test ends (passing or not).
+enum Scratch {
+    Dir(std::path::PathBuf),
+    #[allow(dead_code)] // held for its drop: the server stops and its folder goes
+    Server(Box<rampart_testkit::postgres::PostgresServer>),
+}
 
 impl Scratch {
-    async fn new(test: &str) -> Scratch {
+    async fn dir(test: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "rampart-store-{test}-{}-{}",
             std::process::id(),
             fastrand::u32(..)
         ));
         tokio::fs::create_dir_all(&dir).await.expect("scratch dir");
-        Scratch(dir)
+        dir
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if let Scratch::Dir(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

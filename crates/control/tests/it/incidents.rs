@@ -23,13 +23,33 @@ use common::{blackholed_auth, document, first_version, start_fleet, steady_load,
 
 #[tokio::test]
 async fn an_automatic_rollback_writes_its_own_postmortem() {
+    automatic_rollback_story(None).await;
+}
+
+/// The same story with the control plane's state in PostgreSQL (a real server of its own):
+/// releases, alerts, incidents, the outbox, components, SLI minutes and subscribers go through
+/// the PostgreSQL backend.
+#[tokio::test]
+async fn an_automatic_rollback_writes_its_own_postmortem_on_postgresql() {
+    let server = rampart_testkit::postgres::PostgresServer::start()
+        .await
+        .expect("a PostgreSQL server (scripts/install-test-deps.sh installs it)");
+    automatic_rollback_story(Some(server.url())).await;
+}
+
+async fn automatic_rollback_story(database: Option<String>) {
     let backend = EchoServer::start("b").await.expect("backend");
     let pager = Receiver::start().await.expect("pager");
     let control = common::production("incident", |c| {
-        c.with_plan(Some(Plan::short(1_000)))
+        let c = c
+            .with_plan(Some(Plan::short(1_000)))
             .with_tick(Duration::from_millis(200))
             .with_incident_quiet(Duration::from_secs(2))
-            .with_private_webhooks(true) // the subscriber is a receiver on loopback
+            .with_private_webhooks(true); // the subscriber is a receiver on loopback
+        match &database {
+            Some(url) => c.with_database(url),
+            None => c,
+        }
     })
     .await;
     let op = ApiClient::new(&control.url(), Some("op".into()));

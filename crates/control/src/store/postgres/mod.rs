@@ -1,0 +1,151 @@
+//! The PostgreSQL backend: sqlx over a connection pool, migrations in `migrations-postgres/`
+//! (the same steps as SQLite's, in PostgreSQL's dialect), one module per group of tables, the
+//! same queries as the SQLite backend's with PostgreSQL's placeholders and functions.
+//!
+//! Every write transaction first takes one transaction-scoped advisory lock, so writes are
+//! serialised as they are on SQLite: event sequence numbers are committed in order (a reader
+//! that has seen event N has seen every event before it), and read-then-write steps (a policy's
+//! next revision, an approval granted once) need no retry loop.
+
+use rampart_api::{Event, VersionId, VersionInfo};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+
+pub(super) use super::backend::*;
+pub(super) use super::{
+    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow, ReleaseRow,
+    StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
+};
+
+mod alerts;
+mod environments;
+mod incidents;
+mod ops;
+mod policies;
+mod releases;
+mod restarts;
+mod status;
+mod tokens;
+mod versions;
+
+/// The advisory lock every write transaction takes (any constant; "rampart" in ASCII).
+const WRITE_LOCK: i64 = 0x72_616d_7061_7274;
+
+/// A version-id column.
+pub(super) fn version_col(r: &PgRow, i: usize) -> Result<VersionId, StoreError> {
+    let text: String = r.try_get(i)?;
+    VersionId::parse(&text).map_err(StoreError::Malformed)
+}
+
+/// A version-id column that may be NULL.
+pub(super) fn opt_version_col(r: &PgRow, i: usize) -> Result<Option<VersionId>, StoreError> {
+    let text: Option<String> = r.try_get(i)?;
+    text.map(|t| VersionId::parse(&t).map_err(StoreError::Malformed))
+        .transpose()
+}
+
+pub(super) fn version_info(r: &PgRow) -> Result<VersionInfo, StoreError> {
+    Ok(VersionInfo {
+        id: version_col(r, 0)?,
+        parent: opt_version_col(r, 1)?,
+        author: r.try_get(2)?,
+        message: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+    })
+}
+
+/// An event from a `SELECT seq, at, kind, subject, actor, data` row.
+pub(crate) fn event_row(r: &PgRow) -> Event {
+    let data: String = r.get(5);
+    Event {
+        seq: r.get(0),
+        at: r.get(1),
+        kind: r.get(2),
+        subject: r.get(3),
+        actor: r.get(4),
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+pub struct Postgres {
+    pub(crate) pool: PgPool,
+}
+
+impl Postgres {
+    /// Connects to `url` (`postgres://user@host/db`) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations-postgres").run(&pool).await?;
+        Ok(Postgres { pool })
+    }
+
+    /// A write transaction, holding the write lock until it commits or rolls back.
+    pub(crate) async fn write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Appends an event; returns its sequence number. The time is taken by the database while
+    /// the write lock is held, so sequence order and time order agree (same format as `now()`).
+    pub(crate) async fn append(
+        tx: &mut sqlx::PgConnection,
+        e: &NewEvent<'_>,
+    ) -> Result<i64, StoreError> {
+        let seq = sqlx::query(
+            "INSERT INTO events (at, kind, subject, actor, data) VALUES (to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), $1, $2, $3, $4) RETURNING seq",
+        )
+        .bind(e.kind)
+        .bind(e.subject)
+        .bind(e.actor)
+        .bind(e.data.to_string())
+        .fetch_one(tx)
+        .await?
+        .try_get(0)?;
+        Ok(seq)
+    }
+}
+
+impl Backend for Postgres {}
+
+#[async_trait::async_trait]
+impl EventStore for Postgres {
+    async fn ensure_environments(&self, names: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for (i, name) in names.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO environments (name, position) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(i as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.write().await?;
+        let seq = Self::append(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn events(&self, after: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query("SELECT seq, at, kind, subject, actor, data FROM events WHERE seq > $1 ORDER BY seq LIMIT 1000")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event_row).collect())
+    }
+}
