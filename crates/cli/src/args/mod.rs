@@ -79,7 +79,7 @@ pub enum Command {
     /// Everything on one machine: control plane, example backend and auth server, gateways in
     /// testing and production, the example config released through both. Ctrl-C stops it.
     Up(UpArgs),
-    /// Run the control plane.
+    /// Run the control plane (or `control migrate` its store into PostgreSQL).
     Control(ControlArgs),
     /// Work with config documents (locally, or versions on the control plane).
     Config {
@@ -266,6 +266,21 @@ pub enum RolloutCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ControlCommand {
+    /// Copy an embedded store (DATA/rampart.db) into an empty PostgreSQL database, whole:
+    /// every table, ids kept, row counts checked before it commits. Then run
+    /// `rampart control --data DATA --database URL`.
+    Migrate {
+        /// The data directory holding rampart.db.
+        #[arg(long)]
+        from: PathBuf,
+        /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB (or RAMPART_DATABASE)
+        #[arg(long, env = "RAMPART_DATABASE", hide_env_values = true)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum PolicyCommand {
     /// The policy in force in an environment (the default written out when none is stored).
     Show {
@@ -440,11 +455,13 @@ pub struct UpArgs {
 
 #[derive(clap::Args)]
 pub struct ControlArgs {
+    #[command(subcommand)]
+    pub command: Option<ControlCommand>,
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub listen: SocketAddr,
-    /// Data directory (SQLite database, tokens).
+    /// Data directory (SQLite database, tokens); required to run.
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// Keep the state in this PostgreSQL database instead of DATA/rampart.db
     /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DB, or RAMPART_DATABASE); tokens stay in DATA.
     #[arg(long, env = "RAMPART_DATABASE", hide_env_values = true)]

@@ -62,9 +62,34 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `rampart control migrate`: copies the embedded store into PostgreSQL, table by table, saying
+/// how far it got.
+fn migrate(from: &std::path::Path, to: &str) -> Result<ExitCode> {
+    let counts = runtime()?.block_on(rampart_control::store::copy::sqlite_to_postgres(
+        from,
+        to,
+        |table, rows| eprintln!("  {table}: {rows} rows"),
+    ))?;
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    println!(
+        "copied {total} rows in {} tables from {} into PostgreSQL; every count checked",
+        counts.len(),
+        from.join("rampart.db").display()
+    );
+    println!(
+        "now run: rampart control --data {} --database <URL>",
+        from.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the control plane until SIGTERM or Ctrl-C.
 pub fn control(a: ControlArgs) -> Result<ExitCode> {
+    if let Some(crate::args::ControlCommand::Migrate { from, to }) = a.command {
+        return migrate(&from, &to);
+    }
     let ControlArgs {
+        command: _,
         listen,
         data,
         database,
@@ -84,6 +109,9 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         tls_key,
         public_listen,
     } = a;
+    let data = data.context(
+        "--data DIR is required: where the store (without --database) and the tokens live",
+    )?;
     let tls = tls_acceptor(tls_cert.as_deref(), tls_key.as_deref())?;
     let limits = listener_limits(&header_timeout, max_connections, max_connections_per_client)?;
     let smtp_ca = match &smtp_ca {

@@ -40,6 +40,11 @@ impl Drop for Spawned {
 }
 
 pub fn start(data: &std::path::Path, port: u16) -> Spawned {
+    start_with(data, port, &[])
+}
+
+/// Like [`start`], with more arguments for `rampart control`.
+pub fn start_with(data: &std::path::Path, port: u16, more: &[&str]) -> Spawned {
     Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args([
             "control",
@@ -48,6 +53,7 @@ pub fn start(data: &std::path::Path, port: u16) -> Spawned {
             "--data",
         ])
         .arg(data)
+        .args(more)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

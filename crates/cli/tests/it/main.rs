@@ -9,6 +9,7 @@ mod crash;
 mod drill;
 mod incident_cli;
 mod policy_cli;
+mod postgres_store;
 mod tls;
 mod tokens;
 mod version_prefix;

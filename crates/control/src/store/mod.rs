@@ -1,6 +1,7 @@
 //! Durable state behind one seam (`backend.rs`: a trait per group of tables), so the control
-//! plane does not know which database holds it. `sqlite/` implements it over SQLite (WAL); the
-//! suite in `suite.rs` states what every backend must do and runs against each.
+//! plane does not know which database holds it. `sqlite/` implements it over SQLite (WAL),
+//! `postgres/` over PostgreSQL; the suite in `suite.rs` states what every backend must do and
+//! runs against each; `copy.rs` copies an embedded store into PostgreSQL.
 //!
 //! Every change that must survive a crash is one transaction that also appends its event, so
 //! the event log and the state never disagree.
@@ -19,9 +20,15 @@ pub enum StoreError {
     /// A value that rampart checked before storing it no longer parses: something else wrote it.
     #[error("database holds a malformed value: {0}")]
     Malformed(String),
+    /// Not done, and why (e.g. copying into a database that already holds a store).
+    #[error("{0}")]
+    Refused(String),
 }
 
 mod backend;
+pub mod copy;
+#[cfg(test)]
+mod copy_test;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

@@ -12,7 +12,7 @@ use super::{IncidentSeed, NewAlert, NewEvent, Store};
 /// A fresh store per backend, with the environments `testing` and `production`: SQLite in a
 /// scratch folder, and PostgreSQL on a server of the test's own (a real one, Debian's package).
 /// Every test below runs against each.
-async fn backends(test: &str) -> Vec<(&'static str, Store, Scratch)> {
+pub(super) async fn backends(test: &str) -> Vec<(&'static str, Store, Scratch)> {
     let envs = ["testing".to_owned(), "production".to_owned()];
     let dir = Scratch::dir(test).await;
     let sqlite = Store::open(&dir).await.expect("a SQLite store");
@@ -37,14 +37,14 @@ async fn backends(test: &str) -> Vec<(&'static str, Store, Scratch)> {
 }
 
 /// What a backend's store lives in, removed when the test ends (passing or not).
-enum Scratch {
+pub(super) enum Scratch {
     Dir(std::path::PathBuf),
     #[allow(dead_code)] // held for its drop: the server stops and its folder goes
     Server(Box<rampart_testkit::postgres::PostgresServer>),
 }
 
 impl Scratch {
-    async fn dir(test: &str) -> std::path::PathBuf {
+    pub(super) async fn dir(test: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "rampart-store-{test}-{}-{}",
             std::process::id(),
@@ -63,10 +63,10 @@ impl Drop for Scratch {
     }
 }
 
-const V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-const V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+pub(super) const V1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+pub(super) const V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
-fn event<'a>(kind: &'a str, subject: &'a str) -> NewEvent<'a> {
+pub(super) fn event<'a>(kind: &'a str, subject: &'a str) -> NewEvent<'a> {
     NewEvent {
         kind,
         subject,
@@ -75,7 +75,7 @@ fn event<'a>(kind: &'a str, subject: &'a str) -> NewEvent<'a> {
     }
 }
 
-fn seed(cause: serde_json::Value, title: &str, status: IncidentStatus) -> IncidentSeed {
+pub(super) fn seed(cause: serde_json::Value, title: &str, status: IncidentStatus) -> IncidentSeed {
     IncidentSeed {
         title: title.into(),
         status,
@@ -89,7 +89,7 @@ fn seed(cause: serde_json::Value, title: &str, status: IncidentStatus) -> Incide
     }
 }
 
-fn page(key: &str) -> NewAlert {
+pub(super) fn page(key: &str) -> NewAlert {
     NewAlert {
         key: key.into(),
         name: key.into(),
