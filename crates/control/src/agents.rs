@@ -35,6 +35,11 @@ impl Agents {
         }
     }
 
+    /// The environments' names.
+    pub fn environments(&self) -> Vec<String> {
+        self.desired.keys().cloned().collect()
+    }
+
     pub fn knows_environment(&self, env: &str) -> bool {
         self.desired.contains_key(env)
     }

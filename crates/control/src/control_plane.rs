@@ -204,9 +204,13 @@ impl ControlPlane {
         }
     }
 
-    /// One reconciler pass: rolling restarts take their next step, every active release its
+    /// One reconciler pass: reports' applies stored and completed releases recorded, rolling
+    /// restarts take their next step, every active release its
     /// planner step; a release the control plane rolled back raises its alerts and incident.
     pub async fn reconcile(&self) -> Result<(), ControlError> {
+        // Reports' applies are stored (and releases that they completed recorded) first, so
+        // every step below reads and writes after them.
+        self.agent_protocol.check_successes().await?;
         self.restarts.drive().await?;
         for ended in self.releases.reconcile().await? {
             self.alerting

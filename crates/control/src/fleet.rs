@@ -126,6 +126,23 @@ impl Fleet {
             .collect()
     }
 
+    /// How many live instances `env` has, when there are some and every one runs `version`
+    /// (counted under the lock, nothing cloned: a report may ask it).
+    pub fn all_live_on(&self, env: &str, version: &rampart_api::VersionId) -> Option<usize> {
+        let all = self.lock();
+        let mut live = 0;
+        for i in all
+            .values()
+            .filter(|i| i.registration.environment == env && i.last_seen.elapsed() < STALE_AFTER)
+        {
+            if i.applied.as_ref() != Some(version) {
+                return None;
+            }
+            live += 1;
+        }
+        (live > 0).then_some(live)
+    }
+
     /// Every registered instance of an environment, live or not.
     pub fn all(&self, env: &str) -> Vec<Instance> {
         self.lock()

@@ -12,6 +12,12 @@ pub struct AgentProtocol {
     book: Arc<crate::component_book::ComponentBook>,
     /// Last-known-good per environment, mirrored from the store to skip redundant writes.
     lkg: std::sync::Mutex<HashMap<String, Option<VersionId>>>,
+    /// `instance.applied` events not yet stored: reports are booked in memory and the events
+    /// written in batches (`flush`), so a thousand agents applying a rollback at once cost a
+    /// few transactions, not a thousand, and an operator's write does not queue behind them.
+    pending: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
+    /// One flush at a time, so batches reach the log in the order they were taken.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl AgentProtocol {
@@ -34,7 +40,83 @@ impl AgentProtocol {
             sli,
             book,
             lkg: std::sync::Mutex::new(lkg),
+            pending: std::sync::Mutex::new(Vec::new()),
+            flushing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn pending_events(&self) -> std::sync::MutexGuard<'_, Vec<(String, serde_json::Value)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores the `instance.applied` events reports brought since the last flush, in order, in
+    /// one transaction.
+    pub async fn flush(&self) -> Result<(), ControlError> {
+        let _one = self.flushing.lock().await;
+        let batch = std::mem::take(&mut *self.pending_events());
+        let events: Vec<NewEvent> = batch
+            .iter()
+            .map(|(instance, data)| NewEvent {
+                kind: "instance.applied",
+                subject: instance,
+                actor: instance,
+                data: data.clone(),
+            })
+            .collect();
+        if let Err(e) = self.store.append_events(&events).await {
+            // Not stored: put them back ahead of anything that came since.
+            let mut pending = self.pending_events();
+            let later = std::mem::replace(&mut *pending, batch);
+            pending.extend(later);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Every environment whose live instances all run its desired version has succeeded with
+    /// it (a straggler that went silent also completes a release); called every reconciler tick.
+    pub async fn check_successes(&self) -> Result<(), ControlError> {
+        self.flush().await?;
+        for env in self.agents.environments() {
+            self.check_success(&env).await?;
+        }
+        Ok(())
+    }
+
+    /// When every live instance of `env` runs the desired version, the release succeeded there
+    /// and the version becomes its last-known-good (stored after the applies that led to it).
+    async fn check_success(&self, env: &str) -> Result<(), ControlError> {
+        let Some(desired) = self.agents.desired(env) else {
+            return Ok(());
+        };
+        let already = self
+            .lkg
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(env)
+            .cloned()
+            .flatten();
+        if already.as_ref() == Some(&desired) {
+            return Ok(());
+        }
+        let Some(live) = self.agents.fleet.all_live_on(env, &desired) else {
+            return Ok(());
+        };
+        self.flush().await?;
+        self.store
+            .record_success(env, desired.as_str(), live)
+            .await?;
+        self.lkg
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(env.to_owned(), Some(desired.clone()));
+        tracing::info!(
+            env,
+            version = desired.short(),
+            instances = live,
+            "release succeeded; new last-known-good"
+        );
+        Ok(())
     }
 
     /// Registers an instance and hands it a fresh credential. An agent token bound to
@@ -171,49 +253,15 @@ impl AgentProtocol {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;
         self.sli.record(self.book.sli_updates(&env, &r));
-        if r.applied.is_some() && before != r.applied {
-            let data =
-                serde_json::json!({ "environment": env, "version": r.applied, "previous": before });
-            self.store
-                .append_event(&NewEvent {
-                    kind: "instance.applied",
-                    subject: instance,
-                    actor: instance,
-                    data,
-                })
-                .await?;
-        }
         for p in &r.problems {
             tracing::warn!(instance, problem = %p, "agent reports a problem");
         }
-        let Some(desired) = self.agents.desired(&env) else {
-            return Ok(());
-        };
-        let live = self.agents.fleet.live(&env);
-        let already = self
-            .lkg
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&env)
-            .cloned()
-            .flatten();
-        if already.as_ref() != Some(&desired)
-            && !live.is_empty()
-            && live.iter().all(|i| i.applied.as_ref() == Some(&desired))
-        {
-            self.store
-                .record_success(&env, desired.as_str(), live.len())
-                .await?;
-            self.lkg
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(env.clone(), Some(desired.clone()));
-            tracing::info!(
-                env,
-                version = desired.short(),
-                instances = live.len(),
-                "release succeeded; new last-known-good"
-            );
+        if r.applied.is_some() && before != r.applied {
+            let data =
+                serde_json::json!({ "environment": env, "version": r.applied, "previous": before });
+            self.pending_events().push((instance.to_owned(), data));
+            // Only a report that changes what an instance runs can complete a release.
+            self.check_success(&env).await?;
         }
         Ok(())
     }

@@ -27,6 +27,9 @@ pub trait EventStore: Send + Sync {
     /// Appends an event on its own; returns its sequence number.
     async fn append_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError>;
 
+    /// Appends events in order, in one transaction (a batch of agents' reports).
+    async fn append_events(&self, events: &[NewEvent<'_>]) -> Result<(), StoreError>;
+
     /// Up to 1,000 events after `after`, in order.
     async fn events(&self, after: i64) -> Result<Vec<Event>, StoreError>;
 }

@@ -141,6 +141,18 @@ impl EventStore for Postgres {
         Ok(seq)
     }
 
+    async fn append_events(&self, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for e in events {
+            Self::append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn events(&self, after: i64) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query("SELECT seq, at, kind, subject, actor, data FROM events WHERE seq > $1 ORDER BY seq LIMIT 1000")
             .bind(after)

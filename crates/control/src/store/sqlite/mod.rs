@@ -137,6 +137,18 @@ impl EventStore for Sqlite {
         Self::append(&mut conn, e).await
     }
 
+    async fn append_events(&self, events: &[NewEvent<'_>]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for e in events {
+            Self::append(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn events(&self, after: i64) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query("SELECT seq, at, kind, subject, actor, data FROM events WHERE seq > ? ORDER BY seq LIMIT 1000")
             .bind(after)
