@@ -225,6 +225,20 @@ async fn pictures_tell_both_releases(op: &ApiClient) {
 
 #[tokio::test]
 async fn a_release_survives_a_control_plane_restart() {
+    release_survives_a_restart(None).await;
+}
+
+/// The same with the state in PostgreSQL: the control plane is killed mid-release and a new
+/// one, on the same database, resumes the release from what it stored.
+#[tokio::test]
+async fn a_release_survives_a_control_plane_restart_on_postgresql() {
+    let server = rampart_testkit::postgres::PostgresServer::start()
+        .await
+        .expect("a PostgreSQL server");
+    release_survives_a_restart(Some(server.url())).await;
+}
+
+async fn release_survives_a_restart(database: Option<String>) {
     let backend = EchoServer::start("b").await.expect("backend");
     let data = temp("restart");
     let addr = free_addr();
@@ -235,8 +249,13 @@ async fn a_release_survives_a_control_plane_restart() {
         w.bake_ms = 2_000;
     }
     let configure = |p: Plan| {
+        let database = database.clone();
         move |c: rampart_control::Settings| {
-            c.with_plan(Some(p)).with_tick(Duration::from_millis(200))
+            let c = c.with_plan(Some(p)).with_tick(Duration::from_millis(200));
+            match &database {
+                Some(url) => c.with_database(url),
+                None => c,
+            }
         }
     };
     let control = rampart_control::spawn_with(
