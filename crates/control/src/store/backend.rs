@@ -13,8 +13,8 @@ use rampart_api::{
 };
 
 use super::{
-    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow, ReleaseRow,
-    StoreError, StoredToken, SubscriberRow,
+    EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
+    ReleaseRow, StoreError, StoredToken, SubscriberRow,
 };
 use crate::slo::Counts;
 
@@ -348,6 +348,34 @@ pub trait PolicyStore: Send + Sync {
     async fn policies(&self, env: &str) -> Result<Vec<PolicyRow>, StoreError>;
 }
 
+/// The leader's lease, and the fence on its epoch.
+#[async_trait::async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the lease for `ttl_ms` if nobody holds it (free, released or lapsed by the
+    /// database's clock); returns the new epoch, one more than any before.
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        address: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Extends the lease `holder` took under `epoch` by `ttl_ms` from now; false if it is no
+    /// longer theirs (lapsed and taken, or released).
+    async fn renew_lease(&self, holder: &str, epoch: i64, ttl_ms: u64) -> Result<bool, StoreError>;
+
+    /// Gives the lease up at once, so another replica takes over without waiting it out.
+    async fn release_lease(&self, holder: &str, epoch: i64) -> Result<(), StoreError>;
+
+    /// The lease as stored: holder, address, epoch, and whether it is current by the
+    /// database's clock.
+    async fn lease(&self) -> Result<LeaseRow, StoreError>;
+
+    /// From now on every write this store makes first checks that the lease's epoch is still
+    /// `epoch`, and fails with [`StoreError::Fenced`] otherwise; `None` lifts the fence.
+    fn fence(&self, epoch: Option<i64>);
+}
+
 /// Everything the control plane stores: one value of this is the store. A backend says so in
 /// one line (`impl Backend for Sqlite {}`) once it implements every group.
 pub trait Backend:
@@ -362,5 +390,6 @@ pub trait Backend:
     + StatusStore
     + TokenStore
     + PolicyStore
+    + LeaseStore
 {
 }

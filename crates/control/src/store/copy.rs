@@ -13,7 +13,8 @@ use super::StoreError;
 use super::postgres::Postgres;
 use super::sqlite::Sqlite;
 
-/// Every table, parents before the tables that refer to them.
+/// Every table, parents before the tables that refer to them. The leader's lease is not copied:
+/// a database starts with no leader.
 pub const TABLES: [&str; 20] = [
     "versions",
     "environments",

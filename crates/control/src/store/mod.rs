@@ -23,12 +23,17 @@ pub enum StoreError {
     /// Not done, and why (e.g. copying into a database that already holds a store).
     #[error("{0}")]
     Refused(String),
+    /// A write made as leader under an epoch that has been superseded: nothing was written.
+    #[error("fenced: this replica led under epoch {mine}, the lease is at epoch {now}")]
+    Fenced { mine: i64, now: i64 },
 }
 
 mod backend;
 pub mod copy;
 #[cfg(test)]
 mod copy_test;
+#[cfg(test)]
+mod lease_test;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
@@ -36,11 +41,11 @@ pub mod sqlite;
 mod suite;
 
 pub use backend::{
-    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, OpsStore, PolicyStore,
-    ReleaseStore, RestartStore, StatusStore, TokenStore, VersionStore,
+    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, LeaseStore, OpsStore,
+    PolicyStore, ReleaseStore, RestartStore, StatusStore, TokenStore, VersionStore,
 };
 pub use rows::{
-    IncidentSeed, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow, StoredToken,
+    IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow, StoredToken,
     SubscriberRow, subscriber_channel,
 };
 

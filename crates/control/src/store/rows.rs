@@ -95,3 +95,13 @@ pub struct PolicyRow {
     pub actor: String,
     pub created_at: String,
 }
+
+/// The leader's lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub holder: String,
+    pub address: String,
+    pub epoch: i64,
+    /// Unexpired by the database's clock.
+    pub current: bool,
+}

@@ -13,13 +13,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 
 pub(super) use super::backend::*;
 pub(super) use super::{
-    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow, ReleaseRow,
-    StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
+    EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
+    ReleaseRow, StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
 };
 
 mod alerts;
 mod environments;
 mod incidents;
+mod lease;
 mod ops;
 mod policies;
 mod releases;
@@ -29,7 +30,7 @@ mod tokens;
 mod versions;
 
 /// The advisory lock every write transaction takes (any constant; "rampart" in ASCII).
-const WRITE_LOCK: i64 = 0x72_616d_7061_7274;
+pub(super) const WRITE_LOCK: i64 = 0x72_616d_7061_7274;
 
 /// A version-id column.
 pub(super) fn version_col(r: &PgRow, i: usize) -> Result<VersionId, StoreError> {
@@ -69,6 +70,8 @@ pub(crate) fn event_row(r: &PgRow) -> Event {
 
 pub struct Postgres {
     pub(crate) pool: PgPool,
+    /// The epoch every write is fenced on (0: no fence).
+    fence: std::sync::atomic::AtomicI64,
 }
 
 impl Postgres {
@@ -80,18 +83,32 @@ impl Postgres {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations-postgres").run(&pool).await?;
-        Ok(Postgres { pool })
+        Ok(Postgres {
+            pool,
+            fence: Default::default(),
+        })
     }
 
-    /// A write transaction, holding the write lock until it commits or rolls back.
+    /// A write transaction, holding the write lock until it commits or rolls back. Under a
+    /// fence, the lease's epoch is checked while the lock is held: a takeover (which takes the
+    /// lock too) is either before this write, which then fails, or after it commits.
     pub(crate) async fn write(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
+        let mine = self.fence.load(std::sync::atomic::Ordering::Acquire);
+        if mine != 0 {
+            let now: i64 = sqlx::query_scalar("SELECT epoch FROM leader_lease WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            if now != mine {
+                return Err(StoreError::Fenced { mine, now });
+            }
+        }
         Ok(tx)
     }
 

@@ -249,6 +249,7 @@ impl OpsStore for Postgres {
         next_at_ms: u64,
         error: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE outbox SET attempts = $1, next_at_ms = $2, last_error = $3 WHERE id = $4",
         )
@@ -256,8 +257,9 @@ impl OpsStore for Postgres {
         .bind(next_at_ms as i64)
         .bind(error)
         .bind(p.id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

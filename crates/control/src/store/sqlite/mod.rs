@@ -12,13 +12,14 @@ use sqlx::{Row, SqlitePool};
 
 pub(super) use super::backend::*;
 pub(super) use super::{
-    EnvRow, IncidentSeed, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow, ReleaseRow,
-    StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
+    EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
+    ReleaseRow, StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
 };
 
 mod alerts;
 mod environments;
 mod incidents;
+mod lease;
 mod ops;
 mod policies;
 mod releases;
@@ -65,6 +66,8 @@ pub(crate) fn event_row(r: &sqlx::sqlite::SqliteRow) -> Event {
 
 pub struct Sqlite {
     pub(crate) pool: SqlitePool,
+    /// The epoch every write is fenced on (0: no fence).
+    fence: std::sync::atomic::AtomicI64,
 }
 
 impl Sqlite {
@@ -82,15 +85,28 @@ impl Sqlite {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Sqlite { pool })
+        Ok(Sqlite {
+            pool,
+            fence: Default::default(),
+        })
     }
 
     /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
     /// transaction that reads first cannot wait for the lock later (SQLITE_BUSY).
     pub(crate) async fn write(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mine = self.fence.load(std::sync::atomic::Ordering::Acquire);
+        if mine != 0 {
+            let now: i64 = sqlx::query_scalar("SELECT epoch FROM leader_lease WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+            if now != mine {
+                return Err(StoreError::Fenced { mine, now });
+            }
+        }
+        Ok(tx)
     }
 
     /// Appends an event; returns its sequence number.
@@ -133,8 +149,10 @@ impl EventStore for Sqlite {
     }
 
     async fn append_event(&self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Self::append(&mut conn, e).await
+        let mut tx = self.write().await?;
+        let seq = Self::append(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(seq)
     }
 
     async fn append_events(&self, events: &[NewEvent<'_>]) -> Result<(), StoreError> {

@@ -249,13 +249,15 @@ impl OpsStore for Sqlite {
         next_at_ms: u64,
         error: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE outbox SET attempts = ?, next_at_ms = ?, last_error = ? WHERE id = ?")
             .bind(i64::from(attempts))
             .bind(next_at_ms as i64)
             .bind(error)
             .bind(p.id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
