@@ -18,7 +18,14 @@ pub struct AgentProtocol {
     pending: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
     /// One flush at a time, so batches reach the log in the order they were taken.
     flushing: tokio::sync::Mutex<()>,
+    /// Documents of the versions agents were sent lately. Versions never change, so a rollback
+    /// answered to thousands of long-polls reads its document from the store once, and the
+    /// store's connections stay free for operators.
+    documents: std::sync::Mutex<Vec<(VersionId, Arc<str>)>>,
 }
+
+/// How many version documents the agent protocol keeps at hand.
+const DOCUMENTS_KEPT: usize = 8;
 
 impl AgentProtocol {
     pub fn new(
@@ -42,6 +49,7 @@ impl AgentProtocol {
             lkg: std::sync::Mutex::new(lkg),
             pending: std::sync::Mutex::new(Vec::new()),
             flushing: tokio::sync::Mutex::new(()),
+            documents: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -117,6 +125,30 @@ impl AgentProtocol {
             "release succeeded; new last-known-good"
         );
         Ok(())
+    }
+
+    /// A version's canonical document: from those kept at hand, else from the store (then kept,
+    /// the oldest making room).
+    async fn document(&self, v: &VersionId) -> Result<Arc<str>, ControlError> {
+        let kept = |docs: &std::sync::Mutex<Vec<(VersionId, Arc<str>)>>| {
+            docs.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|(id, _)| id == v)
+                .map(|(_, d)| d.clone())
+        };
+        if let Some(d) = kept(&self.documents) {
+            return Ok(d);
+        }
+        let document: Arc<str> = stored_version(&self.store, v).await?.1.into();
+        let mut docs = self.documents.lock().unwrap_or_else(|p| p.into_inner());
+        if !docs.iter().any(|(id, _)| id == v) {
+            if docs.len() >= DOCUMENTS_KEPT {
+                docs.remove(0);
+            }
+            docs.push((v.clone(), document.clone()));
+        }
+        Ok(document)
     }
 
     /// Registers an instance and hands it a fresh credential. An agent token bound to
@@ -228,7 +260,7 @@ impl AgentProtocol {
             }
         };
         let document = match &version {
-            Some(v) if Some(v.as_str()) != current => Some(stored_version(&self.store, v).await?.1),
+            Some(v) if Some(v.as_str()) != current => Some(self.document(v).await?.to_string()),
             _ => None,
         };
         Ok(Desired {
