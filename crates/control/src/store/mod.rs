@@ -29,6 +29,7 @@ pub enum StoreError {
 }
 
 mod backend;
+mod columns;
 pub mod copy;
 #[cfg(test)]
 mod copy_test;

@@ -7,9 +7,9 @@
 //! that has seen event N has seen every event before it), and read-then-write steps (a policy's
 //! next revision, an approval granted once) need no retry loop.
 
-use rampart_api::{Event, VersionId, VersionInfo};
+use rampart_api::Event;
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub(super) use super::backend::*;
 pub(super) use super::{
@@ -32,41 +32,7 @@ mod versions;
 /// The advisory lock every write transaction takes (any constant; "rampart" in ASCII).
 pub(super) const WRITE_LOCK: i64 = 0x72_616d_7061_7274;
 
-/// A version-id column.
-pub(super) fn version_col(r: &PgRow, i: usize) -> Result<VersionId, StoreError> {
-    let text: String = r.try_get(i)?;
-    VersionId::parse(&text).map_err(StoreError::Malformed)
-}
-
-/// A version-id column that may be NULL.
-pub(super) fn opt_version_col(r: &PgRow, i: usize) -> Result<Option<VersionId>, StoreError> {
-    let text: Option<String> = r.try_get(i)?;
-    text.map(|t| VersionId::parse(&t).map_err(StoreError::Malformed))
-        .transpose()
-}
-
-pub(super) fn version_info(r: &PgRow) -> Result<VersionInfo, StoreError> {
-    Ok(VersionInfo {
-        id: version_col(r, 0)?,
-        parent: opt_version_col(r, 1)?,
-        author: r.try_get(2)?,
-        message: r.try_get(3)?,
-        created_at: r.try_get(4)?,
-    })
-}
-
-/// An event from a `SELECT seq, at, kind, subject, actor, data` row.
-pub(crate) fn event_row(r: &PgRow) -> Event {
-    let data: String = r.get(5);
-    Event {
-        seq: r.get(0),
-        at: r.get(1),
-        kind: r.get(2),
-        subject: r.get(3),
-        actor: r.get(4),
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-    }
-}
+pub(super) use super::columns::{event_row, opt_version_col, version_col, version_info};
 
 pub struct Postgres {
     pub(crate) pool: PgPool,

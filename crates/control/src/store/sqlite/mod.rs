@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use rampart_api::{Event, VersionId, VersionInfo};
-use sqlx::sqlite::SqliteRow;
+use rampart_api::Event;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -28,41 +27,7 @@ mod status;
 mod tokens;
 mod versions;
 
-/// A version-id column.
-pub(super) fn version_col(r: &SqliteRow, i: usize) -> Result<VersionId, StoreError> {
-    let text: String = r.try_get(i)?;
-    VersionId::parse(&text).map_err(StoreError::Malformed)
-}
-
-/// A version-id column that may be NULL.
-pub(super) fn opt_version_col(r: &SqliteRow, i: usize) -> Result<Option<VersionId>, StoreError> {
-    let text: Option<String> = r.try_get(i)?;
-    text.map(|t| VersionId::parse(&t).map_err(StoreError::Malformed))
-        .transpose()
-}
-
-pub(super) fn version_info(r: &SqliteRow) -> Result<VersionInfo, StoreError> {
-    Ok(VersionInfo {
-        id: version_col(r, 0)?,
-        parent: opt_version_col(r, 1)?,
-        author: r.try_get(2)?,
-        message: r.try_get(3)?,
-        created_at: r.try_get(4)?,
-    })
-}
-
-/// An event from a `SELECT seq, at, kind, subject, actor, data` row.
-pub(crate) fn event_row(r: &sqlx::sqlite::SqliteRow) -> Event {
-    let data: String = r.get(5);
-    Event {
-        seq: r.get(0),
-        at: r.get(1),
-        kind: r.get(2),
-        subject: r.get(3),
-        actor: r.get(4),
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-    }
-}
+pub(super) use super::columns::{event_row, opt_version_col, version_col, version_info};
 
 pub struct Sqlite {
     pub(crate) pool: SqlitePool,
