@@ -32,7 +32,10 @@ mod versions;
 /// The advisory lock every write transaction takes (any constant; "rampart" in ASCII).
 pub(super) const WRITE_LOCK: i64 = 0x72_616d_7061_7274;
 
-pub(super) use super::columns::{event_row, opt_version_col, version_col, version_info};
+pub(super) use super::columns::{
+    alert_row, approval_row, event_row, impact, kind_str, opt_version_col, release_row, role_str,
+    select_releases, subscriber_row, to_json, version_col, version_info,
+};
 
 pub struct Postgres {
     pub(crate) pool: PgPool,

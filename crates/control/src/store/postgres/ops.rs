@@ -5,28 +5,12 @@
 
 use std::collections::HashMap;
 
-use rampart_api::{ChannelSpec, ComponentSpec, Impact, OutboxEntry, Severity};
+use rampart_api::{ChannelSpec, ComponentSpec, OutboxEntry};
 use sqlx::Row;
 
 use super::*;
 use crate::notify::Notification;
 use crate::slo::Counts;
-
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-pub(super) fn severity(s: &str) -> Severity {
-    if s == "page" {
-        Severity::Page
-    } else {
-        Severity::Ticket
-    }
-}
-
-pub(super) fn impact(s: &str) -> Impact {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).unwrap_or(Impact::Minor)
-}
 
 #[async_trait::async_trait]
 impl OpsStore for Postgres {

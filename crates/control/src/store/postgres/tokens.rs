@@ -96,12 +96,3 @@ impl TokenStore for Postgres {
             .collect()
     }
 }
-
-fn role_str(role: rampart_api::Role) -> &'static str {
-    match role {
-        rampart_api::Role::Agent => "agent",
-        rampart_api::Role::Viewer => "viewer",
-        rampart_api::Role::Operator => "operator",
-        rampart_api::Role::Approver => "approver",
-    }
-}

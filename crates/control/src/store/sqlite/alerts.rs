@@ -4,25 +4,8 @@
 use rampart_api::{Alert, ChannelSpec, Severity};
 use sqlx::Row;
 
-use super::ops::severity;
 use super::*;
 use crate::notify::{Notification, NotifyAction};
-
-fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Alert {
-    let data: String = r.get("data");
-    Alert {
-        id: r.get("id"),
-        key: r.get("key"),
-        name: r.get("name"),
-        severity: severity(r.get("severity")),
-        source: r.get("source"),
-        summary: r.get("summary"),
-        fired_at: r.get("fired_at"),
-        resolved_at: r.get("resolved_at"),
-        incident: r.get("incident"),
-        data: serde_json::from_str(&data).unwrap_or_default(),
-    }
-}
 
 #[async_trait::async_trait]
 impl AlertStore for Sqlite {

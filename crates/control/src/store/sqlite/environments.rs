@@ -2,7 +2,6 @@
 //! last-known-good, and second-person approvals.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use super::*;
 
@@ -134,7 +133,11 @@ impl EnvironmentStore for Sqlite {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(Self::approval_rows(rows)?.pop())
+        Ok(rows
+            .iter()
+            .map(approval_row)
+            .collect::<Result<Vec<_>, _>>()?
+            .pop())
     }
 
     async fn approvals(&self) -> Result<Vec<rampart_api::Approval>, StoreError> {
@@ -143,7 +146,7 @@ impl EnvironmentStore for Sqlite {
         )
         .fetch_all(&self.pool)
         .await?;
-        Self::approval_rows(rows)
+        rows.iter().map(approval_row).collect()
     }
 
     async fn grant(&self, id: i64, approver: &str) -> Result<bool, StoreError> {
@@ -178,24 +181,5 @@ impl EnvironmentStore for Sqlite {
         Self::append(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(true)
-    }
-}
-
-impl Sqlite {
-    fn approval_rows(rows: Vec<SqliteRow>) -> Result<Vec<rampart_api::Approval>, StoreError> {
-        rows.iter()
-            .map(|r| {
-                let sections: String = r.try_get(3)?;
-                Ok(rampart_api::Approval {
-                    id: r.try_get(0)?,
-                    environment: r.try_get(1)?,
-                    version: version_col(r, 2)?,
-                    sections: serde_json::from_str(&sections).unwrap_or_default(),
-                    requested_by: r.try_get(4)?,
-                    requested_at: r.try_get(5)?,
-                    approved_by: r.try_get(6)?,
-                })
-            })
-            .collect()
     }
 }

@@ -5,7 +5,6 @@ use rampart_api::{
 };
 use sqlx::Row;
 
-use super::ops::{impact, to_json};
 use super::*;
 
 #[async_trait::async_trait]

@@ -27,7 +27,10 @@ mod status;
 mod tokens;
 mod versions;
 
-pub(super) use super::columns::{event_row, opt_version_col, version_col, version_info};
+pub(super) use super::columns::{
+    alert_row, approval_row, event_row, impact, kind_str, opt_version_col, release_row, role_str,
+    select_releases, subscriber_row, to_json, version_col, version_info,
+};
 
 pub struct Sqlite {
     pub(crate) pool: SqlitePool,

@@ -4,33 +4,6 @@ use sqlx::Row;
 
 use super::*;
 
-/// A query for releases, with the columns `release_row` reads, followed by `$tail`.
-macro_rules! select_releases {
-    ($tail:literal) => {
-        concat!(
-            "SELECT id, environment, version, previous, intent, cohort, gate, reason, created_at FROM releases ",
-            $tail
-        )
-    };
-}
-
-/// A release from a `select_releases!` row; `None` if its stored intent no longer parses.
-fn release_row(r: &sqlx::sqlite::SqliteRow) -> Option<ReleaseRow> {
-    let intent: String = r.get(4);
-    let cohort: String = r.get(5);
-    Some(ReleaseRow {
-        id: r.get(0),
-        environment: r.get(1),
-        version: version_col(r, 2).ok()?,
-        previous: version_col(r, 3).ok()?,
-        intent: serde_json::from_str(&intent).ok()?,
-        cohort: serde_json::from_str(&cohort).unwrap_or_default(),
-        gate: r.get(6),
-        reason: r.get(7),
-        created_at: r.get(8),
-    })
-}
-
 #[async_trait::async_trait]
 impl ReleaseStore for Sqlite {
     async fn insert_release(

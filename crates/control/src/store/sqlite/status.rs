@@ -7,39 +7,6 @@ use sqlx::Row;
 use super::*;
 use crate::notify::{Notification, NotifyAction};
 
-fn kind_of(s: &str) -> SubscriberKind {
-    if s == "email" {
-        SubscriberKind::Email
-    } else {
-        SubscriberKind::Webhook
-    }
-}
-
-fn kind_str(k: SubscriberKind) -> &'static str {
-    match k {
-        SubscriberKind::Webhook => "webhook",
-        SubscriberKind::Email => "email",
-    }
-}
-
-fn subscriber_row(r: &sqlx::sqlite::SqliteRow) -> SubscriberRow {
-    let confirmed: Option<String> = r.get("confirmed_at");
-    let unsubscribed: Option<String> = r.get("unsubscribed_at");
-    SubscriberRow {
-        subscriber: Subscriber {
-            id: r.get("id"),
-            kind: kind_of(r.get("kind")),
-            target: r.get("target"),
-            created_at: r.get("created_at"),
-            confirmed: confirmed.is_some(),
-            unsubscribed: unsubscribed.is_some(),
-            secret: None,
-        },
-        token: r.get("token"),
-        secret: r.get("secret"),
-    }
-}
-
 #[async_trait::async_trait]
 impl StatusStore for Sqlite {
     async fn insert_maintenance(
