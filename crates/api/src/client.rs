@@ -1,4 +1,10 @@
 //! A typed client of the control-plane API. Every call has a deadline.
+//!
+//! It may be given several control-plane replicas (`URL1,URL2,…`). It sticks to the one that
+//! answered last, and moves on to the next — with backoff, within the call's deadline — when
+//! a replica cannot be reached (nothing was sent) or says no replica leads at the moment
+//! (`503 no_leader`: nothing was done). A request that may have reached the control plane is
+//! sent again only if it is a read.
 
 use std::time::Duration;
 
@@ -36,9 +42,27 @@ pub enum ClientError {
     Decode { url: String, reason: String },
 }
 
+/// The pause after every replica failed once, doubling up to the most.
+const FAILOVER_PAUSE_MIN: Duration = Duration::from_millis(200);
+const FAILOVER_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+/// How one exchange with one replica went wrong.
+enum Attempt {
+    /// The replica did not take the request (unreachable before sending, or no replica
+    /// leads): another may.
+    NotTaken(ClientError),
+    /// It may have been taken: only a read is sent again.
+    MaybeTaken(ClientError),
+    /// An answer (an API error) or a deadline: the call's result.
+    Final(ClientError),
+}
+
 #[derive(Clone)]
 pub struct ApiClient {
-    base: String,
+    /// The replicas' base URLs, in the order given.
+    bases: std::sync::Arc<[String]>,
+    /// The one that answered last (shared by clones: an agent's loops stick together).
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
     /// An agent's instance credential, sent with its polls and reports.
     credential: Option<String>,
@@ -47,13 +71,23 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// `base` like `http://127.0.0.1:7000`, or `https://…` (the server's certificate must chain
-    /// to the web's roots; see [`ApiClient::with_ca`] for a private CA).
+    /// to the web's roots; see [`ApiClient::with_ca`] for a private CA); several replicas'
+    /// URLs separated by commas.
     pub fn new(base: &str, token: Option<String>) -> ApiClient {
         // Fails only for a crypto provider without TLS 1.2 and 1.3, which aws-lc-rs is not.
         let tls = rampart_net::tls::client_config(None)
             .unwrap_or_else(|e| panic!("TLS client configuration: {e}"));
+        let mut bases: Vec<String> = base
+            .split(',')
+            .map(|b| b.trim().trim_end_matches('/').to_owned())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if bases.is_empty() {
+            bases.push(String::new());
+        }
         ApiClient {
-            base: base.trim_end_matches('/').to_owned(),
+            bases: bases.into(),
+            current: Default::default(),
             token,
             credential: None,
             client: Self::client(tls),
@@ -91,8 +125,13 @@ impl ApiClient {
         }
     }
 
+    /// The replica this client talks to now.
     pub fn base(&self) -> &str {
-        &self.base
+        let n = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        self.bases
+            .get(n % self.bases.len().max(1))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     async fn call<T: DeserializeOwned>(
@@ -109,12 +148,13 @@ impl ApiClient {
             bytes
         };
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            url: format!("{}{path}", self.base),
+            url: format!("{}{path}", self.base()),
             reason: e.to_string(),
         })
     }
 
-    /// One exchange under `timeout`: a successful answer's status and body, or the API's error.
+    /// One call under `timeout`: a successful answer's status and body, or the API's error.
+    /// A replica that cannot take the request hands it to the next (see the module's note).
     async fn fetch(
         &self,
         method: Method,
@@ -122,10 +162,63 @@ impl ApiClient {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let url = format!("{}{path}", self.base);
-        let uri: Uri = url.parse().map_err(|e| ClientError::Unreachable {
-            url: url.clone(),
-            reason: format!("bad URL: {e}"),
+        let deadline = tokio::time::Instant::now() + timeout;
+        let n = self.bases.len();
+        let read = method == Method::GET || method == Method::HEAD;
+        let mut pause = FAILOVER_PAUSE_MIN;
+        let mut tried = 0usize;
+        loop {
+            let at = self.current.load(std::sync::atomic::Ordering::Relaxed) % n;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let outcome = self
+                .exchange(&self.bases[at], method.clone(), path, body.clone(), left)
+                .await;
+            let attempt = match outcome {
+                Ok(answer) => return Ok(answer),
+                Err(attempt) => attempt,
+            };
+            // A replica that did not answer (or cannot lead us anywhere) is left for the next
+            // one, by this call and the ones after it (unless another call already moved on).
+            if !matches!(attempt, Attempt::Final(ClientError::Api { .. })) {
+                let _ = self.current.compare_exchange(
+                    at,
+                    (at + 1) % n,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+            let err = match attempt {
+                Attempt::NotTaken(e) => e,
+                Attempt::MaybeTaken(e) if read => e,
+                Attempt::MaybeTaken(e) | Attempt::Final(e) => return Err(e),
+            };
+            tried += 1;
+            // After a round of every replica, wait before the next one.
+            if tried.is_multiple_of(n) {
+                if tokio::time::Instant::now() + pause >= deadline {
+                    return Err(err);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(FAILOVER_PAUSE_MAX);
+            }
+        }
+    }
+
+    /// One exchange with the replica at `base`.
+    async fn exchange(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), Attempt> {
+        let url = format!("{base}{path}");
+        let uri: Uri = url.parse().map_err(|e| {
+            Attempt::Final(ClientError::Unreachable {
+                url: url.clone(),
+                reason: format!("bad URL: {e}"),
+            })
         })?;
         let mut req = Request::builder()
             .method(method)
@@ -142,45 +235,60 @@ impl ApiClient {
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                Attempt::Final(ClientError::Unreachable {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })
             })?;
         let exchange = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| ClientError::Unreachable {
+            let resp = self.client.request(req).await.map_err(|e| {
+                let err = ClientError::Unreachable {
                     url: url.clone(),
                     reason: format!("{e:?}"),
-                })?;
+                };
+                if e.is_connect() {
+                    Attempt::NotTaken(err)
+                } else {
+                    Attempt::MaybeTaken(err)
+                }
+            })?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
                 .collect()
                 .await
-                .map_err(|e| ClientError::Unreachable {
-                    url: url.clone(),
-                    reason: e.to_string(),
+                .map_err(|e| {
+                    Attempt::MaybeTaken(ClientError::Unreachable {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })
                 })?
                 .to_bytes();
-            Ok::<_, ClientError>((status, bytes))
+            Ok::<_, Attempt>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| ClientError::Timeout {
-                url: url.clone(),
-                after: timeout,
+            .map_err(|_| {
+                Attempt::Final(ClientError::Timeout {
+                    url: url.clone(),
+                    after: timeout,
+                })
             })??;
         if !status.is_success() {
             let err: ErrorBody = serde_json::from_slice(&bytes).unwrap_or(ErrorBody {
                 error: "http_error".into(),
                 message: String::from_utf8_lossy(&bytes).into_owned(),
             });
-            return Err(ClientError::Api {
+            let no_leader = status == StatusCode::SERVICE_UNAVAILABLE && err.error == "no_leader";
+            let err = ClientError::Api {
                 status: status.as_u16(),
                 code: err.error,
                 message: err.message,
+            };
+            return Err(if no_leader {
+                Attempt::NotTaken(err)
+            } else {
+                Attempt::Final(err)
             });
         }
         Ok((status, bytes))
@@ -264,6 +372,12 @@ impl ApiClient {
         .await
     }
 
+    /// Who leads the control plane, and its replicas.
+    pub async fn replicas(&self) -> Result<Replicas, ClientError> {
+        self.call(Method::GET, "/v1/replicas", None, DEFAULT_TIMEOUT)
+            .await
+    }
+
     pub async fn releases(&self) -> Result<Vec<ReleaseStatus>, ClientError> {
         self.call(Method::GET, "/v1/releases", None, DEFAULT_TIMEOUT)
             .await
@@ -277,7 +391,7 @@ impl ApiClient {
             .fetch(Method::GET, &path, None, DEFAULT_TIMEOUT)
             .await?;
         String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Decode {
-            url: format!("{}{path}", self.base),
+            url: format!("{}{path}", self.base()),
             reason: e.to_string(),
         })
     }

@@ -92,6 +92,16 @@ pub struct InstanceStatus {
     /// Problems the instance reports (e.g. a corrupt last-known-good).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The control-plane replica its reports come through (when there are several).
+    #[serde(default)]
+    pub replica: Option<String>,
+    /// The version it should run, as of its last report.
+    #[serde(default)]
+    pub expected: Option<VersionId>,
+    /// How long it has run something other than `expected` (milliseconds); none when it runs
+    /// what it should.
+    #[serde(default)]
+    pub behind_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -272,4 +282,24 @@ pub struct RestartStatus {
     /// Instances restarted and healthy again.
     pub restarted: Vec<String>,
     pub reason: Option<String>,
+}
+
+/// The control plane's replicas (`GET /v1/replicas`): who leads, under which epoch, and every
+/// replica that announced itself on the database.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Replicas {
+    /// The lease's holder, while its lease is current.
+    pub leader: Option<String>,
+    /// The lease's epoch: it grows on every takeover.
+    pub epoch: i64,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReplicaStatus {
+    pub name: String,
+    /// Where the other replicas reach it.
+    pub address: String,
+    /// Milliseconds since it last announced itself.
+    pub seen_ago_ms: i64,
 }

@@ -68,6 +68,9 @@ impl ControlPlane {
             Some(url) => Store::connect(url).await?,
             None => Store::open(data).await?,
         };
+        // A replica leading under an epoch writes nothing once it is superseded, from the
+        // first write on.
+        store.fence(settings.fence);
         store.ensure_environments(environments).await?;
         let envs = store.environments().await?;
         let names: Arc<[String]> = envs.iter().map(|e| e.name.clone()).collect();
@@ -133,6 +136,7 @@ impl ControlPlane {
                 sli.clone(),
                 book.clone(),
                 &envs,
+                settings.replica_name.clone(),
             ),
             restarts: Restarts::load(
                 store.clone(),

@@ -25,6 +25,12 @@ pub struct Instance {
     pub problems: Vec<String>,
     /// The last restart generation the agent completed.
     pub restarts: u64,
+    /// The replica its last report came through (several replicas), else `None`.
+    pub replica: Option<String>,
+    /// The version it should run, as of its last report, and since when it has not (a config
+    /// that is behind: expected against applied).
+    pub expected: Option<rampart_api::VersionId>,
+    pub behind_since: Option<Instant>,
     /// SHA-256 of the credential its registration got; polls and reports must present it.
     credential: [u8; 32],
 }
@@ -67,6 +73,9 @@ impl Fleet {
             latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
             problems: vec![],
             restarts: 0,
+            replica: None,
+            expected: None,
+            behind_since: None,
             credential: [0; 32],
         });
         entry.registration = r;
@@ -109,6 +118,27 @@ impl Fleet {
         i.restarts = r.restarts;
         i.last_seen = Instant::now();
         Some((i.registration.environment.clone(), before))
+    }
+
+    /// Notes which replica `instance`'s report came through and the version it should run:
+    /// from the first report that finds it behind, it counts as stale.
+    pub fn note_link(
+        &self,
+        instance: &str,
+        replica: Option<String>,
+        expected: Option<rampart_api::VersionId>,
+    ) {
+        let mut all = self.lock();
+        let Some(i) = all.get_mut(instance) else {
+            return;
+        };
+        i.replica = replica;
+        if expected.is_none() || i.applied == expected {
+            i.behind_since = None;
+        } else if i.behind_since.is_none() || i.expected != expected {
+            i.behind_since = Some(Instant::now());
+        }
+        i.expected = expected;
     }
 
     pub fn environment_of(&self, instance: &str) -> Option<String> {
@@ -168,6 +198,9 @@ impl Fleet {
                 requests: i.requests,
                 latency: i.latency.clone(),
                 problems: i.problems.clone(),
+                replica: i.replica.clone(),
+                expected: i.expected.clone(),
+                behind_ms: i.behind_since.map(|t| t.elapsed().as_millis() as u64),
             })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));

@@ -19,6 +19,7 @@ pub mod notify;
 pub mod postmortem;
 pub mod prometheus;
 pub mod release;
+pub mod replica;
 pub mod restart;
 pub mod rollout_picture;
 pub mod semantic;
@@ -140,32 +141,6 @@ pub async fn serve_on(
         public,
         tls,
     } = listeners;
-    // The reconciler drives releases every tick while the API serves.
-    let _reconciler = {
-        let control = control.clone();
-        Background(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(control.tick());
-            loop {
-                tick.tick().await;
-                if let Err(e) = control.reconcile().await {
-                    tracing::error!(error = %e, "reconciling releases");
-                }
-            }
-        }))
-    };
-    // Alerts and incidents are evaluated every second; the outbox delivers notifications.
-    let _evaluator = {
-        let control = control.clone();
-        Background(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if let Err(e) = control.evaluate().await {
-                    tracing::error!(error = %e, "evaluating alerts");
-                }
-            }
-        }))
-    };
     let page_listener = public.as_ref().unwrap_or(&listener);
     if let Ok(addr) = page_listener.local_addr() {
         let scheme = if tls.is_some() && public.is_none() {
@@ -175,22 +150,107 @@ pub async fn serve_on(
         };
         control.page().set_public_url(&format!("{scheme}://{addr}"));
     }
-    let _outbox = Background(tokio::spawn(
-        control.notifier().run(control.resolver().clone()),
-    ));
-    // Tokens created through the API, and revocations, count from the first request.
-    tokens
-        .load_stored(control.store())
-        .await
-        .map_err(|e| std::io::Error::other(format!("reading stored tokens: {e}")))?;
     let limits = control.limits();
-    let public_rate =
-        http::public_rate::PublicRate::new(limits.public_writes_per_client, limits.public_writes);
-    let state = std::sync::Arc::new(http::AppState {
-        control,
-        tokens,
-        public_rate,
-    });
+    let leading = Leading::start(control, tokens).await?;
+    let apps = Apps {
+        api: leading.api.clone(),
+        public: leading.public.clone(),
+    };
+    // The background tasks stop when `leading` drops, after the listeners have returned.
+    let served = serve_apps(listener, public, tls, apps, limits, None, shutdown).await;
+    drop(leading);
+    served
+}
+
+/// What a leading control plane runs: its routers and its background loops (the reconciler,
+/// alert evaluation, the outbox), which stop when this is dropped.
+pub struct Leading {
+    /// The whole API, the agent protocol and the status page.
+    pub api: axum::Router,
+    /// Only the public status page.
+    pub public: axum::Router,
+    _background: [Background; 3],
+}
+
+impl Leading {
+    /// Starts the background loops of `control` and builds its routers.
+    pub async fn start(
+        control: std::sync::Arc<ControlPlane>,
+        tokens: tokens::Tokens,
+    ) -> std::io::Result<Leading> {
+        // Tokens created through the API, and revocations, count from the first request.
+        tokens
+            .load_stored(control.store())
+            .await
+            .map_err(|e| std::io::Error::other(format!("reading stored tokens: {e}")))?;
+        // The reconciler drives releases every tick while the API serves.
+        let reconciler = {
+            let control = control.clone();
+            Background(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(control.tick());
+                loop {
+                    // Every tick, and at once when a release starts or is moved on.
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = control.releases.woken() => {}
+                    }
+                    if let Err(e) = control.reconcile().await {
+                        tracing::error!(error = %e, "reconciling releases");
+                    }
+                }
+            }))
+        };
+        // Alerts and incidents are evaluated every second; the outbox delivers notifications.
+        let evaluator = {
+            let control = control.clone();
+            Background(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = control.evaluate().await {
+                        tracing::error!(error = %e, "evaluating alerts");
+                    }
+                }
+            }))
+        };
+        let outbox = Background(tokio::spawn(
+            control.notifier().run(control.resolver().clone()),
+        ));
+        let limits = control.limits();
+        let public_rate = http::public_rate::PublicRate::new(
+            limits.public_writes_per_client,
+            limits.public_writes,
+        );
+        let state = std::sync::Arc::new(http::AppState {
+            control,
+            tokens,
+            public_rate,
+        });
+        Ok(Leading {
+            api: http::router(state.clone()),
+            public: http::public_router(state),
+            _background: [reconciler, evaluator, outbox],
+        })
+    }
+}
+
+/// The routers the listeners serve.
+pub struct Apps {
+    pub api: axum::Router,
+    pub public: axum::Router,
+}
+
+/// Serves `apps` on the listeners until `shutdown` resolves; connections from `peers` (other
+/// replicas forwarding their clients' requests) are not held to the per-client cap.
+pub async fn serve_apps(
+    listener: tokio::net::TcpListener,
+    public: Option<tokio::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    apps: Apps,
+    limits: listener::Limits,
+    peers: Option<listener::Peers>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Both listeners stop when `shutdown` resolves.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -203,27 +263,34 @@ pub async fn serve_on(
     let page = async {
         match public {
             Some(public) => {
-                let router = http::public_router(state.clone());
-                listener::serve(public, router, limits, None, stopping(stopped.clone())).await
+                listener::serve(
+                    public,
+                    apps.public,
+                    limits,
+                    None,
+                    peers.clone(),
+                    stopping(stopped.clone()),
+                )
+                .await
             }
             None => Ok(()),
         }
     };
     let api = listener::serve(
         listener,
-        http::router(state.clone()),
+        apps.api,
         limits,
         tls,
+        peers.clone(),
         stopping(stopped.clone()),
     );
-    // The background tasks' guards drop (and stop them) only after this has returned.
     let (api, page) = tokio::join!(api, page);
     api.and(page)
 }
 
 /// A background task of `serve`, stopped when `serve` ends — returning, or dropped (a killed
 /// control plane leaves nothing running behind it).
-struct Background(tokio::task::JoinHandle<()>);
+pub(crate) struct Background(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for Background {
     fn drop(&mut self) {

@@ -3,6 +3,11 @@
 //! off), a cap on open connections and a smaller one per client address (past either, new
 //! connections are closed at once rather than queued), and a bound on concurrent HTTP/2
 //! streams. Each connection's peer address reaches handlers as `ConnectInfo`.
+//!
+//! Other replicas of the control plane (`Peers`) forward their clients' requests here: their
+//! connections are not held to the per-client cap, and the client and replica they name
+//! (`x-rampart-client`, `x-rampart-replica`) are believed; from anyone else those headers are
+//! removed.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,6 +50,29 @@ impl Default for Limits {
     }
 }
 
+/// Headers a forwarding replica sets: the client it forwards for, and its own name.
+pub const CLIENT_HEADER: &str = "x-rampart-client";
+pub const REPLICA_HEADER: &str = "x-rampart-replica";
+
+/// The addresses of the other replicas of this control plane, kept current by the replica's
+/// election loop.
+#[derive(Clone, Default)]
+pub struct Peers(Arc<std::sync::RwLock<std::collections::HashSet<IpAddr>>>);
+
+impl Peers {
+    pub fn set(&self, ips: impl IntoIterator<Item = IpAddr>) {
+        let mut known = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *known = ips.into_iter().collect();
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(ip)
+    }
+}
+
 /// Open connections per client address, and in all.
 #[derive(Default)]
 struct Open {
@@ -75,10 +103,10 @@ fn lock(m: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn admit(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &Limits) -> Option<Admitted> {
+fn admit(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &Limits, peer: bool) -> Option<Admitted> {
     let mut o = lock(open);
     let mine = o.by_client.get(&client).copied().unwrap_or(0);
-    if o.total >= limits.connections || mine >= limits.per_client {
+    if o.total >= limits.connections || (mine >= limits.per_client && !peer) {
         return None;
     }
     o.total += 1;
@@ -96,6 +124,7 @@ pub async fn serve(
     app: axum::Router,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    peers: Option<Peers>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let open: Arc<Mutex<Open>> = Arc::default();
@@ -114,7 +143,8 @@ pub async fn serve(
             },
             _ = shutdown.as_mut() => break,
         };
-        let Some(admitted) = admit(&open, peer.ip(), &limits) else {
+        let forwarder = peers.as_ref().is_some_and(|p| p.contains(&peer.ip()));
+        let Some(admitted) = admit(&open, peer.ip(), &limits, forwarder) else {
             tracing::debug!(%peer, "connection refused: too many open");
             continue;
         };
@@ -133,12 +163,12 @@ pub async fn serve(
                 return;
             }
             match tls {
-                None => serve_connection(stream, app, peer, &limits, watcher).await,
+                None => serve_connection(stream, app, peer, forwarder, &limits, watcher).await,
                 Some(acceptor) => {
                     // The handshake is part of the head: it has the same deadline.
                     match tokio::time::timeout(limits.header_read, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, app, peer, &limits, watcher).await
+                            serve_connection(stream, app, peer, forwarder, &limits, watcher).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => {
@@ -160,13 +190,15 @@ async fn serve_connection<IO>(
     io: IO,
     app: axum::Router,
     peer: SocketAddr,
+    forwarder: bool,
     limits: &Limits,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
+        let client = forwarded_client(&mut req, forwarder).unwrap_or(peer);
+        req.extensions_mut().insert(ConnectInfo(client));
         let mut app = app.clone();
         async move {
             let resp = tower_service::Service::call(&mut app, req.map(axum::body::Body::new))
@@ -190,7 +222,27 @@ async fn serve_connection<IO>(
     }
 }
 
-/// The client a request came from (the connection's peer).
+/// The client a replica forwarded `req` for, if a replica sent it; the forwarding headers are
+/// removed from anyone else's requests.
+fn forwarded_client<B>(req: &mut http::Request<B>, forwarder: bool) -> Option<SocketAddr> {
+    if !forwarder {
+        req.headers_mut().remove(CLIENT_HEADER);
+        req.headers_mut().remove(REPLICA_HEADER);
+        return None;
+    }
+    req.headers()
+        .get(CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The replica that forwarded a request, if one did.
+pub fn replica_of(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(REPLICA_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// The client a request came from (the connection's peer, or the client a replica forwarded
+/// it for).
 pub fn client_of(req: &http::request::Parts) -> Option<SocketAddr> {
     req.extensions
         .get::<ConnectInfo<SocketAddr>>()

@@ -80,7 +80,7 @@ pub enum Command {
     /// testing and production, the example config released through both. Ctrl-C stops it.
     Up(UpArgs),
     /// Run the control plane (or `control migrate` its store into PostgreSQL).
-    Control(ControlArgs),
+    Control(Box<ControlArgs>),
     /// Work with config documents (locally, or versions on the control plane).
     Config {
         #[command(subcommand)]
@@ -318,7 +318,7 @@ pub enum PolicyCommand {
 /// Where the control plane is, and how to talk to it.
 #[derive(clap::Args, Clone)]
 pub struct Remote {
-    /// Control plane URL (or RAMPART_CONTROL).
+    /// Control plane URL, or several replicas' URLs separated by commas (or RAMPART_CONTROL).
     #[arg(long, env = "RAMPART_CONTROL", default_value = "http://127.0.0.1:7000")]
     pub control: String,
     /// API token (or RAMPART_TOKEN).
@@ -378,7 +378,8 @@ pub struct GatewayArgs {
     /// The config document (YAML or JSON).
     #[arg(long, conflicts_with = "control", required_unless_present = "control")]
     pub config: Option<PathBuf>,
-    /// The control plane to take configs from.
+    /// The control plane to take configs from: its URL, or several replicas' URLs separated
+    /// by commas (the agent sticks to one that answers and fails over to the next).
     #[arg(long, requires_all = ["env", "state_dir"])]
     pub control: Option<String>,
     /// The environment this gateway belongs to (with --control).
@@ -517,4 +518,16 @@ pub struct ControlArgs {
     /// address, plain HTTP, so --listen can stay private.
     #[arg(long)]
     pub public_listen: Option<SocketAddr>,
+    /// Run as one of several replicas on --database under this name (unique among them): one
+    /// holds the lease and leads, the others forward to it and take over when it goes.
+    #[arg(long, requires = "database")]
+    pub replica: Option<String>,
+    /// The URL the other replicas reach this one at (with --replica; default: http:// and
+    /// the --listen address).
+    #[arg(long, requires = "replica")]
+    pub advertise: Option<String>,
+    /// How long the leader's lease lasts unrenewed (with --replica): a leader that vanishes
+    /// is replaced after about this long. It renews every quarter of it.
+    #[arg(long, default_value = "10s", requires = "replica")]
+    pub lease_ttl: String,
 }

@@ -20,7 +20,7 @@ use crate::args::{Command, Output};
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Gateway(a) => serve::gateway(a),
-        Command::Control(a) => serve::control(a),
+        Command::Control(a) => serve::control(*a),
         Command::Up(a) => demo::up(a),
         Command::Drill(a) => demo::drill(a),
         Command::Testkit { command } => demo::testkit(command),

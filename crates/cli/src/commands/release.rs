@@ -134,8 +134,27 @@ pub fn fleet(command: Option<FleetCommand>, remote: Remote) -> Result<ExitCode> 
 }
 
 fn list(remote: Remote) -> Result<ExitCode> {
-    let envs = runtime()?.block_on(remote.client().environments())?;
+    let client = remote.client();
+    let (envs, replicas) =
+        runtime()?.block_on(async { tokio::join!(client.environments(), client.replicas()) });
+    let envs = envs?;
     print_as(remote.output, &envs, || {
+        // Several replicas: who leads, and when each was last heard of.
+        if let Ok(r) = &replicas
+            && !r.replicas.is_empty()
+        {
+            let seen: Vec<String> = r
+                .replicas
+                .iter()
+                .map(|x| format!("{} ({} ms ago)", x.name, x.seen_ago_ms))
+                .collect();
+            println!(
+                "control plane: leader {} (epoch {}); replicas {}",
+                r.leader.as_deref().unwrap_or("none"),
+                r.epoch,
+                seen.join(", ")
+            );
+        }
         for e in &envs {
             print_env(&remote, e)?;
         }
@@ -240,8 +259,18 @@ pub fn print_env(remote: &Remote, e: &rampart_api::EnvironmentStatus) -> Result<
             }
             None => "-".into(),
         };
+        // Expected against applied: how long an instance has run something else.
+        let behind = match (i.behind_ms, &i.expected) {
+            (Some(ms), Some(v)) => format!("  behind {} for {ms} ms", v.short()),
+            _ => String::new(),
+        };
+        let via = i
+            .replica
+            .as_deref()
+            .map(|r| format!("  via {r}"))
+            .unwrap_or_default();
         println!(
-            "  {:<24} {:<8} applied {}  {}  seen {} ms ago",
+            "  {:<24} {:<8} applied {}  {}  seen {} ms ago{via}{behind}",
             i.id,
             i.zone,
             short(i.applied.as_ref()),

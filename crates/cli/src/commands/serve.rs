@@ -108,6 +108,9 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         tls_cert,
         tls_key,
         public_listen,
+        replica,
+        advertise,
+        lease_ttl,
     } = a;
     let data = data.context(
         "--data DIR is required: where the store (without --database) and the tokens live",
@@ -135,6 +138,10 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         nameservers: (!notify_nameserver.is_empty()).then_some(notify_nameserver),
         timeout,
         ..Default::default()
+    };
+    let replica = match replica {
+        Some(name) => Some(replica_settings(name, advertise, &lease_ttl, listen)?),
+        None => None,
     };
     runtime()?.block_on(async {
         tokio::fs::create_dir_all(&data)
@@ -165,9 +172,6 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             ),
             None => (settings, format!("the store in {}", data.display())),
         };
-        let control = rampart_control::ControlPlane::open_with(&data, &environments, settings)
-            .await
-            .with_context(|| format!("opening {store}"))?;
         let (tokens, _) = rampart_control::tokens::Tokens::load_or_create(&data)
             .await
             .with_context(|| format!("reading tokens in {}", data.display()))?;
@@ -192,6 +196,25 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             data.join("tokens.json").display()
         );
         let listeners = rampart_control::Listeners { api, public, tls };
+        if let Some(replica) = replica {
+            eprintln!(
+                "replica {} (reached at {}); lease {:?}",
+                replica.name, replica.address, replica.lease_ttl
+            );
+            let term = rampart_control::replica::Term {
+                data,
+                environments,
+                settings,
+                tokens,
+                replica,
+            };
+            return rampart_control::replica::serve_replicated(listeners, term, shutdown_signal())
+                .await
+                .context("serving the API");
+        }
+        let control = rampart_control::ControlPlane::open_with(&data, &environments, settings)
+            .await
+            .with_context(|| format!("opening {store}"))?;
         rampart_control::serve_on(
             listeners,
             std::sync::Arc::new(control),
@@ -202,6 +225,46 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         .context("serving the API")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A replica's name, the address the others reach it at, and its lease's life.
+fn replica_settings(
+    name: String,
+    advertise: Option<String>,
+    lease_ttl: &str,
+    listen: std::net::SocketAddr,
+) -> Result<rampart_control::replica::ReplicaSettings> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'),
+        "--replica {name:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+    );
+    anyhow::ensure!(
+        advertise.is_some() || !listen.ip().is_unspecified(),
+        "--advertise is required when --listen is {listen}: the other replicas need an address they can reach"
+    );
+    let address = advertise.unwrap_or_else(|| format!("http://{listen}"));
+    let uri: http::Uri = address
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--advertise {address:?}: {e}"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http") && uri.host().is_some(),
+        "--advertise {address:?}: replicas forward to each other over plain http://HOST:PORT"
+    );
+    let lease_ttl = rampart_model::duration::parse_duration(lease_ttl)
+        .map_err(|e| anyhow::anyhow!("--lease-ttl: {e}"))?;
+    anyhow::ensure!(
+        lease_ttl >= std::time::Duration::from_secs(1),
+        "--lease-ttl: at least 1s (it is renewed every quarter of it)"
+    );
+    Ok(rampart_control::replica::ReplicaSettings {
+        name,
+        address,
+        lease_ttl,
+    })
 }
 
 /// The HTTPS acceptor of `--tls-cert` and `--tls-key`, when both are given.

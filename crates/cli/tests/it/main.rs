@@ -10,6 +10,7 @@ mod drill;
 mod incident_cli;
 mod policy_cli;
 mod postgres_store;
+mod replicas;
 mod tls;
 mod tokens;
 mod version_prefix;

@@ -71,8 +71,13 @@ async fn report(
     _: AgentCaller,
     InstanceCredential(credential): InstanceCredential,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     Body(r): Body<Report>,
 ) -> ApiResult<impl IntoResponse> {
-    s.control.agent_protocol.report(&id, &credential, r).await?;
+    let via = crate::listener::replica_of(&headers);
+    s.control
+        .agent_protocol
+        .report(&id, &credential, r, via)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

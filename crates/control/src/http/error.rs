@@ -25,6 +25,13 @@ impl From<ControlError> for ApiError {
             e @ ControlError::ApprovalRequired(_) => {
                 ApiError(StatusCode::CONFLICT, "approval_required", e.to_string())
             }
+            // A replica that led under a superseded epoch: nothing was written, and the
+            // replica that leads now will take the request.
+            ControlError::Store(e @ crate::store::StoreError::Fenced { .. }) => ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_leader",
+                format!("{e}; this replica no longer leads — retry"),
+            ),
             ControlError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError(

@@ -13,6 +13,7 @@ mod ops;
 mod policies;
 pub mod public_rate;
 mod releases;
+mod replicas;
 mod status_page;
 mod tokens;
 mod versions;
@@ -44,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             .merge(versions::routes())
             .merge(environments::routes())
             .merge(policies::routes())
+            .merge(replicas::routes())
             .merge(releases::routes())
             .merge(agents::routes())
             .merge(ops::routes())

@@ -214,5 +214,6 @@ pub fn document() -> Value {
     paths::core(&mut doc);
     paths::operations(&mut doc);
     policies::policies(&mut doc);
+    policies::replicas(&mut doc);
     doc.finish()
 }

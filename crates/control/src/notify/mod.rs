@@ -228,6 +228,21 @@ pub struct NotifySettings {
     pub smtp_ca: Option<Arc<Vec<u8>>>,
 }
 
+/// A copy with its own wake-up: a control plane opened from it runs its own delivery lanes.
+impl Clone for NotifySettings {
+    fn clone(&self) -> Self {
+        NotifySettings {
+            outbox_wake: tokio::sync::watch::channel(0).0,
+            private_webhooks: self.private_webhooks,
+            backoff: self.backoff,
+            timeout: self.timeout,
+            resolver: self.resolver.clone(),
+            smtp: self.smtp.clone(),
+            smtp_ca: self.smtp_ca.clone(),
+        }
+    }
+}
+
 impl NotifySettings {
     /// Tells the delivery lanes something was queued.
     pub fn wake(&self) {

@@ -22,6 +22,8 @@ pub struct AgentProtocol {
     /// answered to thousands of long-polls reads its document from the store once, and the
     /// store's connections stay free for operators.
     documents: std::sync::Mutex<Vec<(VersionId, Arc<str>)>>,
+    /// This replica's name, when it is one of several: the replica a report reached directly.
+    replica: Option<String>,
 }
 
 /// How many version documents the agent protocol keeps at hand.
@@ -35,6 +37,7 @@ impl AgentProtocol {
         sli: Arc<crate::sli::Sli>,
         book: Arc<crate::component_book::ComponentBook>,
         environments: &[crate::store::EnvRow],
+        replica: Option<String>,
     ) -> AgentProtocol {
         let lkg = environments
             .iter()
@@ -50,6 +53,7 @@ impl AgentProtocol {
             pending: std::sync::Mutex::new(Vec::new()),
             flushing: tokio::sync::Mutex::new(()),
             documents: std::sync::Mutex::new(Vec::new()),
+            replica,
         }
     }
 
@@ -272,18 +276,23 @@ impl AgentProtocol {
         })
     }
 
-    /// Records a report; when every live instance of the environment runs the desired version,
-    /// the release succeeded there and the version becomes its last-known-good.
+    /// Records a report (`via`: the replica that forwarded it, if one did); when every live
+    /// instance of the environment runs the desired version, the release succeeded there and
+    /// the version becomes its last-known-good.
     pub async fn report(
         &self,
         instance: &str,
         credential: &str,
         r: Report,
+        via: Option<&str>,
     ) -> Result<(), ControlError> {
         self.check(instance, credential)?;
         let (env, before) = self.agents.fleet.report(instance, &r).ok_or_else(|| {
             ControlError::NotFound(format!("instance {instance:?} is not registered"))
         })?;
+        let replica = via.map(str::to_owned).or_else(|| self.replica.clone());
+        let expected = self.releases.instance_desired(&env, instance);
+        self.agents.fleet.note_link(instance, replica, expected);
         self.sli.record(self.book.sli_updates(&env, &r));
         for p in &r.problems {
             tracing::warn!(instance, problem = %p, "agent reports a problem");

@@ -12,6 +12,8 @@ pub struct Releases {
     policies: Arc<super::Policies>,
     /// Prometheus's answers to the queries of releases that have them.
     asker: Arc<crate::prometheus::Asker>,
+    /// Wakes the reconciler before its next tick: a release started, or someone moved one on.
+    wake: tokio::sync::Notify,
 }
 
 /// A release the control plane rolled back on its own (a gate failed): it pages.
@@ -45,6 +47,7 @@ impl Releases {
             live: std::sync::Mutex::new(live),
             policies,
             asker,
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -173,6 +176,8 @@ impl Releases {
                 created_at: crate::store::now(),
             };
             self.live().insert(env.to_owned(), Live::new(row));
+            // Its first wave goes out now, not at the reconciler's next tick.
+            self.wake.notify_one();
             tracing::info!(
                 env,
                 release = id,
@@ -203,6 +208,11 @@ impl Releases {
             "desired version set"
         );
         Ok(())
+    }
+
+    /// Resolves when a release needs a reconciler pass before the next tick.
+    pub async fn woken(&self) {
+        self.wake.notified().await
     }
 
     /// A rollback overrides the release in flight in `env`, whatever its gates say.
@@ -322,6 +332,8 @@ impl Releases {
                 tracing::info!(release = id, action, actor = %actor.name, reason, "release moved on by judgement");
                 let status = live.status();
                 self.live().insert(live.row.environment.clone(), live);
+                // The next wave's cohort goes out now, not at the next tick.
+                self.wake.notify_one();
                 return Ok(status);
             }
             other => {
@@ -425,9 +437,13 @@ impl Releases {
             let mut events: Vec<(String, serde_json::Value)> = Vec::new();
             let mut ended: Option<(ReleaseState, String)> = None;
             let mut succeed_why = "every wave passed its gates";
+            // Long-polls are woken once the grown cohort is in place for them to read.
+            let mut cohort_grew = false;
             for action in crate::release::decide(&live, &instances, queries, now) {
                 match action {
                     Action::Advance { wave } => {
+                        // The wave's cohort is chosen by the next pass: run it at once.
+                        self.wake.notify_one();
                         live.row.intent.state = ReleaseState::Rolling;
                         live.row.intent.wave = wave;
                         live.row.intent.wave_started_ms = now;
@@ -442,10 +458,10 @@ impl Releases {
                         for i in add {
                             if !live.row.cohort.contains(&i) {
                                 live.row.cohort.push(i);
+                                cohort_grew = true;
                             }
                         }
-                        changed = true;
-                        self.agents.cohorts_changed();
+                        changed |= cohort_grew;
                     }
                     Action::Gate { wave, verdict } => {
                         let text = crate::release::verdict_text(&verdict);
@@ -510,6 +526,9 @@ impl Releases {
             }
             if self.live().contains_key(&env) {
                 self.live().insert(env.clone(), live);
+                if cohort_grew {
+                    self.agents.cohorts_changed();
+                }
             }
         }
         Ok(rolled_back)

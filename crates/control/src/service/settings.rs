@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::notify::{Backoff, NotifySettings, check_ca_pem};
 
+#[derive(Clone)]
 pub struct Settings {
     /// How often the reconciler evaluates releases.
     pub tick: Duration,
@@ -22,6 +23,12 @@ pub struct Settings {
     /// A PostgreSQL database (`postgres://…`) to keep the state in instead of the data
     /// folder's SQLite file.
     pub database: Option<String>,
+    /// The epoch of the lease this control plane leads under: every write is fenced on it
+    /// (a replica that lost the lease writes nothing more). `None`: a lone control plane.
+    pub fence: Option<i64>,
+    /// This replica's name, when it is one of several (`rampart fleet` shows which replica
+    /// each agent reaches the control plane through).
+    pub replica_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -35,6 +42,8 @@ impl Default for Settings {
             notify: NotifySettings::default(),
             limits: crate::listener::Limits::default(),
             database: None,
+            fence: None,
+            replica_name: None,
         }
     }
 }
@@ -44,6 +53,17 @@ impl Settings {
     /// `DATA/rampart.db`; the data folder still holds the bootstrap tokens.
     pub fn with_database(mut self, url: &str) -> Settings {
         self.database = Some(url.to_owned());
+        self
+    }
+
+    /// Fences every write on the lease's `epoch` (see [`Settings::fence`]).
+    pub fn with_fence(mut self, epoch: i64) -> Settings {
+        self.fence = Some(epoch);
+        self
+    }
+
+    pub fn with_replica_name(mut self, name: &str) -> Settings {
+        self.replica_name = Some(name.to_owned());
         self
     }
 

@@ -14,7 +14,7 @@ use rampart_api::{
 
 use super::{
     EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
-    ReleaseRow, StoreError, StoredToken, SubscriberRow,
+    ReleaseRow, ReplicaRow, StoreError, StoredToken, SubscriberRow,
 };
 use crate::slo::Counts;
 
@@ -374,6 +374,25 @@ pub trait LeaseStore: Send + Sync {
     /// From now on every write this store makes first checks that the lease's epoch is still
     /// `epoch`, and fails with [`StoreError::Fenced`] otherwise; `None` lifts the fence.
     fn fence(&self, epoch: Option<i64>);
+
+    /// Records that replica `name`, reached at `address`, is up (not fenced: every replica
+    /// announces itself, leading or not).
+    async fn heartbeat(&self, name: &str, address: &str) -> Result<(), StoreError>;
+
+    /// Every replica that announced itself, by name.
+    async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError>;
+
+    /// Wakes at every change of the lease (a takeover, a release) where the database can say
+    /// so (PostgreSQL's LISTEN/NOTIFY); `None` where it cannot, and callers poll. A notification
+    /// can be lost either way: callers also re-read the lease on a timer.
+    async fn lease_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError>;
+}
+
+/// Notifications of lease changes.
+#[async_trait::async_trait]
+pub trait LeaseWatch: Send {
+    /// Resolves at the next change (or when the connection behind it failed).
+    async fn changed(&mut self) -> Result<(), StoreError>;
 }
 
 /// Everything the control plane stores: one value of this is the store. A backend says so in

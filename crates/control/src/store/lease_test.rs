@@ -166,3 +166,49 @@ async fn a_leader_whose_sessions_were_killed_writes_nothing_after_its_epoch() {
         .collect();
     assert_eq!(kinds, ["as.leader"]);
 }
+
+#[tokio::test]
+async fn replicas_announce_themselves_and_postgresql_tells_of_every_lease_change() {
+    for (backend, a, b, _keep, _) in pairs().await {
+        a.heartbeat("a", "http://127.0.0.1:1").await.expect("a");
+        b.heartbeat("b", "http://127.0.0.1:2").await.expect("b");
+        a.heartbeat("a", "http://127.0.0.1:3").await.expect("again");
+        let all = b.replicas().await.expect("replicas");
+        let seen: Vec<(&str, &str)> = all
+            .iter()
+            .map(|r| (r.name.as_str(), r.address.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [("a", "http://127.0.0.1:3"), ("b", "http://127.0.0.1:2")],
+            "{backend}"
+        );
+        assert!(
+            all.iter().all(|r| (0..5_000).contains(&r.seen_ago_ms)),
+            "{backend}: {all:?}"
+        );
+
+        let watch = b.lease_watch().await.expect("watch");
+        let Some(mut watch) = watch else {
+            assert_eq!(backend, "sqlite", "only SQLite has no notifications");
+            continue;
+        };
+        // A takeover and a release are each announced; a failed acquire is not.
+        let epoch = a
+            .acquire_lease("a", "http://a", 5_000)
+            .await
+            .expect("acquire")
+            .expect("free");
+        let heard = tokio::time::timeout(Duration::from_secs(2), watch.changed()).await;
+        assert!(matches!(heard, Ok(Ok(()))), "{backend}: takeover unheard");
+        assert_eq!(
+            b.acquire_lease("b", "http://b", 5_000).await.expect("try"),
+            None
+        );
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watch.changed()).await;
+        assert!(quiet.is_err(), "{backend}: a failed acquire was announced");
+        a.release_lease("a", epoch).await.expect("release");
+        let heard = tokio::time::timeout(Duration::from_secs(2), watch.changed()).await;
+        assert!(matches!(heard, Ok(Ok(()))), "{backend}: release unheard");
+    }
+}

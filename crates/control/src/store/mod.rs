@@ -41,13 +41,14 @@ pub mod sqlite;
 #[cfg(test)]
 mod suite;
 
+pub use backend::LeaseWatch;
 pub use backend::{
     AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, LeaseStore, OpsStore,
     PolicyStore, ReleaseStore, RestartStore, StatusStore, TokenStore, VersionStore,
 };
 pub use rows::{
-    IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow, StoredToken,
-    SubscriberRow, subscriber_channel,
+    IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow, ReplicaRow,
+    StoredToken, SubscriberRow, subscriber_channel,
 };
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.

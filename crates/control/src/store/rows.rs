@@ -96,6 +96,16 @@ pub struct PolicyRow {
     pub created_at: String,
 }
 
+/// A replica as it last announced itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRow {
+    pub name: String,
+    /// Where the other replicas reach it (its API's URL).
+    pub address: String,
+    /// Milliseconds since its last heartbeat, by the database's clock.
+    pub seen_ago_ms: i64,
+}
+
 /// The leader's lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRow {

@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod burn_rate;
+mod failover;
 mod incidents;
 mod limits;
 mod notifications;

@@ -29,6 +29,9 @@ impl LeaseStore for Postgres {
         .bind(ttl_ms as i64)
         .fetch_optional(&mut *tx)
         .await?;
+        if epoch.is_some() {
+            notify_lease(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(epoch)
     }
@@ -47,11 +50,17 @@ impl LeaseStore for Postgres {
     }
 
     async fn release_lease(&self, holder: &str, epoch: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE leader_lease SET holder = '', expires_ms = 0 WHERE id = 1 AND holder = $1 AND epoch = $2")
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query("UPDATE leader_lease SET holder = '', expires_ms = 0 WHERE id = 1 AND holder = $1 AND epoch = $2")
             .bind(holder)
             .bind(epoch)
-            .execute(&self.pool)
-            .await?;
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if released == 1 {
+            notify_lease(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -72,5 +81,63 @@ impl LeaseStore for Postgres {
     fn fence(&self, epoch: Option<i64>) {
         self.fence
             .store(epoch.unwrap_or(0), std::sync::atomic::Ordering::Release);
+    }
+
+    async fn heartbeat(&self, name: &str, address: &str) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO replicas (name, address, seen_ms) VALUES ($1, $2, {NOW_MS}) \
+             ON CONFLICT (name) DO UPDATE SET address = excluded.address, seen_ms = excluded.seen_ms"
+        )))
+        .bind(name)
+        .bind(address)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name, address, {NOW_MS} - seen_ms FROM replicas ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReplicaRow {
+                    name: r.try_get(0)?,
+                    address: r.try_get(1)?,
+                    seen_ago_ms: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn lease_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(LEASE_CHANNEL).await?;
+        Ok(Some(Box::new(Listening(listener))))
+    }
+}
+
+/// The channel lease changes are announced on.
+const LEASE_CHANNEL: &str = "rampart_lease";
+
+/// Announces a lease change when `tx` commits (PostgreSQL delivers notifications at commit).
+async fn notify_lease(tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(LEASE_CHANNEL)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// A connection listening on the lease channel.
+struct Listening(sqlx::postgres::PgListener);
+
+#[async_trait::async_trait]
+impl LeaseWatch for Listening {
+    async fn changed(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
     }
 }

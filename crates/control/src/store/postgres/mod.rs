@@ -14,7 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 pub(super) use super::backend::*;
 pub(super) use super::{
     EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
-    ReleaseRow, StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
+    ReleaseRow, ReplicaRow, StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
 };
 
 mod alerts;

@@ -68,4 +68,38 @@ impl LeaseStore for Sqlite {
         self.fence
             .store(epoch.unwrap_or(0), std::sync::atomic::Ordering::Release);
     }
+
+    async fn heartbeat(&self, name: &str, address: &str) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO replicas (name, address, seen_ms) VALUES (?, ?, {NOW_MS}) \
+             ON CONFLICT (name) DO UPDATE SET address = excluded.address, seen_ms = excluded.seen_ms"
+        )))
+        .bind(name)
+        .bind(address)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name, address, {NOW_MS} - seen_ms FROM replicas ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReplicaRow {
+                    name: r.try_get(0)?,
+                    address: r.try_get(1)?,
+                    seen_ago_ms: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn lease_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError> {
+        // One process owns the file: there is nobody else to hear from.
+        Ok(None)
+    }
 }
