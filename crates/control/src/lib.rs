@@ -222,6 +222,7 @@ impl Leading {
             limits.public_writes,
         );
         let state = std::sync::Arc::new(http::AppState {
+            admission: http::admission::AgentAdmission::new(&limits),
             control,
             tokens,
             public_rate,

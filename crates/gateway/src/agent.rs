@@ -208,9 +208,19 @@ async fn poll_loop(
                 state.lock().await.restart = Some(generation);
             }
             Err(e) => {
-                // Unknown instance (control plane restarted) or unreachable: register again.
+                // An instance the control plane does not know (it restarted, or another
+                // replica leads now) registers again; one that is busy or away is asked
+                // again with the same registration.
                 tracing::warn!(error = %e, "polling for the desired version failed");
-                registered = false;
+                if matches!(
+                    e,
+                    rampart_api::ClientError::Api {
+                        status: 403 | 404,
+                        ..
+                    }
+                ) {
+                    registered = false;
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }

@@ -19,6 +19,8 @@ pub struct SimulatedFleet {
 
 impl SimulatedFleet {
     /// Starts `n` agents in `env`; returns once all have registered (or `within` passed).
+    /// `control` may list several replicas' URLs (comma-separated): agent `i` starts at the
+    /// `i % count`-th.
     pub async fn start(
         control: &str,
         token: &str,
@@ -30,8 +32,12 @@ impl SimulatedFleet {
         let registered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let prefix = format!("sim-{:08x}", fastrand::u32(..));
         let mut tasks = Vec::with_capacity(n);
+        // Several replicas' URLs: each agent starts at a different one, spreading the fleet.
+        let replicas: Vec<&str> = control.split(',').collect();
         for i in 0..n {
-            let client = ApiClient::new(control, Some(token.to_owned()));
+            let mut mine = replicas.clone();
+            mine.rotate_left(i % replicas.len().max(1));
+            let client = ApiClient::new(&mine.join(","), Some(token.to_owned()));
             let (arrivals, registered) = (arrivals.clone(), registered.clone());
             let reg = RegisterRequest {
                 instance: format!("{prefix}-{i}"),

@@ -27,6 +27,7 @@ async fn register(
     AgentCaller(actor): AgentCaller,
     Body(req): Body<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    let _admitted = s.admission.request()?;
     Ok(Json(s.control.agent_protocol.register(&actor, req).await?))
 }
 
@@ -50,6 +51,7 @@ async fn desired(
     Path(id): Path<String>,
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    let _admitted = s.admission.poll()?;
     let current = (!q.current.is_empty()).then_some(q.current.as_str());
     Ok(Json(
         s.control
@@ -74,6 +76,7 @@ async fn report(
     headers: axum::http::HeaderMap,
     Body(r): Body<Report>,
 ) -> ApiResult<impl IntoResponse> {
+    let _admitted = s.admission.request()?;
     let via = crate::listener::replica_of(&headers);
     s.control
         .agent_protocol

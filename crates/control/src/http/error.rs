@@ -52,14 +52,23 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let unavailable = self.0 == StatusCode::SERVICE_UNAVAILABLE;
+        let mut resp = (
             self.0,
             Json(ErrorBody {
                 error: self.1.into(),
                 message: self.2,
             }),
         )
-            .into_response()
+            .into_response();
+        // Nothing was done: the client may come back in a second.
+        if unavailable {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
     }
 }
 

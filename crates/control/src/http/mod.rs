@@ -3,6 +3,7 @@
 //! success has the same JSON shape, for unknown paths, wrong methods and unreadable requests too;
 //! every write is done by a named token and recorded as an event.
 
+pub mod admission;
 mod agents;
 mod environments;
 mod error;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// How often the public may subscribe, confirm and unsubscribe.
     pub public_rate: public_rate::PublicRate,
+    /// How much agent traffic is let in at once (operators' requests are not counted).
+    pub admission: admission::AgentAdmission,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

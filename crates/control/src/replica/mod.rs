@@ -163,17 +163,12 @@ impl Replica {
 
 /// 503 with a `Retry-After`: the request was not handled and may be sent again.
 fn unavailable(message: &str) -> Response {
-    let mut resp = crate::http::ApiError(
+    crate::http::ApiError(
         http::StatusCode::SERVICE_UNAVAILABLE,
         "no_leader",
         message.to_owned(),
     )
-    .into_response();
-    resp.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
-    resp
+    .into_response()
 }
 
 /// Serves the control plane as one replica among several on the PostgreSQL database

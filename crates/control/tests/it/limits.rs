@@ -189,3 +189,92 @@ async fn the_public_form_takes_a_bounded_number_of_writes() {
     assert_eq!(stored.len(), 4, "{stored:?}");
     control.stop().await;
 }
+
+/// Agents are shed first: past the long-poll bound (three quarters of the connection cap) a
+/// poll is answered `503 busy` at once, and an operator's deploy, meanwhile, is answered as
+/// fast as ever.
+#[tokio::test]
+async fn a_fleet_at_its_bound_is_shed_and_the_operator_still_rolls_back() {
+    let limits = rampart_control::listener::Limits {
+        connections: 20,
+        per_client: 20,
+        ..Default::default()
+    };
+    let control =
+        common::production("agent-shed", move |c| c.with_limits(limits).with_plan(None)).await;
+    let op = rampart_api::ApiClient::new(&control.url(), Some("op".into()));
+    let approver = rampart_api::ApiClient::new(&control.url(), Some("ap".into()));
+    let doc = |ms| common::document(common::free_addr(), ms);
+    let v1 = op.push(&doc(1000), "v1").await.expect("push").version.id;
+    let v2 = op.push(&doc(2000), "v2").await.expect("push").version.id;
+    approver
+        .deploy("production", &v1, Some("first".into()))
+        .await
+        .expect("deploy");
+    // Fifteen agents (the bound: 20 × 3/4) run v1 and long-poll, holding their permits.
+    let agent = rampart_api::ApiClient::new(&control.url(), Some("agent".into()));
+    let mut polls = vec![];
+    for i in 0..16 {
+        let reg = rampart_api::RegisterRequest {
+            instance: format!("a{i}"),
+            environment: "production".into(),
+            zone: "z".into(),
+            build: "test".into(),
+        };
+        let credential = agent.register(&reg).await.expect("register").credential;
+        let me = agent.for_instance(&credential);
+        let report = rampart_api::Report {
+            applied: Some(v1.clone()),
+            result: Some(rampart_api::ApplyResult::Applied {
+                version: v1.clone(),
+            }),
+            ..Default::default()
+        };
+        me.report(&reg.instance, &report).await.expect("report");
+        let v = v1.to_string();
+        polls.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = me
+                .desired(&reg.instance, Some(&v), None, None, Duration::from_secs(3))
+                .await;
+            (r, started.elapsed())
+        }));
+        if i == 14 {
+            // Let the first fifteen settle into their waits.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let shed = polls.pop().expect("the sixteenth").await.expect("task");
+    match &shed.0 {
+        Err(rampart_api::ClientError::Api {
+            status: 503, code, ..
+        }) => assert_eq!(code, "busy"),
+        other => panic!("the sixteenth poll was not shed: {other:?}"),
+    }
+    assert!(shed.1 < Duration::from_secs(1), "shed late: {:?}", shed.1);
+    // The operator is not counted against the fleet: a deploy while it is at its bound is
+    // answered at once (and wakes every poll), and so is the rollback after it.
+    let asked = Instant::now();
+    approver
+        .deploy("production", &v2, Some("second".into()))
+        .await
+        .expect("deploy while the fleet is at its bound");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let asked = Instant::now();
+    op.rollback("production", Some(v1.clone()))
+        .await
+        .expect("rollback");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    for p in polls {
+        let (answer, _) = p.await.expect("task");
+        answer.expect("every admitted poll is answered");
+    }
+}

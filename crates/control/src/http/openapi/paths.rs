@@ -279,6 +279,10 @@ fn agents(d: &mut Doc) {
                 "the instance is live in another environment and cannot join this one",
             ),
             ("422", "an empty or overlong instance id"),
+            (
+                "503",
+                "busy: agent requests are at their bound (`Retry-After`)",
+            ),
         ],
     });
     let desired = d.json::<Desired>();
@@ -311,7 +315,10 @@ fn agents(d: &mut Doc) {
             "the desired version, with its document when it differs from `current`",
             desired,
         ),
-        errors: &[("404", "instance not registered")],
+        errors: &[
+            ("404", "instance not registered"),
+            ("503", "busy: long-polls are at their bound (`Retry-After`)"),
+        ],
     });
     let report = d.schema::<Report>();
     d.op(Op {
@@ -322,7 +329,13 @@ fn agents(d: &mut Doc) {
         params: &[INSTANCE, CREDENTIAL],
         body: Some(report),
         ok: ("204", "recorded", None),
-        errors: &[("404", "instance not registered")],
+        errors: &[
+            ("404", "instance not registered"),
+            (
+                "503",
+                "busy: agent requests are at their bound (`Retry-After`)",
+            ),
+        ],
     });
 }
 
