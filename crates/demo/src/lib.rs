@@ -14,6 +14,7 @@ pub mod client;
 pub mod dns;
 pub mod echo;
 pub mod ports;
+pub mod postgres;
 pub mod receiver;
 pub mod serve;
 pub mod traffic;

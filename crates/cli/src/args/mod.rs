@@ -435,6 +435,10 @@ pub struct DrillArgs {
     /// Show those logs on standard error, beside the story, instead.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Run the control plane as three replicas on PostgreSQL (started from Debian's package
+    /// in a scratch folder) and kill the leader with SIGKILL during the bad release.
+    #[arg(long)]
+    pub replicas: bool,
 }
 
 #[derive(clap::Args)]
@@ -530,4 +534,7 @@ pub struct ControlArgs {
     /// is replaced after about this long. It renews every quarter of it.
     #[arg(long, default_value = "10s", requires = "replica")]
     pub lease_ttl: String,
+    /// How often the reconciler drives releases (the drill runs it faster).
+    #[arg(long, default_value = "1s", hide = true)]
+    pub reconcile_every: String,
 }

@@ -32,6 +32,7 @@ pub fn drill(a: DrillArgs) -> Result<ExitCode> {
             postmortem: a.postmortem,
             gateways: usize::from(a.gateways),
             log: (!a.verbose).then_some(a.log),
+            replicas: a.replicas,
         },
         shutdown_signal(),
     ))?;

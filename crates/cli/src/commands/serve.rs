@@ -111,6 +111,7 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         replica,
         advertise,
         lease_ttl,
+        reconcile_every,
     } = a;
     let data = data.context(
         "--data DIR is required: where the store (without --database) and the tokens live",
@@ -126,6 +127,9 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let tick = rampart_model::duration::parse_duration(&reconcile_every)
+        .map_err(|e| anyhow::anyhow!("--reconcile-every: {e}"))?;
+    anyhow::ensure!(!tick.is_zero(), "--reconcile-every: must be more than 0");
     let quiet = rampart_model::duration::parse_duration(&incident_quiet)
         .map_err(|e| anyhow::anyhow!("--incident-quiet: {e}"))?;
     let timeout = rampart_model::duration::parse_duration(&notify_dns_timeout)
@@ -148,6 +152,7 @@ pub fn control(a: ControlArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("creating {}", data.display()))?;
         let settings = rampart_control::Settings::default()
+            .with_tick(tick)
             .with_incident_quiet(quiet)
             .with_page_name(&page_name)
             .with_smtp(&smtp)

@@ -25,7 +25,7 @@ pub async fn run(services: &Services, gateways: usize) -> Result<Counterfactual>
         floor: 1.0,
         ..Default::default()
     };
-    let mut w = World::start("counterfactual", gateways, None, off).await?;
+    let mut w = World::start("counterfactual", gateways, None, off, false).await?;
     let v1 = w.good_version(services).await?;
     w.start_traffic(&services.user_token(), Duration::from_secs(120));
     tokio::time::sleep(Duration::from_secs(2)).await;

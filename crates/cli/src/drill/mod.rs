@@ -11,6 +11,7 @@
 //! names (or, with `--verbose`, to standard error).
 
 mod counterfactual;
+mod replicas;
 mod steps;
 mod story;
 mod world;
@@ -33,6 +34,8 @@ pub struct DrillOptions {
     pub gateways: usize,
     /// Where the components' logs went, to say so (None: standard error).
     pub log: Option<PathBuf>,
+    /// Three control-plane replicas on PostgreSQL; the leader is killed during the bad release.
+    pub replicas: bool,
 }
 
 /// Runs the drill; true when every check held.
@@ -47,11 +50,17 @@ pub async fn run(o: DrillOptions, shutdown: impl std::future::Future<Output = ()
         o.gateways,
         Some(Plan::short(1_000)),
         WatchdogSettings::quiet(),
+        o.replicas,
     )
     .await?;
-    let url = w.control.url();
+    let url = w.url();
+    let control = if o.replicas {
+        "three control-plane replicas on PostgreSQL (the leader is killed during the bad release), one at"
+    } else {
+        "control plane"
+    };
     println!(
-        "setup: control plane {url}, auth server {}, backends {} and {}, black-hole DNS {}, 1 testing + {} production gateways, pager receiver {}",
+        "setup: {control} {url}, auth server {}, backends {} and {}, black-hole DNS {}, 1 testing + {} production gateways, pager receiver {}",
         services.auth.addr,
         services.users.addr,
         services.public.addr,

@@ -116,11 +116,27 @@ pub async fn canary_release(
     let mut exposed = BTreeSet::new();
     let mut canary_at: Option<Instant> = None;
     let mut rolled_back_at: Option<Instant> = None;
+    let mut killed = false;
     let recovered = wait_for(Duration::from_secs(30), async || {
         for id in w.production_running(v2).await.unwrap_or_default() {
             if exposed.insert(id.clone()) {
                 canary_at.get_or_insert_with(Instant::now);
                 story.note(format!("{id} applied v2 (t+{:.1} s)", story.elapsed()));
+            }
+        }
+        // With replicas: the leader dies while the bad version runs on the canary.
+        if canary_at.is_some() && !killed {
+            killed = true;
+            match w.kill_leader().await {
+                Ok(Some((dead, next, took))) => story.check(
+                    next != "none" && took < Duration::from_secs(15),
+                    format!(
+                        "the leading replica {dead} was killed (SIGKILL) mid-release; {next} leads {:.1} s later",
+                        took.as_secs_f64()
+                    ),
+                ),
+                Ok(None) => {}
+                Err(e) => story.check(false, format!("killing the leader: {e}")),
             }
         }
         let rolled =
@@ -290,7 +306,7 @@ pub async fn incident(story: &mut Story, w: &World) -> Result<i64> {
         ),
     );
     // The page is read into a snapshot at most once a second: give it a few.
-    let url = w.control.url();
+    let url = w.url();
     let unresolved = format!("{url}/api/v2/incidents/unresolved.json");
     let shown = wait_for(Duration::from_secs(5), async || {
         rampart_demo::client::get(&rampart_demo::client::http1(), &unresolved)

@@ -86,9 +86,26 @@ routes:
     )
 }
 
+/// The drill's control plane: in this process on SQLite, or three replica processes on
+/// PostgreSQL (`--replicas`).
+pub enum Control {
+    InProcess(rampart_control::Running),
+    Replicas(Box<super::replicas::Replicas>),
+}
+
+impl Control {
+    /// The URL clients and agents are given (every replica's, with `--replicas`).
+    fn all(&self) -> String {
+        match self {
+            Control::InProcess(r) => r.url(),
+            Control::Replicas(r) => r.all(),
+        }
+    }
+}
+
 /// One control plane and its fleet; traffic once started.
 pub struct World {
-    pub control: rampart_control::Running,
+    pub control: Control,
     pub op: ApiClient,
     pub approver: ApiClient,
     agents: Agents,
@@ -101,6 +118,7 @@ pub struct World {
 const OPERATOR: &str = "drill-operator";
 const APPROVER: &str = "drill-approver";
 const AGENT: &str = "drill-agent";
+const PAGE_NAME: &str = "Acme API status (drill)";
 
 impl World {
     /// Starts a control plane (its data in a temporary folder), a pager channel, two status-page
@@ -110,6 +128,7 @@ impl World {
         gateways: usize,
         plan: Option<Plan>,
         watchdog: WatchdogSettings,
+        replicas: bool,
     ) -> Result<World> {
         let dir = std::env::temp_dir().join(format!(
             "rampart-drill-{name}-{}-{}",
@@ -118,28 +137,49 @@ impl World {
         ));
         tokio::fs::create_dir_all(&dir).await?;
         let token = TokenEntry::new;
-        let tokens = Tokens::from_entries(&[
+        let entries = [
             token("olivia", Role::Operator, OPERATOR),
             token("amir", Role::Approver, APPROVER),
             token("agent", Role::Agent, AGENT),
-        ]);
-        let control = rampart_control::spawn_with(
-            &dir,
-            &["testing".into(), "production".into()],
-            tokens,
-            "127.0.0.1:0".parse()?,
-            move |c| {
-                c.with_plan(plan)
-                    .with_tick(Duration::from_millis(200))
-                    .with_incident_quiet(Duration::from_secs(3))
-                    .with_page_name("Acme API status (drill)")
-            },
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
-        let url = control.url();
+        ];
+        let control = if replicas {
+            let flags = super::replicas::ReplicaFlags {
+                environments: "testing,production",
+                page_name: PAGE_NAME,
+                incident_quiet: "3s",
+                tick: "200ms",
+            };
+            Control::Replicas(Box::new(
+                super::replicas::Replicas::start(&dir, &entries, flags).await?,
+            ))
+        } else {
+            let tokens = Tokens::from_entries(&entries);
+            let plan = plan.clone();
+            Control::InProcess(
+                rampart_control::spawn_with(
+                    &dir,
+                    &["testing".into(), "production".into()],
+                    tokens,
+                    "127.0.0.1:0".parse()?,
+                    move |c| {
+                        c.with_plan(plan)
+                            .with_tick(Duration::from_millis(200))
+                            .with_incident_quiet(Duration::from_secs(3))
+                            .with_page_name(PAGE_NAME)
+                    },
+                )
+                .await
+                .map_err(anyhow::Error::msg)?,
+            )
+        };
+        let url = control.all();
         let op = ApiClient::new(&url, Some(OPERATOR.into()));
         let approver = ApiClient::new(&url, Some(APPROVER.into()));
+        // Replicas take the plan as production's rollout policy (the same waves and gates).
+        if let (Control::Replicas(_), Some(plan)) = (&control, &plan) {
+            let policy = rampart_rollout::policy::PolicyDocument::from_plan(plan).to_yaml();
+            op.set_policy("production", &policy).await?;
+        }
         let pager = rampart_demo::receiver::Receiver::start().await?;
         pager.log_to(dir.join("pager.log"));
         watch(&op, &pager).await?;
@@ -198,6 +238,30 @@ impl World {
         deploy_approved(&self.op, &self.approver, "production", &v1).await?;
         wait_lkg(&self.op, "production", &v1, LKG_WITHIN).await?;
         Ok(v1)
+    }
+
+    /// A URL of the control plane a browser would open (its status page).
+    pub fn url(&self) -> String {
+        match &self.control {
+            Control::InProcess(r) => r.url(),
+            Control::Replicas(r) => r.one(),
+        }
+    }
+
+    /// With `--replicas`: kills the leading replica with SIGKILL and waits for another to
+    /// lead; returns who was killed, who leads now and how long that took.
+    pub async fn kill_leader(&self) -> Result<Option<(String, String, Duration)>> {
+        let Control::Replicas(r) = &self.control else {
+            return Ok(None);
+        };
+        let killed = r.kill_leader().await?;
+        let at = std::time::Instant::now();
+        let next = r
+            .leader(Duration::from_secs(15))
+            .await
+            .map(|i| format!("r{i}"))
+            .unwrap_or_else(|| "none".into());
+        Ok(Some((killed, next, at.elapsed())))
     }
 
     /// Starts steady traffic through every production gateway, for at most `cap`.
@@ -264,7 +328,11 @@ impl World {
             t.stop().await;
         }
         self.agents.stop().await;
-        self.control.kill().await;
+        match self.control {
+            Control::InProcess(r) => r.kill().await,
+            // Killed (and PostgreSQL with them) on drop.
+            Control::Replicas(r) => drop(r),
+        }
         let _ = tokio::fs::remove_dir_all(&self.dir).await;
     }
 }
