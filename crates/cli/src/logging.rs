@@ -20,7 +20,11 @@ pub fn init(command: &Command) -> Result<()> {
                 .with_writer(std::sync::Mutex::new(file))
                 .init();
         }
-        _ => logs.with_writer(std::io::stderr).init(),
+        // Colours only for a person at a terminal; a file or a pipe gets plain text.
+        _ => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .init(),
     }
     Ok(())
 }

@@ -84,6 +84,37 @@ impl Fleet {
         Ok(())
     }
 
+    /// Knows again an instance a previous leader registered (its stored registration): it
+    /// counts as live from now, so it has a report interval's grace to report here.
+    pub fn restore(&self, row: &crate::store::InstanceRow) {
+        let mut digest = [0u8; 32];
+        if hex::decode_to_slice(&row.credential, &mut digest).is_err() {
+            return;
+        }
+        let mut all = self.lock();
+        all.entry(row.instance.clone()).or_insert_with(|| Instance {
+            registration: RegisterRequest {
+                instance: row.instance.clone(),
+                environment: row.environment.clone(),
+                zone: row.zone.clone(),
+                build: row.build.clone(),
+            },
+            applied: None,
+            last_result: None,
+            last_seen: Instant::now(),
+            requests: [0; 5],
+            shed: 0,
+            probes: Default::default(),
+            latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
+            problems: vec![],
+            restarts: 0,
+            replica: None,
+            expected: None,
+            behind_since: None,
+            credential: digest,
+        });
+    }
+
     /// Whether `credential` is the one `instance` registered with (compared in constant time).
     pub fn verify(&self, instance: &str, credential: &str) -> bool {
         use subtle::ConstantTimeEq;

@@ -451,6 +451,18 @@ async fn the_leader_killed_mid_release_is_replaced_and_nothing_is_lost() {
     let deployed = asked.elapsed();
     assert!(first, "the deploy took more than 1 s to reach a gateway");
 
+    // The new leader knew the fleet from the store: no gateway had to register again.
+    for g in 0..3 {
+        let log = tokio::fs::read_to_string(cluster.data.join(format!("g{g}.log")))
+            .await
+            .unwrap_or_default();
+        let registrations = log.matches("agent: registered").count();
+        assert_eq!(
+            registrations, 1,
+            "g{g} registered {registrations} times:\n{log}"
+        );
+    }
+
     // Nothing in the log was lost.
     let events_after = op.events(0).await.expect("events");
     for e in &events_before {

@@ -26,6 +26,9 @@ pub struct Term {
 /// lost, and SQLite has none).
 const CATCH_UP: Duration = Duration::from_secs(1);
 
+/// How long after the lease's expiry a follower looks again (the clocks' rounding).
+const LAPSE_MARGIN: Duration = Duration::from_millis(20);
+
 /// The running election loop.
 pub(super) struct Election {
     task: tokio::task::JoinHandle<()>,
@@ -84,7 +87,7 @@ async fn run(
     };
     let mut led: Option<Led> = None;
     loop {
-        announce(&store, &term.replica, &peers, ttl).await;
+        let lapses_in = announce(&store, &term.replica, &peers, ttl).await;
         led = match led.take() {
             Some(l) => {
                 let kept = keep_leading(&store, &name, l, ttl).await;
@@ -103,7 +106,13 @@ async fn run(
                 public: l._leading.public.clone(),
             });
         }
-        let pause = if led.is_some() { ttl / 4 } else { CATCH_UP };
+        // A follower also looks again just after the lease would lapse: a leader that died
+        // is replaced as soon as its lease allows, not up to a catch-up later.
+        let pause = match (&led, lapses_in) {
+            (Some(_), _) => ttl / 4,
+            (None, Some(left)) => CATCH_UP.min(left + LAPSE_MARGIN),
+            (None, None) => CATCH_UP,
+        };
         tokio::select! {
             _ = stopped.wait_for(|s| *s) => break,
             _ = tokio::time::sleep(pause) => {}
@@ -136,15 +145,16 @@ async fn changed(watch: &mut Option<Box<dyn LeaseWatch>>) -> Result<(), crate::s
 }
 
 /// Announces this replica and refreshes who may forward to it: the replicas seen lately.
+/// Returns how long until the current lease lapses, when another replica holds it.
 async fn announce(
     store: &Store,
     me: &ReplicaSettings,
     peers: &crate::listener::Peers,
     ttl: Duration,
-) {
+) -> Option<Duration> {
     if let Err(e) = store.heartbeat(&me.name, &me.address).await {
         tracing::warn!(error = %e, "announcing this replica");
-        return;
+        return None;
     }
     match store.replicas().await {
         Ok(all) => peers.set(
@@ -153,6 +163,12 @@ async fn announce(
                 .filter_map(|r| address_ip(&r.address)),
         ),
         Err(e) => tracing::warn!(error = %e, "reading the replicas"),
+    }
+    match store.lease().await {
+        Ok(l) if l.current && l.holder != me.name => {
+            Some(Duration::from_millis(l.expires_in_ms.max(0) as u64))
+        }
+        _ => None,
     }
 }
 

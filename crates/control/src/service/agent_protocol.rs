@@ -184,10 +184,20 @@ impl AgentProtocol {
         let first = self.agents.fleet.environment_of(&r.instance).is_none();
         let (instance, env) = (r.instance.clone(), r.environment.clone());
         let credential = crate::tokens::secret("ri_");
+        let row = crate::store::InstanceRow {
+            instance: r.instance.clone(),
+            environment: r.environment.clone(),
+            zone: r.zone.clone(),
+            build: r.build.clone(),
+            credential: hex::encode(crate::tokens::digest(&credential)),
+            registered_ms: crate::store::now_ms() as i64,
+        };
         self.agents
             .fleet
             .register(r, &credential)
             .map_err(|refused| ControlError::Conflict(refused.0))?;
+        // Stored, so a replica that takes over knows the instance and its credential.
+        self.store.save_instance(&row).await?;
         if first {
             let data = serde_json::json!({ "environment": env });
             self.store

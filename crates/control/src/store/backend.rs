@@ -13,8 +13,8 @@ use rampart_api::{
 };
 
 use super::{
-    EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
-    ReleaseRow, ReplicaRow, StoreError, StoredToken, SubscriberRow,
+    EnvRow, IncidentSeed, InstanceRow, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending,
+    PolicyRow, ReleaseRow, ReplicaRow, StoreError, StoredToken, SubscriberRow,
 };
 use crate::slo::Counts;
 
@@ -160,6 +160,16 @@ pub trait RestartStore: Send + Sync {
 
     /// The restart generation of every instance ever told to restart.
     async fn restart_generations(&self) -> Result<HashMap<String, u64>, StoreError>;
+}
+
+/// The registered instances (their credentials' digests), so a new leader knows the fleet.
+#[async_trait::async_trait]
+pub trait InstanceStore: Send + Sync {
+    /// Records a registration (replacing the instance's previous one).
+    async fn save_instance(&self, i: &InstanceRow) -> Result<(), StoreError>;
+
+    /// Every registration, by instance.
+    async fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
 }
 
 /// Components, SLI minutes, notification channels and the outbox.
@@ -410,5 +420,6 @@ pub trait Backend:
     + TokenStore
     + PolicyStore
     + LeaseStore
+    + InstanceStore
 {
 }

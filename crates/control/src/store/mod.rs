@@ -43,12 +43,12 @@ mod suite;
 
 pub use backend::LeaseWatch;
 pub use backend::{
-    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, LeaseStore, OpsStore,
-    PolicyStore, ReleaseStore, RestartStore, StatusStore, TokenStore, VersionStore,
+    AlertStore, Backend, EnvironmentStore, EventStore, IncidentStore, InstanceStore, LeaseStore,
+    OpsStore, PolicyStore, ReleaseStore, RestartStore, StatusStore, TokenStore, VersionStore,
 };
 pub use rows::{
-    IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow, ReplicaRow,
-    StoredToken, SubscriberRow, subscriber_channel,
+    IncidentSeed, InstanceRow, LeaseRow, MaintenanceRow, NewAlert, Pending, PolicyRow, ReleaseRow,
+    ReplicaRow, StoredToken, SubscriberRow, subscriber_channel,
 };
 
 /// The time now as RFC 3339 in UTC with milliseconds: fixed width, so text order is time order.

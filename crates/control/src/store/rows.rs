@@ -96,6 +96,19 @@ pub struct PolicyRow {
     pub created_at: String,
 }
 
+/// An instance's registration as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub instance: String,
+    pub environment: String,
+    pub zone: String,
+    pub build: String,
+    /// SHA-256 of the credential its registration got, hex.
+    pub credential: String,
+    /// When it registered, in milliseconds since the epoch.
+    pub registered_ms: i64,
+}
+
 /// A replica as it last announced itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaRow {
@@ -114,4 +127,6 @@ pub struct LeaseRow {
     pub epoch: i64,
     /// Unexpired by the database's clock.
     pub current: bool,
+    /// How long until it lapses, by the database's clock (negative: lapsed that long ago).
+    pub expires_in_ms: i64,
 }

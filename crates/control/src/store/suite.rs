@@ -519,3 +519,30 @@ async fn policy_revisions_count_up_per_environment_each_with_its_event() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_registration_is_stored_and_a_new_one_replaces_it() {
+    for (backend, store, _scratch) in backends("instances").await {
+        let row = |env: &str, credential: &str, at: i64| super::InstanceRow {
+            instance: "p0".into(),
+            environment: env.into(),
+            zone: "z1".into(),
+            build: "1.0".into(),
+            credential: credential.into(),
+            registered_ms: at,
+        };
+        store
+            .save_instance(&row("testing", "aa", 1))
+            .await
+            .expect("save");
+        store
+            .save_instance(&row("production", "bb", 2))
+            .await
+            .expect("save again");
+        assert_eq!(
+            store.instances().await.expect("instances"),
+            [row("production", "bb", 2)],
+            "{backend}"
+        );
+    }
+}

@@ -66,7 +66,7 @@ impl LeaseStore for Postgres {
 
     async fn lease(&self) -> Result<LeaseRow, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT holder, address, epoch, holder <> '' AND expires_ms >= {NOW_MS} FROM leader_lease WHERE id = 1"
+            "SELECT holder, address, epoch, holder <> '' AND expires_ms >= {NOW_MS}, expires_ms - {NOW_MS} FROM leader_lease WHERE id = 1"
         )))
         .fetch_one(&self.pool)
         .await?;
@@ -75,6 +75,7 @@ impl LeaseStore for Postgres {
             address: row.try_get(1)?,
             epoch: row.try_get(2)?,
             current: row.try_get(3)?,
+            expires_in_ms: row.try_get(4)?,
         })
     }
 

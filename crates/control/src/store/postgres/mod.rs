@@ -13,13 +13,15 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub(super) use super::backend::*;
 pub(super) use super::{
-    EnvRow, IncidentSeed, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending, PolicyRow,
-    ReleaseRow, ReplicaRow, StoreError, StoredToken, SubscriberRow, now, subscriber_channel,
+    EnvRow, IncidentSeed, InstanceRow, LeaseRow, MaintenanceRow, NewAlert, NewEvent, Pending,
+    PolicyRow, ReleaseRow, ReplicaRow, StoreError, StoredToken, SubscriberRow, now,
+    subscriber_channel,
 };
 
 mod alerts;
 mod environments;
 mod incidents;
+mod instances;
 mod lease;
 mod ops;
 mod policies;

@@ -52,7 +52,7 @@ impl LeaseStore for Sqlite {
 
     async fn lease(&self) -> Result<LeaseRow, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT holder, address, epoch, holder <> '' AND expires_ms >= {NOW_MS} FROM leader_lease WHERE id = 1"
+            "SELECT holder, address, epoch, holder <> '' AND expires_ms >= {NOW_MS}, expires_ms - {NOW_MS} FROM leader_lease WHERE id = 1"
         )))
         .fetch_one(&self.pool)
         .await?;
@@ -61,6 +61,7 @@ impl LeaseStore for Sqlite {
             address: row.try_get(1)?,
             epoch: row.try_get(2)?,
             current: row.try_get(3)?,
+            expires_in_ms: row.try_get(4)?,
         })
     }
 
