@@ -85,13 +85,20 @@ impl Fleet {
     }
 
     /// Knows again an instance a previous leader registered (its stored registration): it
-    /// counts as live from now, so it has a report interval's grace to report here.
+    /// counts as live from now, so it has a report interval's grace to report here. Known
+    /// already, it takes the stored registration's environment and credential.
     pub fn restore(&self, row: &crate::store::InstanceRow) {
         let mut digest = [0u8; 32];
         if hex::decode_to_slice(&row.credential, &mut digest).is_err() {
             return;
         }
         let mut all = self.lock();
+        if let Some(known) = all.get_mut(&row.instance) {
+            // Registered again since: the newest registration's credential holds.
+            known.registration.environment = row.environment.clone();
+            known.credential = digest;
+            return;
+        }
         all.entry(row.instance.clone()).or_insert_with(|| Instance {
             registration: RegisterRequest {
                 instance: row.instance.clone(),

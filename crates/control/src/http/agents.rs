@@ -31,17 +31,18 @@ async fn register(
     Ok(Json(s.control.agent_protocol.register(&actor, req).await?))
 }
 
+/// The long-poll's query (a follower replica reads it too, answering polls itself).
 #[derive(Deserialize)]
-struct DesiredQuery {
+pub(crate) struct DesiredQuery {
     #[serde(default)]
-    current: String,
+    pub(crate) current: String,
     #[serde(default)]
-    wait_ms: u64,
+    pub(crate) wait_ms: u64,
     #[serde(default)]
-    restart: Option<u64>,
+    pub(crate) restart: Option<u64>,
     /// How many probes the agent sends now.
     #[serde(default)]
-    probing: Option<usize>,
+    pub(crate) probing: Option<usize>,
 }
 
 async fn desired(

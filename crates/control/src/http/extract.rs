@@ -26,27 +26,63 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "missing bearer token".into(),
-                )
-            })?;
-        let actor = state.tokens.check(token.trim()).ok_or_else(|| {
+        bearer_actor(&parts.headers, &state.tokens).map(Caller)
+    }
+}
+
+/// Who the bearer token of a request's `headers` belongs to.
+pub(crate) fn bearer_actor(
+    headers: &axum::http::HeaderMap,
+    tokens: &crate::tokens::Tokens,
+) -> Result<Actor, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
             ApiError(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "unknown token".into(),
+                "missing bearer token".into(),
             )
         })?;
-        Ok(Caller(actor))
+    tokens.check(token.trim()).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "unknown token".into(),
+        )
+    })
+}
+
+/// `actor`, if its token is an agent's: the agent protocol takes nothing else.
+pub(crate) fn agent_only(actor: Actor) -> Result<Actor, ApiError> {
+    if actor.role != Role::Agent {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "the agent protocol takes an agent token; {} is {:?}",
+                actor.name, actor.role
+            ),
+        ));
     }
+    Ok(actor)
+}
+
+/// The instance credential a poll or report carries in its `headers`.
+pub(crate) fn instance_credential(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(INSTANCE_CREDENTIAL)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("missing {INSTANCE_CREDENTIAL}: register first, then send the credential it returned"),
+            )
+        })
 }
 
 /// An extractor for a caller with at least `$role`: the handler's signature says who may call it.
@@ -87,17 +123,7 @@ impl FromRequestParts<Arc<AppState>> for AgentCaller {
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
         let Caller(actor) = Caller::from_request_parts(parts, state).await?;
-        if actor.role != Role::Agent {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "the agent protocol takes an agent token; {} is {:?}",
-                    actor.name, actor.role
-                ),
-            ));
-        }
-        Ok(AgentCaller(actor))
+        agent_only(actor).map(AgentCaller)
     }
 }
 
@@ -111,18 +137,7 @@ impl<S: Send + Sync> FromRequestParts<S> for InstanceCredential {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .headers
-            .get(INSTANCE_CREDENTIAL)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| InstanceCredential(v.trim().to_owned()))
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    format!("missing {INSTANCE_CREDENTIAL}: register first, then send the credential it returned"),
-                )
-            })
+        instance_credential(&parts.headers).map(InstanceCredential)
     }
 }
 role_extractor!(

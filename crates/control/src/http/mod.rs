@@ -4,10 +4,10 @@
 //! every write is done by a named token and recorded as an event.
 
 pub mod admission;
-mod agents;
+pub(crate) mod agents;
 mod environments;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod incidents;
 pub mod openapi;
 mod ops;

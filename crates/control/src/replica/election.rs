@@ -48,11 +48,8 @@ impl Election {
         term: Term,
         replica: Arc<Replica>,
         peers: crate::listener::Peers,
+        store: Store,
     ) -> Result<Election, crate::ControlError> {
-        let url = term.settings.database.clone().ok_or_else(|| {
-            crate::ControlError::Invalid("replicas share a PostgreSQL database: give one".into())
-        })?;
-        let store = Store::connect(&url).await?;
         store
             .heartbeat(&term.replica.name, &term.replica.address)
             .await?;

@@ -16,6 +16,7 @@
 //! can have lapsed for anyone else. A graceful stop releases the lease at once.
 
 mod election;
+mod follower;
 mod forward;
 
 use std::sync::{Arc, RwLock};
@@ -60,6 +61,8 @@ pub struct Replica {
     forwarder: forward::Forwarder,
     /// Wakes the election loop early (a forward found the leader unreachable).
     recheck: tokio::sync::Notify,
+    /// What agents are to run, as stored: a follower answers its agents' long-polls from it.
+    view: std::sync::OnceLock<Arc<follower::FollowerView>>,
 }
 
 /// This replica's view, as `GET /v1/replica` answers it (on every replica, unforwarded).
@@ -71,6 +74,8 @@ pub struct ReplicaView {
     /// The leader's name, when one is known.
     pub leader: Option<String>,
     pub epoch: Option<i64>,
+    /// Agents' long-polls this replica answered itself while following (from the database).
+    pub polls_answered: u64,
 }
 
 impl Replica {
@@ -80,6 +85,7 @@ impl Replica {
             settings,
             role: RwLock::new(Role::Electing),
             recheck: tokio::sync::Notify::new(),
+            view: std::sync::OnceLock::new(),
         })
     }
 
@@ -92,6 +98,9 @@ impl Replica {
     }
 
     fn set_role(&self, role: Role) {
+        if let Some(view) = self.view.get() {
+            view.set_leading(matches!(role, Role::Leading { .. }));
+        }
         *self.role.write().unwrap_or_else(|p| p.into_inner()) = role;
     }
 
@@ -106,6 +115,7 @@ impl Replica {
             role: role.to_owned(),
             leader,
             epoch,
+            polls_answered: self.view.get().map_or(0, |v| v.answered()),
         }
     }
 
@@ -141,19 +151,29 @@ impl Replica {
             }
             Role::Following {
                 leader, address, ..
-            } => match self.forwarder.forward(&address, req, public).await {
-                Ok(resp) => resp,
-                Err(forward::Failed::Unreachable(reason)) => {
-                    self.recheck.notify_one();
-                    unavailable(&format!(
-                        "the leading replica {leader} ({address}) is unreachable: {reason}; \
+            } => {
+                // Its agents' long-polls a follower answers itself; the rest goes to the leader.
+                let req = match self.view.get() {
+                    Some(view) if !public => match view.answer(req).await {
+                        follower::Answer::Answered(resp) => return resp,
+                        follower::Answer::Forward(req) => req,
+                    },
+                    _ => req,
+                };
+                match self.forwarder.forward(&address, req, public).await {
+                    Ok(resp) => resp,
+                    Err(forward::Failed::Unreachable(reason)) => {
+                        self.recheck.notify_one();
+                        unavailable(&format!(
+                            "the leading replica {leader} ({address}) is unreachable: {reason}; \
                              another replica takes over once its lease lapses — retry"
-                    ))
+                        ))
+                    }
+                    Err(forward::Failed::Other(status, reason)) => {
+                        crate::http::ApiError(status, "leader_failed", reason).into_response()
+                    }
                 }
-                Err(forward::Failed::Other(status, reason)) => {
-                    crate::http::ApiError(status, "leader_failed", reason).into_response()
-                }
-            },
+            }
             Role::Electing => unavailable(
                 "no replica leads the control plane at the moment (a takeover is under way); retry",
             ),
@@ -198,9 +218,34 @@ pub async fn serve_replicated(
         api: replica.router(false),
         public: replica.router(true),
     };
-    let election = election::Election::start(term, replica, peers.clone())
+    let joining =
+        |e: crate::ControlError| std::io::Error::other(format!("joining the replicas: {e}"));
+    let url = term.settings.database.clone().ok_or_else(|| {
+        joining(crate::ControlError::Invalid(
+            "replicas share a PostgreSQL database: give one".into(),
+        ))
+    })?;
+    let store = crate::store::Store::connect(&url)
         .await
-        .map_err(|e| std::io::Error::other(format!("joining the replicas: {e}")))?;
+        .map_err(|e| joining(e.into()))?;
+    // The environments exist before anyone leads (an idempotent insert, as the leader's own),
+    // so the follower's view knows them from the start.
+    store
+        .ensure_environments(&term.environments)
+        .await
+        .map_err(|e| joining(e.into()))?;
+    let view = follower::FollowerView::open(store.clone(), term.tokens.clone(), &limits)
+        .await
+        .map_err(joining)?;
+    let _ = replica.view.set(view.clone());
+    let following = {
+        let replica = replica.clone();
+        move || matches!(replica.role(), Role::Following { .. })
+    };
+    let _view = crate::Background(tokio::spawn(view.run(following)));
+    let election = election::Election::start(term, replica, peers.clone(), store)
+        .await
+        .map_err(joining)?;
     let served = crate::serve_apps(api, public, tls, apps, limits, Some(peers), shutdown).await;
     election.resign().await;
     served

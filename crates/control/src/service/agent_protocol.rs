@@ -18,16 +18,11 @@ pub struct AgentProtocol {
     pending: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
     /// One flush at a time, so batches reach the log in the order they were taken.
     flushing: tokio::sync::Mutex<()>,
-    /// Documents of the versions agents were sent lately. Versions never change, so a rollback
-    /// answered to thousands of long-polls reads its document from the store once, and the
-    /// store's connections stay free for operators.
-    documents: std::sync::Mutex<Vec<(VersionId, Arc<str>)>>,
+    /// Documents of the versions agents were sent lately.
+    documents: super::long_poll::Documents,
     /// This replica's name, when it is one of several: the replica a report reached directly.
     replica: Option<String>,
 }
-
-/// How many version documents the agent protocol keeps at hand.
-const DOCUMENTS_KEPT: usize = 8;
 
 impl AgentProtocol {
     pub fn new(
@@ -44,7 +39,6 @@ impl AgentProtocol {
             .map(|e| (e.name.clone(), e.last_known_good.clone()))
             .collect();
         AgentProtocol {
-            store,
             agents,
             releases,
             sli,
@@ -52,7 +46,8 @@ impl AgentProtocol {
             lkg: std::sync::Mutex::new(lkg),
             pending: std::sync::Mutex::new(Vec::new()),
             flushing: tokio::sync::Mutex::new(()),
-            documents: std::sync::Mutex::new(Vec::new()),
+            documents: super::long_poll::Documents::new(store.clone()),
+            store,
             replica,
         }
     }
@@ -131,30 +126,6 @@ impl AgentProtocol {
         Ok(())
     }
 
-    /// A version's canonical document: from those kept at hand, else from the store (then kept,
-    /// the oldest making room).
-    async fn document(&self, v: &VersionId) -> Result<Arc<str>, ControlError> {
-        let kept = |docs: &std::sync::Mutex<Vec<(VersionId, Arc<str>)>>| {
-            docs.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .find(|(id, _)| id == v)
-                .map(|(_, d)| d.clone())
-        };
-        if let Some(d) = kept(&self.documents) {
-            return Ok(d);
-        }
-        let document: Arc<str> = stored_version(&self.store, v).await?.1.into();
-        let mut docs = self.documents.lock().unwrap_or_else(|p| p.into_inner());
-        if !docs.iter().any(|(id, _)| id == v) {
-            if docs.len() >= DOCUMENTS_KEPT {
-                docs.remove(0);
-            }
-            docs.push((v.clone(), document.clone()));
-        }
-        Ok(document)
-    }
-
     /// Registers an instance and hands it a fresh credential. An agent token bound to
     /// environments registers only into those; a live instance stays in its environment.
     pub async fn register(
@@ -216,19 +187,9 @@ impl AgentProtocol {
         })
     }
 
-    /// The instance, if `credential` is the one its registration got.
-    fn check(&self, instance: &str, credential: &str) -> Result<(), ControlError> {
-        if self.agents.fleet.environment_of(instance).is_none() {
-            return Err(ControlError::NotFound(format!(
-                "instance {instance:?} is not registered"
-            )));
-        }
-        if !self.agents.fleet.verify(instance, credential) {
-            return Err(ControlError::Forbidden(format!(
-                "that is not {instance:?}'s credential; an agent registers to get its own"
-            )));
-        }
-        Ok(())
+    /// The instance's environment, if `credential` is the one its registration got.
+    fn check(&self, instance: &str, credential: &str) -> Result<String, ControlError> {
+        check_instance(&self.agents.fleet, instance, credential)
     }
 
     /// Answers at once if the desired version differs from `current`; otherwise waits (up to
@@ -242,48 +203,18 @@ impl AgentProtocol {
         probing: Option<usize>,
         wait: Duration,
     ) -> Result<Desired, ControlError> {
-        self.check(instance, credential)?;
-        let env = self.agents.fleet.environment_of(instance).ok_or_else(|| {
-            ControlError::NotFound(format!("instance {instance:?} is not registered"))
-        })?;
-        let mut env_rx = self
-            .agents
-            .watch_desired(&env)
-            .ok_or_else(|| ControlError::NotFound(format!("no environment {env:?}")))?;
-        let mut cohort_rx = self.agents.watch_cohorts();
-        let deadline = tokio::time::Instant::now() + wait.min(POLL_WAIT);
-        let version = loop {
-            env_rx.borrow_and_update();
-            cohort_rx.borrow_and_update();
-            // Per instance: a release's cohort runs its version, everyone else the previous one.
-            let want = self.releases.instance_desired(&env, instance);
-            if want.is_some() && want.as_ref().map(VersionId::as_str) != current {
-                break want;
-            }
-            if known_restart.is_some_and(|k| k != self.agents.restart_generation(instance)) {
-                break want;
-            }
-            // A cohort instance starts or stops its probes without waiting out the poll.
-            if probing.is_some_and(|n| n != self.releases.instance_probes(&env, instance).len()) {
-                break want;
-            }
-            tokio::select! {
-                _ = env_rx.changed() => {}
-                _ = cohort_rx.changed() => {}
-                _ = tokio::time::sleep_until(deadline) => break want,
-            }
+        let env = self.check(instance, credential)?;
+        let poll = super::long_poll::Poll {
+            env: &env,
+            instance,
+            current,
+            known_restart,
+            probing,
+            wait,
+            until: None,
         };
-        let document = match &version {
-            Some(v) if Some(v.as_str()) != current => Some(self.document(v).await?.to_string()),
-            _ => None,
-        };
-        Ok(Desired {
-            probes: self.releases.instance_probes(&env, instance),
-            environment: env,
-            version,
-            document,
-            restart: self.agents.restart_generation(instance),
-        })
+        super::long_poll::wait_for_desired(&self.agents, &*self.releases, &self.documents, poll)
+            .await
     }
 
     /// Records a report (`via`: the replica that forwarded it, if one did); when every live
@@ -316,4 +247,24 @@ impl AgentProtocol {
         }
         Ok(())
     }
+}
+
+/// The environment of `instance`, if it is registered in `fleet` and `credential` is the one
+/// its registration got.
+pub(crate) fn check_instance(
+    fleet: &crate::fleet::Fleet,
+    instance: &str,
+    credential: &str,
+) -> Result<String, ControlError> {
+    let Some(env) = fleet.environment_of(instance) else {
+        return Err(ControlError::NotFound(format!(
+            "instance {instance:?} is not registered"
+        )));
+    };
+    if !fleet.verify(instance, credential) {
+        return Err(ControlError::Forbidden(format!(
+            "that is not {instance:?}'s credential; an agent registers to get its own"
+        )));
+    }
+    Ok(env)
 }

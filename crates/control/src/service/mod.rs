@@ -32,6 +32,7 @@ pub(crate) async fn stored_version(
 }
 
 mod agent_protocol;
+pub mod long_poll;
 mod pipeline;
 mod policies;
 mod releases;
@@ -39,6 +40,7 @@ mod restarts;
 mod settings;
 
 pub use agent_protocol::AgentProtocol;
+pub(crate) use agent_protocol::check_instance;
 pub use pipeline::Pipeline;
 pub use policies::{Policies, revision_changes};
 pub use releases::{Ended, Releases};

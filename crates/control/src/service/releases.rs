@@ -16,6 +16,16 @@ pub struct Releases {
     wake: tokio::sync::Notify,
 }
 
+impl super::long_poll::DesiredSource for Releases {
+    fn instance_desired(&self, env: &str, instance: &str) -> Option<VersionId> {
+        Releases::instance_desired(self, env, instance)
+    }
+
+    fn instance_probes(&self, env: &str, instance: &str) -> Vec<rampart_rollout::Probe> {
+        Releases::instance_probes(self, env, instance)
+    }
+}
+
 /// A release the control plane rolled back on its own (a gate failed): it pages.
 pub struct Ended {
     pub release: crate::store::ReleaseRow,
@@ -63,12 +73,7 @@ impl Releases {
     /// What one instance should run: its release cohort's version, or the environment's.
     pub fn instance_desired(&self, env: &str, instance: &str) -> Option<VersionId> {
         if let Some(live) = self.live().get(env) {
-            let v = if live.row.cohort.iter().any(|i| i == instance) {
-                &live.row.version
-            } else {
-                &live.row.previous
-            };
-            return Some(v.clone());
+            return Some(super::long_poll::desired_under(&live.row, instance));
         }
         self.agents.desired(env)
     }
@@ -76,15 +81,10 @@ impl Releases {
     /// The probes one instance sends: its release's, while it is in the cohort of a rolling
     /// release; none otherwise.
     pub fn instance_probes(&self, env: &str, instance: &str) -> Vec<rampart_rollout::Probe> {
-        match self.live().get(env) {
-            Some(live)
-                if live.row.intent.state == ReleaseState::Rolling
-                    && live.row.cohort.iter().any(|i| i == instance) =>
-            {
-                live.row.intent.plan.probes.clone()
-            }
-            _ => vec![],
-        }
+        self.live()
+            .get(env)
+            .map(|live| super::long_poll::probes_under(&live.row, instance))
+            .unwrap_or_default()
     }
 
     pub fn statuses(&self) -> Vec<rampart_api::ReleaseStatus> {

@@ -396,6 +396,11 @@ pub trait LeaseStore: Send + Sync {
     /// so (PostgreSQL's LISTEN/NOTIFY); `None` where it cannot, and callers poll. A notification
     /// can be lost either way: callers also re-read the lease on a timer.
     async fn lease_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError>;
+
+    /// Wakes after every committed write (PostgreSQL: every write transaction notifies
+    /// `rampart_change`), so a follower replica re-reads what agents are to run; `None` where
+    /// the database cannot say so. Notifications can be lost: callers re-read on a timer too.
+    async fn change_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError>;
 }
 
 /// Notifications of lease changes.

@@ -118,6 +118,12 @@ impl LeaseStore for Postgres {
         listener.listen(LEASE_CHANNEL).await?;
         Ok(Some(Box::new(Listening(listener))))
     }
+
+    async fn change_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(super::CHANGE_CHANNEL).await?;
+        Ok(Some(Box::new(Listening(listener))))
+    }
 }
 
 /// The channel lease changes are announced on.

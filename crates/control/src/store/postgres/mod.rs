@@ -31,6 +31,9 @@ mod status;
 mod tokens;
 mod versions;
 
+/// The channel every write transaction notifies when it commits.
+pub(super) const CHANGE_CHANNEL: &str = "rampart_change";
+
 /// The advisory lock every write transaction takes (any constant; "rampart" in ASCII).
 pub(super) const WRITE_LOCK: i64 = 0x72_616d_7061_7274;
 
@@ -69,6 +72,11 @@ impl Postgres {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        // Delivered when (and only if) the transaction commits: followers re-read then.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGE_CHANNEL)
             .execute(&mut *tx)
             .await?;
         let mine = self.fence.load(std::sync::atomic::Ordering::Acquire);

@@ -103,4 +103,8 @@ impl LeaseStore for Sqlite {
         // One process owns the file: there is nobody else to hear from.
         Ok(None)
     }
+
+    async fn change_watch(&self) -> Result<Option<Box<dyn LeaseWatch>>, StoreError> {
+        Ok(None)
+    }
 }
