@@ -22,6 +22,9 @@ use crate::store::{ReleaseRow, Store};
 /// How often the view is re-read when no notification came.
 const CATCH_UP: Duration = Duration::from_secs(1);
 
+/// The view is read again at most this often, however many writes are announced.
+const REREAD_EVERY: Duration = Duration::from_millis(50);
+
 /// How soon after an unknown instance polled the registrations are read again (at most).
 const INSTANCES_AGAIN: Duration = Duration::from_millis(500);
 
@@ -120,8 +123,12 @@ impl FollowerView {
         };
         // A timer of its own, so a stream of notifications never postpones the catch-up.
         let mut catch_up = tokio::time::interval(CATCH_UP);
+        // Notifications mark the view stale; it is read again at most every `REREAD_EVERY`, so
+        // a burst of writes (a fleet registering) costs a few reads, not one each.
+        let (mut stale, mut instances_stale) = (false, false);
+        let mut next_read = tokio::time::Instant::now();
         loop {
-            let unknown = tokio::select! {
+            tokio::select! {
                 heard = async {
                     match &mut changes {
                         Some(w) => w.changed().await,
@@ -132,24 +139,33 @@ impl FollowerView {
                         tracing::warn!(error = %e, "change notifications lost; re-reading every second");
                         changes = None;
                     }
-                    false
+                    stale = true;
                 }
-                _ = catch_up.tick() => false,
-                _ = self.unknown.notified() => true,
-            };
-            // While this replica leads the view holds no polls (they were let go): nothing to
-            // read for.
-            if !following() {
-                continue;
-            }
-            if unknown {
-                tokio::time::sleep(INSTANCES_AGAIN).await;
-                if let Err(e) = self.read_instances().await {
-                    tracing::warn!(error = %e, "reading the registrations");
+                _ = catch_up.tick() => stale = true,
+                _ = self.unknown.notified() => {
+                    // The first unknown instance sets when they are read; later ones wait for
+                    // that read (a fleet registering never postpones it).
+                    if !instances_stale {
+                        instances_stale = true;
+                        next_read = next_read.max(tokio::time::Instant::now() + INSTANCES_AGAIN);
+                    }
                 }
-            }
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "reading what agents are to run");
+                _ = tokio::time::sleep_until(next_read), if stale || instances_stale => {
+                    // While this replica leads the view holds no polls (they were let go):
+                    // nothing to read for.
+                    if following() {
+                        if instances_stale
+                            && let Err(e) = self.read_instances().await
+                        {
+                            tracing::warn!(error = %e, "reading the registrations");
+                        }
+                        if let Err(e) = self.refresh().await {
+                            tracing::warn!(error = %e, "reading what agents are to run");
+                        }
+                    }
+                    (stale, instances_stale) = (false, false);
+                    next_read = tokio::time::Instant::now() + REREAD_EVERY;
+                }
             }
         }
     }
