@@ -43,6 +43,41 @@ impl Drop for Processes {
     }
 }
 
+impl Processes {
+    /// CPU time (user + system, milliseconds) and resident memory (KiB) of every process,
+    /// from `/proc`.
+    async fn usage(&self) -> (u64, u64) {
+        let (mut cpu, mut rss) = (0, 0);
+        // Clock ticks per second: 100 on Linux unless the kernel was built otherwise.
+        const TICKS: u64 = 100;
+        for c in &self.0 {
+            let pid = c.id();
+            if let Ok(stat) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await
+                && let Some(after) = stat.rsplit_once(')').map(|(_, a)| a)
+            {
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+                let t = |i: usize| {
+                    fields
+                        .get(i)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                cpu += (t(11) + t(12)) * 1000 / TICKS;
+            }
+            if let Ok(status) = tokio::fs::read_to_string(format!("/proc/{pid}/status")).await {
+                rss += status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        (cpu, rss)
+    }
+}
+
 fn free_port() -> u16 {
     rampart_testkit::ports::free_loopback_addr()
         .expect("free port")
@@ -134,6 +169,7 @@ async fn main() {
         0 => "one process, SQLite".to_owned(),
         k => format!("{k} replicas, PostgreSQL"),
     };
+    let mut costs: Vec<String> = vec![];
     println!(
         "| control plane | agents | rollbacks | p50 ms | p99 ms | max ms (100% received) | rollback answered, max ms |"
     );
@@ -202,6 +238,26 @@ async fn main() {
             urls.last().map(String::as_str).unwrap_or_default(),
             Some(token(&data, "operator").await),
         );
+        // The fleet at rest (long-polling, reporting each second): the control plane's cost.
+        let (cpu_before, _) = processes.usage().await;
+        let rest = Duration::from_secs(5);
+        tokio::time::sleep(rest).await;
+        let (cpu_after, rss) = processes.usage().await;
+        let busy = (cpu_after - cpu_before) as f64 / rest.as_millis() as f64;
+        eprintln!(
+            "  at rest: the control plane used {:.1}% of a core ({:.2} ms of CPU a second per agent), {} MiB resident ({:.1} KiB per agent)",
+            busy * 100.0,
+            busy * 1000.0 / n as f64,
+            rss / 1024,
+            rss as f64 / n as f64
+        );
+        costs.push(format!(
+            "| {store} | {n} | {:.1}% | {:.3} | {} | {:.1} |",
+            busy * 100.0,
+            busy * 1000.0 / n as f64,
+            rss / 1024,
+            rss as f64 / n as f64
+        ));
         let mut all_arrivals = Vec::new();
         let mut worst = Duration::ZERO;
         let mut answered = Duration::ZERO;
@@ -247,5 +303,12 @@ async fn main() {
         if std::env::var_os("KEEP").is_none() {
             let _ = tokio::fs::remove_dir_all(&data).await;
         }
+    }
+    println!(
+        "\n| control plane | agents | CPU at rest (one core = 100%) | ms of CPU a second per agent | resident MiB (all its processes) | KiB per agent |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for c in costs {
+        println!("{c}");
     }
 }

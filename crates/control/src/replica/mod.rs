@@ -119,9 +119,10 @@ impl Replica {
         }
     }
 
-    /// The router a listener serves: `GET /v1/replica` here, everything else by the leader
-    /// (this replica, or the one it forwards to). `public`: the public status page's listener,
-    /// which reaches only the page's routes wherever they are served.
+    /// The router a listener serves: `GET /v1/replica` here (not on the public listener),
+    /// everything else by the leader (this replica, or the one it forwards to) — or, for a
+    /// follower's agents' long-polls, by this replica's view. `public`: the public status
+    /// page's listener, which reaches only the page's routes wherever they are served.
     pub fn router(self: &Arc<Self>, public: bool) -> axum::Router {
         let me = self.clone();
         let fallback = move |req: axum::extract::Request| {
@@ -133,9 +134,13 @@ impl Replica {
             let me = me.clone();
             async move { axum::Json(me.view()) }
         };
-        axum::Router::new()
-            .route("/v1/replica", axum::routing::get(view))
-            .fallback(fallback)
+        let router = axum::Router::new().fallback(fallback);
+        // The public listener shows the status page only, not the replicas' view.
+        if public {
+            router
+        } else {
+            router.route("/v1/replica", axum::routing::get(view))
+        }
     }
 
     async fn handle(&self, req: axum::extract::Request, public: bool) -> Response {
