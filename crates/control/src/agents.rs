@@ -11,6 +11,9 @@ use tokio::sync::watch;
 use crate::fleet::Fleet;
 use crate::store::EnvRow;
 
+/// How far back stored registrations are known again (a takeover, a restart, a follower).
+const RESTORED_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
+
 pub struct Agents {
     pub(crate) fleet: Fleet,
     /// Desired version per environment, watched by long-polling agents.
@@ -33,6 +36,21 @@ impl Agents {
             cohort_changes: watch::channel(0).0,
             restart_gen: Mutex::new(restart_gen),
         }
+    }
+
+    /// Knows the instances registered in the last week (their stored registrations and
+    /// credentials) in environments it knows; older ones register again when they next poll.
+    pub async fn restore_registrations(
+        &self,
+        store: &crate::store::Store,
+    ) -> Result<(), crate::store::StoreError> {
+        let since = crate::store::now_ms() as i64 - RESTORED_FOR_MS;
+        for row in store.instances().await? {
+            if row.registered_ms >= since && self.knows_environment(&row.environment) {
+                self.fleet.restore(&row);
+            }
+        }
+        Ok(())
     }
 
     /// The environments' names.

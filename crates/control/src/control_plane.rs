@@ -10,10 +10,6 @@ use crate::error::ControlError;
 use crate::service::{AgentProtocol, Pipeline, Policies, Releases, Restarts, Settings};
 use crate::store::Store;
 
-/// How far back registrations are restored when a control plane opens (older ones register
-/// again when they next poll).
-const RESTORED_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
-
 /// The control plane: its parts, each owning its state, wired together once by `open_with`.
 /// Dependencies between parts go one way (see ARCHITECTURE.md); what crosses parts in one step
 /// (a reconciler pass, an evaluation round) is the few methods below.
@@ -89,12 +85,7 @@ impl ControlPlane {
         ));
         // Instances registered lately are known at once (a takeover, a restart): their
         // credentials hold, and a fleet does not register again all together.
-        let since = crate::store::now_ms() as i64 - RESTORED_FOR_MS;
-        for row in store.instances().await? {
-            if row.registered_ms >= since && agents.knows_environment(&row.environment) {
-                agents.fleet.restore(&row);
-            }
-        }
+        agents.restore_registrations(&store).await?;
         // Notifications and Prometheus gates resolve hosts with the deadline-bound resolver;
         // without one nothing starts.
         let resolver = rampart_net::Resolver::new(&settings.notify.resolver)

@@ -35,6 +35,28 @@ pub struct Instance {
     credential: [u8; 32],
 }
 
+impl Instance {
+    /// A newly known instance: seen now, nothing reported yet.
+    fn new(registration: RegisterRequest, credential: [u8; 32]) -> Instance {
+        Instance {
+            registration,
+            applied: None,
+            last_result: None,
+            last_seen: Instant::now(),
+            requests: [0; 5],
+            shed: 0,
+            probes: Default::default(),
+            latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
+            problems: vec![],
+            restarts: 0,
+            replica: None,
+            expected: None,
+            behind_since: None,
+            credential,
+        }
+    }
+}
+
 /// Why a registration is refused.
 #[derive(Debug)]
 pub struct Refused(pub String);
@@ -62,22 +84,9 @@ impl Fleet {
                 r.instance, known.registration.environment, r.environment
             )));
         }
-        let entry = all.entry(r.instance.clone()).or_insert_with(|| Instance {
-            registration: r.clone(),
-            applied: None,
-            last_result: None,
-            last_seen: Instant::now(),
-            requests: [0; 5],
-            shed: 0,
-            probes: Default::default(),
-            latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
-            problems: vec![],
-            restarts: 0,
-            replica: None,
-            expected: None,
-            behind_since: None,
-            credential: [0; 32],
-        });
+        let entry = all
+            .entry(r.instance.clone())
+            .or_insert_with(|| Instance::new(r.clone(), [0; 32]));
         entry.registration = r;
         entry.credential = crate::tokens::digest(credential);
         entry.last_seen = Instant::now();
@@ -99,27 +108,13 @@ impl Fleet {
             known.credential = digest;
             return;
         }
-        all.entry(row.instance.clone()).or_insert_with(|| Instance {
-            registration: RegisterRequest {
-                instance: row.instance.clone(),
-                environment: row.environment.clone(),
-                zone: row.zone.clone(),
-                build: row.build.clone(),
-            },
-            applied: None,
-            last_result: None,
-            last_seen: Instant::now(),
-            requests: [0; 5],
-            shed: 0,
-            probes: Default::default(),
-            latency: vec![0; rampart_api::LATENCY_BOUNDS_MS.len() + 1],
-            problems: vec![],
-            restarts: 0,
-            replica: None,
-            expected: None,
-            behind_since: None,
-            credential: digest,
-        });
+        let registration = RegisterRequest {
+            instance: row.instance.clone(),
+            environment: row.environment.clone(),
+            zone: row.zone.clone(),
+            build: row.build.clone(),
+        };
+        all.insert(row.instance.clone(), Instance::new(registration, digest));
     }
 
     /// Whether `credential` is the one `instance` registered with (compared in constant time).

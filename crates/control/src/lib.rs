@@ -114,6 +114,20 @@ pub struct Listeners {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+impl Listeners {
+    /// Where the status page is served: the public listener when there is one, else the API's
+    /// (over HTTPS when it has TLS).
+    pub fn page_url(&self) -> Option<String> {
+        let (listener, scheme) = match (&self.public, &self.tls) {
+            (Some(public), _) => (public, "http"),
+            (None, Some(_)) => (&self.api, "https"),
+            (None, None) => (&self.api, "http"),
+        };
+        let addr = listener.local_addr().ok()?;
+        Some(format!("{scheme}://{addr}"))
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -136,20 +150,14 @@ pub async fn serve_on(
     tokens: tokens::Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(url) = listeners.page_url() {
+        control.page().set_public_url(&url);
+    }
     let Listeners {
         api: listener,
         public,
         tls,
     } = listeners;
-    let page_listener = public.as_ref().unwrap_or(&listener);
-    if let Ok(addr) = page_listener.local_addr() {
-        let scheme = if tls.is_some() && public.is_none() {
-            "https"
-        } else {
-            "http"
-        };
-        control.page().set_public_url(&format!("{scheme}://{addr}"));
-    }
     let limits = control.limits();
     let leading = Leading::start(control, tokens).await?;
     let apps = Apps {

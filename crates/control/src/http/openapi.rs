@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 mod paths;
 mod policies;
+mod replicas;
 
 /// Builds the document: operations reference schemas through [`Doc::schema`], which registers
 /// each type (and the types inside it) once.
@@ -214,6 +215,6 @@ pub fn document() -> Value {
     paths::core(&mut doc);
     paths::operations(&mut doc);
     policies::policies(&mut doc);
-    policies::replicas(&mut doc);
+    replicas::replicas(&mut doc);
     doc.finish()
 }

@@ -84,7 +84,9 @@ async fn run(
     };
     let mut led: Option<Led> = None;
     loop {
-        let lapses_in = announce(&store, &term.replica, &peers, ttl).await;
+        announce(&store, &term.replica, &peers, ttl).await;
+        // How long until another replica's lease lapses, when one holds it.
+        let mut lapses_in = None;
         led = match led.take() {
             Some(l) => {
                 let kept = keep_leading(&store, &name, l, ttl).await;
@@ -94,7 +96,19 @@ async fn run(
                 }
                 kept
             }
-            None => follow_or_take(&term, &store, &replica).await,
+            None => match store.lease().await {
+                Ok(lease) => {
+                    if lease.current && lease.holder != name {
+                        lapses_in = Some(Duration::from_millis(lease.expires_in_ms.max(0) as u64));
+                    }
+                    follow_or_take(&term, &store, &replica, lease).await
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the lease");
+                    replica.set_role(Role::Electing);
+                    None
+                }
+            },
         };
         if let Some(l) = &led {
             replica.set_role(Role::Leading {
@@ -142,16 +156,15 @@ async fn changed(watch: &mut Option<Box<dyn LeaseWatch>>) -> Result<(), crate::s
 }
 
 /// Announces this replica and refreshes who may forward to it: the replicas seen lately.
-/// Returns how long until the current lease lapses, when another replica holds it.
 async fn announce(
     store: &Store,
     me: &ReplicaSettings,
     peers: &crate::listener::Peers,
     ttl: Duration,
-) -> Option<Duration> {
+) {
     if let Err(e) = store.heartbeat(&me.name, &me.address).await {
         tracing::warn!(error = %e, "announcing this replica");
-        return None;
+        return;
     }
     match store.replicas().await {
         Ok(all) => peers.set(
@@ -160,12 +173,6 @@ async fn announce(
                 .filter_map(|r| address_ip(&r.address)),
         ),
         Err(e) => tracing::warn!(error = %e, "reading the replicas"),
-    }
-    match store.lease().await {
-        Ok(l) if l.current && l.holder != me.name => {
-            Some(Duration::from_millis(l.expires_in_ms.max(0) as u64))
-        }
-        _ => None,
     }
 }
 
@@ -213,16 +220,14 @@ async fn keep_leading(store: &Store, name: &str, mut led: Led, ttl: Duration) ->
     }
 }
 
-/// Follows the lease's holder, or takes a free or lapsed lease and opens the control plane.
-async fn follow_or_take(term: &Term, store: &Store, replica: &Replica) -> Option<Led> {
-    let lease = match store.lease().await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the lease");
-            replica.set_role(Role::Electing);
-            return None;
-        }
-    };
+/// Follows the lease's holder (`lease`, as just read), or takes a free or lapsed lease and
+/// opens the control plane.
+async fn follow_or_take(
+    term: &Term,
+    store: &Store,
+    replica: &Replica,
+    lease: crate::store::LeaseRow,
+) -> Option<Led> {
     if lease.current && lease.holder != term.replica.name {
         replica.set_role(Role::Following {
             leader: lease.holder,

@@ -170,14 +170,9 @@ impl FollowerView {
         }
     }
 
-    /// Every stored registration, so their credentials hold here.
+    /// The stored registrations, so their credentials hold here.
     async fn read_instances(&self) -> Result<(), crate::ControlError> {
-        for row in self.store.instances().await? {
-            if self.agents.knows_environment(&row.environment) {
-                self.agents.fleet.restore(&row);
-            }
-        }
-        Ok(())
+        Ok(self.agents.restore_registrations(&self.store).await?)
     }
 
     /// Re-reads the desired versions, the active releases and (when a restart moved) the

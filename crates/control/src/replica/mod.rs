@@ -204,18 +204,13 @@ pub async fn serve_replicated(
     term: Term,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let crate::Listeners { api, public, tls } = listeners;
     let mut term = term;
     if term.settings.public_url.is_none()
-        && let Ok(addr) = public.as_ref().unwrap_or(&api).local_addr()
+        && let Some(url) = listeners.page_url()
     {
-        let scheme = if tls.is_some() && public.is_none() {
-            "https"
-        } else {
-            "http"
-        };
-        term.settings = term.settings.with_public_url(&format!("{scheme}://{addr}"));
+        term.settings = term.settings.with_public_url(&url);
     }
+    let crate::Listeners { api, public, tls } = listeners;
     let limits = term.settings.limits;
     let peers = crate::listener::Peers::default();
     let replica = Replica::new(term.replica.clone());

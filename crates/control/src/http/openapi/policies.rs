@@ -1,6 +1,6 @@
 //! The rollout-policy operations, as the document lists them.
 
-use rampart_api::{Policy, PolicySet, Replicas};
+use rampart_api::{Policy, PolicySet};
 
 use super::{Doc, Op, Param};
 
@@ -45,20 +45,5 @@ pub(super) fn policies(d: &mut Doc) {
         body: None,
         ok: ("200", "revisions", list),
         errors: &[("404", "no such environment")],
-    });
-}
-
-/// The replicas' view (several replicas on one PostgreSQL database).
-pub(super) fn replicas(d: &mut Doc) {
-    let replicas = d.json::<Replicas>();
-    d.op(Op {
-        method: "get",
-        path: "/v1/replicas",
-        summary: "Who leads (the lease's holder and epoch) and every replica that announced itself",
-        role: Some("viewer"),
-        params: &[],
-        body: None,
-        ok: ("200", "the replicas", replicas),
-        errors: &[],
     });
 }
