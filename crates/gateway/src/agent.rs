@@ -123,16 +123,36 @@ pub async fn run(
         state.clone(),
         gateway.clone(),
     ));
+    let hangup = tokio::spawn(reopen_logs_on_hangup(gateway.clone()));
     tokio::pin!(shutdown);
     tokio::select! {
         _ = poll_loop(&client, &opts, &state, &gateway) => {}
         _ = &mut shutdown => {}
     }
     reporter.abort();
+    hangup.abort();
     if let Some(g) = gateway.lock().await.take() {
         g.shutdown().await;
     }
     Ok(())
+}
+
+/// SIGHUP: the access log opens its file again (after log rotation).
+async fn reopen_logs_on_hangup(gateway: Shared) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the access log will not be reopened");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reopening the access log");
+        if let Some(g) = gateway.lock().await.as_ref() {
+            g.reopen_logs();
+        }
+    }
 }
 
 async fn poll_loop(

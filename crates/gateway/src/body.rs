@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -84,6 +86,7 @@ pin_project_lite::pin_project! {
         seen: u64,
         limit: u64,
         stall: Stall,
+        counted: Option<Arc<AtomicU64>>,
     }
 }
 
@@ -94,7 +97,14 @@ impl<B> Limited<B> {
             seen: 0,
             limit,
             stall: Stall::new(body_timeout),
+            counted: None,
         }
+    }
+
+    /// Also adds the bytes read to `counter` (the access log's `bytes_in`).
+    pub fn counting(mut self, counter: Option<Arc<AtomicU64>>) -> Self {
+        self.counted = counter;
+        self
     }
 }
 
@@ -125,6 +135,9 @@ where
                 this.stall.progressed();
                 if let Some(data) = frame.data_ref() {
                     *this.seen += data.len() as u64;
+                    if let Some(counted) = this.counted {
+                        counted.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
                     if *this.seen > *this.limit {
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
                             limit: *this.limit,

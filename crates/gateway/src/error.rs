@@ -2,7 +2,7 @@
 //!
 //! Each error says where it came from (the phase) and maps to a status: 400 bad request (a
 //! path refused by normalization, a bad Host), 404 no route, 408 request body stalled,
-//! 413 body too large, 502 upstream connect or protocol failure, 503 shed or no endpoint,
+//! 413 body too large, 429 rate limited, 403 CORS preflight refused, 502 upstream connect or protocol failure, 503 shed or no endpoint,
 //! 504 upstream timeout. The body is a small JSON document; internals never leak to clients.
 
 use std::time::Duration;
@@ -42,6 +42,16 @@ pub enum ProxyError {
     BodyTimeout { after: Duration },
     #[error("{0}")]
     Auth(#[from] AuthError),
+    #[error("rate limit reached; retry after {retry_after}s")]
+    RateLimited {
+        retry_after: u64,
+        policy: HeaderValue,
+        state: HeaderValue,
+    },
+    #[error("the shared rate-limit counters are unavailable")]
+    RateLimitUnavailable,
+    #[error("CORS preflight refused: {0}")]
+    CorsRefused(String),
 }
 
 impl ProxyError {
@@ -61,6 +71,9 @@ impl ProxyError {
             }
             ProxyError::Auth(AuthError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ProxyError::Auth(AuthError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::CorsRefused(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -77,6 +90,8 @@ impl ProxyError {
             ProxyError::Timeout { .. } => "upstream_timeout",
             ProxyError::Upstream { .. } => "upstream_response",
             ProxyError::Auth(_) => "auth",
+            ProxyError::RateLimited { .. } | ProxyError::RateLimitUnavailable => "rate_limit",
+            ProxyError::CorsRefused(_) => "cors",
         }
     }
 
@@ -95,6 +110,9 @@ impl ProxyError {
             ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) => "unauthorized",
             ProxyError::Auth(AuthError::Forbidden(_)) => "forbidden",
             ProxyError::Auth(AuthError::Unavailable(_)) => "auth_unavailable",
+            ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::RateLimitUnavailable => "rate_limit_unavailable",
+            ProxyError::CorsRefused(_) => "cors_refused",
         }
     }
 
@@ -143,8 +161,19 @@ impl ProxyError {
             ProxyError::Shed { .. }
                 | ProxyError::NoEndpoint { .. }
                 | ProxyError::Auth(AuthError::Unavailable(_))
+                | ProxyError::RateLimitUnavailable
         ) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ProxyError::RateLimited {
+            retry_after,
+            policy,
+            state,
+        } = &self
+        {
+            h.insert(header::RETRY_AFTER, (*retry_after).into());
+            h.insert(crate::rate_limit::RATELIMIT_POLICY.clone(), policy.clone());
+            h.insert(crate::rate_limit::RATELIMIT.clone(), state.clone());
         }
         if let ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) = &self {
             h.insert(

@@ -217,6 +217,19 @@ impl Gateway {
             .map(|s| s.config.version().clone())
     }
 
+    /// Has the access log open its file again before the next line (after log rotation).
+    pub fn reopen_logs(&self) {
+        if let Some(log) = self
+            .shared
+            .snapshot
+            .load()
+            .as_ref()
+            .and_then(|s| s.access_log.as_ref())
+        {
+            log.reopen();
+        }
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
     }

@@ -6,6 +6,7 @@
 //! anything external without a deadline.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod body;
 pub mod client_conn;
 mod clock;
+pub mod cors;
 pub mod error;
 pub mod forward;
 pub mod gateway;
@@ -21,14 +23,17 @@ pub mod lkg;
 pub mod metrics;
 pub mod prober;
 pub mod proxy;
+pub mod rate_limit;
 pub mod response;
 pub mod retry;
 pub mod router;
 pub mod shared;
+pub mod sharded_lru;
 pub mod snapshot;
 pub mod standalone;
 pub mod target;
 pub mod tls;
+pub mod trace_context;
 pub mod upstream;
 pub mod watchdog;
 

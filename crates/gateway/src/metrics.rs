@@ -46,6 +46,10 @@ struct Inner {
     probes: Family<Labels, Counter>,
     request_body_stalls: Counter,
     upstream_body_stalls: Counter,
+    access_log_written: Counter,
+    access_log_dropped: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
+    rate_limit_store: Family<Labels, Counter>,
     /// Totals across routes, read by the agent's reports.
     totals: Arc<Totals>,
 }
@@ -146,6 +150,10 @@ impl Metrics {
             probes: Family::default(),
             request_body_stalls: Counter::default(),
             upstream_body_stalls: Counter::default(),
+            access_log_written: Counter::default(),
+            access_log_dropped: Family::default(),
+            rate_limited: Family::default(),
+            rate_limit_store: Family::default(),
             totals: Arc::default(),
         };
         let r = &mut inner.registry;
@@ -223,6 +231,28 @@ impl Metrics {
              rampart_requests and the SLIs)",
             inner.probes.clone(),
         );
+        r.register(
+            "access_log_lines",
+            "Access-log lines written",
+            inner.access_log_written.clone(),
+        );
+        r.register(
+            "access_log_dropped",
+            "Access-log lines not written, by reason (buffer_full: the writer fell behind; \
+             write_error: the write failed, e.g. a full disk)",
+            inner.access_log_dropped.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by route and scope (local, global)",
+            inner.rate_limited.clone(),
+        );
+        r.register(
+            "rate_limit_store",
+            "Exchanges with the Redis of global rate limits, by outcome (ok; failed: an error \
+             or no answer within the deadline; skipped: left alone after a failure)",
+            inner.rate_limit_store.clone(),
+        );
         inner.request_body_stalls = inner
             .deadlines
             .get_or_create(&vec![("kind", "request_body".to_owned())])
@@ -244,6 +274,35 @@ impl Metrics {
     /// Upstream response bodies failed by `body_timeout`.
     pub fn upstream_body_stalled(&self) -> &Counter {
         &self.inner.upstream_body_stalls
+    }
+
+    pub fn access_log_written(&self) -> Counter {
+        self.inner.access_log_written.clone()
+    }
+
+    /// The counter of access-log lines lost for `reason`.
+    pub fn access_log_dropped(&self, reason: &'static str) -> Counter {
+        self.inner
+            .access_log_dropped
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .clone()
+    }
+
+    pub fn rate_limited(&self, route: &str, scope: &'static str) -> Counter {
+        self.inner
+            .rate_limited
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("scope", scope.to_owned()),
+            ])
+            .clone()
+    }
+
+    pub fn rate_limit_store(&self, outcome: &'static str) -> Counter {
+        self.inner
+            .rate_limit_store
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .clone()
     }
 
     /// Counts a deadline that ended a connection or a body.

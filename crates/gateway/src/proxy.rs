@@ -3,23 +3,26 @@
 use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
-use http_body_util::{BodyExt, Either};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use rampart_model::{LimitsConfig, ListenerConfig};
 
+use crate::access_log::{Entry, Pending};
 use crate::admission::Permit;
 use crate::auth;
 use crate::body::{Limited, Tracked, empty};
+use crate::cors;
 use crate::error::ProxyError;
 use crate::forward::{Client, X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
+use crate::rate_limit::{RATELIMIT, RATELIMIT_POLICY, RouteLimiter, Verdict};
 use crate::response::ResponseBody;
 use crate::shared::Shared;
-use crate::snapshot::RouteState;
+use crate::snapshot::{RouteState, Snapshot};
 use crate::target::Target;
 use crate::upstream::conn::SendError;
 use crate::upstream::endpoint::InflightGuard;
@@ -64,13 +67,6 @@ pub async fn handle(
         .headers_mut()
         .remove(crate::prober::PROBE_HEADER)
         .is_some_and(|v| shared.is_probe(&v));
-    let record = |metrics: &crate::metrics::RouteMetrics, route: &str, status: u16| {
-        if probe {
-            shared.metrics.probe(route, status);
-        } else {
-            metrics.observe(status, start.elapsed());
-        }
-    };
     let id = request_id(req.headers());
     let Some(snapshot) = shared.snapshot.load_full() else {
         return ProxyError::NoEndpoint {
@@ -78,26 +74,105 @@ pub async fn handle(
         }
         .into_response(None, &id);
     };
+    let mut log = snapshot
+        .access_log
+        .as_ref()
+        .map(|l| Box::new(Pending::new(l, start, entry(conn, &req, &id))));
+    let (resp, route) = respond(shared, &snapshot, conn, req, &id, &mut log).await;
+    let status = resp.status().as_u16();
+    let metrics = route.as_ref().map_or(&snapshot.unmatched, |r| &r.metrics);
+    if probe {
+        shared
+            .metrics
+            .probe(route.as_ref().map_or("", |r| &r.config.name), status);
+    } else {
+        metrics.observe(status, start.elapsed());
+    }
+    if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
+        entry.status = status;
+        entry.duration_headers = start.elapsed();
+        entry.route = route;
+    }
+    resp.map(|body| body.logged(log))
+}
+
+/// The access-log line as far as the request alone tells it.
+fn entry(conn: &ConnInfo, req: &Request<Incoming>, id: &HeaderValue) -> Entry {
+    Entry {
+        time: std::time::SystemTime::now(),
+        request_id: id.clone(),
+        trace_id: crate::trace_context::trace_id(req.headers()),
+        listener: conn.listener.clone(),
+        route: None,
+        endpoint: None,
+        method: req.method().clone(),
+        version: req.version(),
+        path: None,
+        status: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_headers: Duration::ZERO,
+        duration: Duration::ZERO,
+        auth_subject: None,
+        client: conn.client.ip,
+        reason: None,
+    }
+}
+
+/// Routes and forwards one request; the answer and the route that took it.
+async fn respond(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    id: &HeaderValue,
+    log: &mut Option<Box<Pending>>,
+) -> (Response<ResponseBody>, Option<Arc<RouteState>>) {
+    let refuse = |e: ProxyError, route: Option<&str>, log: &mut Option<Box<Pending>>| {
+        if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
+            entry.reason = Some(e.code());
+        }
+        e.into_response(route, id)
+    };
     // The one path routed on, authenticated and forwarded, and the one authority.
     let target = match Target::read(req.uri(), req.headers(), conn.listener.escaped_slashes) {
         Ok(t) => t,
-        Err(e) => {
-            let resp = e.into_response(None, &id);
-            record(&snapshot.unmatched, "", resp.status().as_u16());
-            return resp;
-        }
+        Err(e) => return (refuse(e, None, log), None),
     };
+    if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
+        entry.path = Some(target.path_and_query.clone());
+    }
+    // A CORS preflight is routed by the method it asks about, and answered here.
+    if let Some(method) = cors::preflight_method(req.method(), req.headers())
+        && let Some(route) =
+            snapshot
+                .router
+                .find_preflight(&method, target.host(), target.path(), req.headers())
+        && let Some(policy) = &route.config.cors
+    {
+        let resp = cors::answer_preflight(policy, &method, req.headers(), &route.config.name, id);
+        return (resp, Some(route.clone()));
+    }
     let route = snapshot
         .router
         .find(req.method(), target.host(), target.path(), req.headers())
         .cloned();
     let Some(route) = route else {
-        let resp = ProxyError::NoRoute.into_response(None, &id);
-        record(&snapshot.unmatched, "", resp.status().as_u16());
-        return resp;
+        return (refuse(ProxyError::NoRoute, None, log), None);
     };
+    let origin = route
+        .config
+        .cors
+        .as_ref()
+        .and_then(|_| req.headers().get(header::ORIGIN).cloned());
     let limits = &snapshot.config.limits;
-    let resp = match forward(shared, &route, conn, req, target, &id, limits).await {
+    let call = Call {
+        shared,
+        conn,
+        id,
+        limits,
+    };
+    let mut resp = match forward(call, &route, req, target, log).await {
         Ok(resp) => resp,
         Err(e) => {
             if let ProxyError::Shed { scope } = &e {
@@ -106,11 +181,13 @@ pub async fn handle(
                 // Full detail (addresses, causes) goes to the log; the client gets the public message.
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
             }
-            e.into_response(Some(&route.config.name), &id)
+            refuse(e, Some(&route.config.name), log)
         }
     };
-    record(&route.metrics, &route.config.name, resp.status().as_u16());
-    resp
+    if let Some(policy) = &route.config.cors {
+        cors::decorate(policy, origin.as_ref(), resp.headers_mut());
+    }
+    (resp, Some(route))
 }
 
 fn idempotent(method: &Method) -> bool {
@@ -127,16 +204,36 @@ fn retryable_status(status: StatusCode) -> bool {
         && status != StatusCode::HTTP_VERSION_NOT_SUPPORTED
 }
 
+/// What a request is served with, besides its route and its own parts.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    shared: &'a Shared,
+    conn: &'a ConnInfo,
+    id: &'a HeaderValue,
+    limits: &'a LimitsConfig,
+}
+
 async fn forward(
-    shared: &Shared,
+    call: Call<'_>,
     route: &Arc<RouteState>,
-    conn: &ConnInfo,
     req: Request<Incoming>,
     target: Target,
-    id: &HeaderValue,
-    limits: &LimitsConfig,
+    log: &mut Option<Box<Pending>>,
 ) -> Result<Response<ResponseBody>, ProxyError> {
+    let Call {
+        shared,
+        conn,
+        id,
+        limits,
+    } = call;
     let max_body = limits.max_body_bytes;
+    // A limit keyed by who the client is (not by its subject) is checked before it takes
+    // any permit or reaches the auth provider.
+    let mut rate_state = None;
+    if let Some(limiter) = route.rate_limit.as_ref().filter(|l| !l.after_auth()) {
+        let key = limiter.key(req.headers(), conn.client.ip, None);
+        rate_state = Some(rate_limit(limiter, &key).await?);
+    }
     let global = shared
         .global
         .try_acquire()
@@ -171,6 +268,13 @@ async fn forward(
             .authenticate(&parts.headers, &route.config.scopes)
             .await?;
         auth::add_identity(&mut parts.headers, &identity);
+        if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
+            entry.auth_subject = identity.subject.clone();
+        }
+        if let Some(limiter) = route.rate_limit.as_ref().filter(|l| l.after_auth()) {
+            let key = limiter.key(&parts.headers, conn.client.ip, identity.subject.as_deref());
+            rate_state = Some(rate_limit(limiter, &key).await?);
+        }
     }
     // The upstream sees the Host the route was chosen by (absent: the endpoint's authority,
     // set per attempt below).
@@ -193,7 +297,12 @@ async fn forward(
     let path_and_query = target.path_and_query;
     let retries = route.config.retries.attempts;
     let retryable = retries > 0 && idempotent(&parts.method) && body.is_end_stream();
-    let mut body = Some(Limited::new(body, max_body, limits.body_timeout).boxed());
+    let counted = log.as_ref().map(|l| l.bytes_in.clone());
+    let mut body = Some(
+        Limited::new(body, max_body, limits.body_timeout)
+            .counting(counted)
+            .boxed(),
+    );
     let deadline = route.config.timeout;
 
     let mut last_endpoint: Option<usize> = None;
@@ -263,7 +372,11 @@ async fn forward(
             }
         }
     };
-    let (resp, endpoint_guard) = match tokio::time::timeout(deadline, attempts).await {
+    let outcome = tokio::time::timeout(deadline, attempts).await;
+    if let (Some(entry), Some(index)) = (log.as_mut().and_then(|l| l.entry()), last_endpoint) {
+        entry.endpoint = up.endpoints.get(index).cloned();
+    }
+    let (resp, endpoint_guard) = match outcome {
         Ok(result) => result?,
         Err(_) => {
             if let Some(index) = last_endpoint {
@@ -281,6 +394,12 @@ async fn forward(
         .headers
         .entry(X_REQUEST_ID.clone())
         .or_insert_with(|| id.clone());
+    if let (Some(limiter), Some(state)) = (&route.rate_limit, rate_state) {
+        rparts
+            .headers
+            .insert(RATELIMIT_POLICY.clone(), limiter.policy().clone());
+        rparts.headers.insert(RATELIMIT.clone(), state);
+    }
     let held = Held {
         _global: global,
         _route: route_permit,
@@ -290,13 +409,26 @@ async fn forward(
     };
     Ok(Response::from_parts(
         rparts,
-        Either::Left(Tracked::new(
+        ResponseBody::streamed(Tracked::new(
             rbody,
             Box::new(held),
             limits.body_timeout,
             shared.metrics.upstream_body_stalled().clone(),
         )),
     ))
+}
+
+/// The route's limit on one request: the `RateLimit` header for its answer, or why not.
+async fn rate_limit(limiter: &RouteLimiter, key: &[u8]) -> Result<HeaderValue, ProxyError> {
+    match limiter.check(key).await {
+        Verdict::Allowed(state) => Ok(state),
+        Verdict::Limited { retry_after, state } => Err(ProxyError::RateLimited {
+            retry_after,
+            policy: limiter.policy().clone(),
+            state,
+        }),
+        Verdict::Unavailable => Err(ProxyError::RateLimitUnavailable),
+    }
 }
 
 /// Classifies a client error: connect failures (DNS, refused, connect timeout) versus failures

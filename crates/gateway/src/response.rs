@@ -1,16 +1,82 @@
 //! What the gateway answers clients with: an upstream's body streamed through (holding its
-//! permits until it ends), or a body made here.
+//! permits until it ends), or a body made here; either one carrying the request's access-log
+//! line until it ends.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
 
-use crate::body::Tracked;
+use crate::access_log::Pending;
+use crate::body::{BoxError, Tracked};
 use crate::upstream::conn::DrivenBody;
 
-/// A response body on its way to the client: streamed from upstream, or made here.
-pub type ResponseBody = http_body_util::Either<Tracked<DrivenBody>, Full<Bytes>>;
+pin_project_lite::pin_project! {
+    /// A response body on its way to the client.
+    pub struct ResponseBody {
+        #[pin]
+        inner: Either<Tracked<DrivenBody>, Full<Bytes>>,
+        log: Option<Box<Pending>>,
+    }
+}
 
 /// A body made here.
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    http_body_util::Either::Right(Full::new(bytes.into()))
+    ResponseBody {
+        inner: Either::Right(Full::new(bytes.into())),
+        log: None,
+    }
+}
+
+impl ResponseBody {
+    /// An upstream's body streamed through.
+    pub fn streamed(body: Tracked<DrivenBody>) -> ResponseBody {
+        ResponseBody {
+            inner: Either::Left(body),
+            log: None,
+        }
+    }
+
+    /// The access-log line is written when this body ends or is dropped.
+    pub fn logged(mut self, log: Option<Box<Pending>>) -> ResponseBody {
+        self.log = log;
+        self
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Some(log) = this.log.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        log.sent(data.len());
+                    }
+                }
+                Poll::Ready(_) => {
+                    this.log.take();
+                }
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

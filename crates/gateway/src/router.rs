@@ -32,6 +32,23 @@ impl<T> Router<T> {
             .map(|(_, t)| t)
     }
 
+    /// The CORS route a preflight asking about `method` is for: the one that method would
+    /// take, else the most specific CORS route on that host and path whatever its methods
+    /// (its policy then refuses the method).
+    pub fn find_preflight(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<&Arc<T>> {
+        let with_cors = || self.routes.iter().filter(|(r, _)| r.cors.is_some());
+        with_cors()
+            .find(|(r, _)| matches(r, method, host, path, headers))
+            .or_else(|| with_cors().find(|(r, _)| matches_any_method(r, host, path, headers)))
+            .map(|(_, t)| t)
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.routes.iter().map(|(r, _)| r.name.as_str())
     }
@@ -64,6 +81,16 @@ fn matches(
     path: &str,
     headers: &HeaderMap,
 ) -> bool {
+    r.methods.as_ref().is_none_or(|m| m.contains(method))
+        && matches_any_method(r, host, path, headers)
+}
+
+fn matches_any_method(
+    r: &RouteConfig,
+    host: Option<&str>,
+    path: &str,
+    headers: &HeaderMap,
+) -> bool {
     let host_ok = match (&r.host, host) {
         (None, _) => true,
         (Some(_), None) => false,
@@ -77,7 +104,6 @@ fn matches(
             PathMatch::Exact(p) => path == p,
             PathMatch::Prefix(p) => prefix_matches(p, path),
         }
-        && r.methods.as_ref().is_none_or(|m| m.contains(method))
         && r.headers
             .iter()
             .all(|(name, value)| headers.get_all(name).iter().any(|v| v == value))

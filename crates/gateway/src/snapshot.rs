@@ -10,9 +10,12 @@ use std::sync::Arc;
 
 use rampart_model::{Config, RouteConfig};
 
+use crate::access_log::AccessLog;
 use crate::admission::Limit;
 use crate::auth::Provider;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::rate_limit::RouteLimiter;
+use crate::rate_limit::global::GlobalStore;
 use crate::retry::RetryBudget;
 use crate::router::Router;
 use crate::upstream::Upstream;
@@ -25,6 +28,7 @@ pub struct RouteState {
     pub limit: Arc<Limit>,
     pub budget: Arc<RetryBudget>,
     pub metrics: RouteMetrics,
+    pub rate_limit: Option<Arc<RouteLimiter>>,
 }
 
 pub struct Snapshot {
@@ -36,6 +40,9 @@ pub struct Snapshot {
     pub resolver: Resolver,
     /// Metrics for requests that matched no route.
     pub unmatched: RouteMetrics,
+    pub access_log: Option<AccessLog>,
+    /// The Redis of global rate limits.
+    pub redis: Option<Arc<GlobalStore>>,
 }
 
 impl Snapshot {
@@ -68,6 +75,20 @@ impl Snapshot {
             };
             providers.insert(p.name().to_owned(), provider);
         }
+        // The same log settings keep the same writer (and its open file).
+        let access_log = match (
+            &config.access_log,
+            previous.and_then(|p| p.access_log.as_ref()),
+        ) {
+            (None, _) => None,
+            (Some(c), Some(old)) if old.config() == c => Some(old.clone()),
+            (Some(c), _) => Some(AccessLog::start(c, metrics).map_err(|e| e.to_string())?),
+        };
+        let redis = match (&config.redis, previous.and_then(|p| p.redis.as_ref())) {
+            (None, _) => None,
+            (Some(c), Some(old)) if same_resolver && old.config == *c => Some(old.clone()),
+            (Some(c), _) => Some(Arc::new(GlobalStore::new(c, &resolver, metrics))),
+        };
         let mut routes = HashMap::new();
         let mut table = Vec::new();
         for r in &config.routes {
@@ -76,7 +97,25 @@ impl Snapshot {
                 .cloned()
                 .ok_or_else(|| format!("route {}: no upstream {}", r.name, r.upstream))?;
             let max = r.max_concurrency.unwrap_or(u32::MAX);
-            let (limit, budget) = match previous.and_then(|p| p.routes.get(&r.name)) {
+            let old_route = previous.and_then(|p| p.routes.get(&r.name));
+            // The same limit over the same store keeps its buckets.
+            let rate_limit = match (&r.rate_limit, old_route.and_then(|o| o.rate_limit.as_ref())) {
+                (None, _) => None,
+                (Some(c), Some(old))
+                    if old.config == *c
+                        && previous.and_then(|p| p.redis.as_ref()).map(Arc::as_ptr)
+                            == redis.as_ref().map(Arc::as_ptr) =>
+                {
+                    Some(old.clone())
+                }
+                (Some(c), _) => Some(Arc::new(RouteLimiter::new(
+                    &r.name,
+                    c,
+                    redis.clone(),
+                    metrics,
+                ))),
+            };
+            let (limit, budget) = match old_route {
                 Some(old) => {
                     old.limit.set_max(max);
                     old.budget.set_percent(r.retries.budget_percent);
@@ -103,6 +142,7 @@ impl Snapshot {
                 limit,
                 budget,
                 metrics: metrics.route(&r.name),
+                rate_limit,
             });
             routes.insert(r.name.clone(), state.clone());
             table.push((r.clone(), state));
@@ -114,6 +154,8 @@ impl Snapshot {
             providers,
             resolver,
             unmatched: metrics.route("no_route"),
+            access_log,
+            redis,
             config,
         })
     }

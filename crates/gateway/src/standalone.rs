@@ -1,5 +1,5 @@
-//! Standalone mode: serve a config file; reload it on SIGHUP and when it changes; drain on
-//! SIGTERM or Ctrl-C.
+//! Standalone mode: serve a config file; reload it (and reopen the access log) on SIGHUP, reload
+//! it when it changes; drain on SIGTERM or Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -66,7 +66,8 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                tracing::info!(path = %path.display(), "SIGHUP: reloading config");
+                tracing::info!(path = %path.display(), "SIGHUP: reopening the access log, reloading config");
+                gateway.reopen_logs();
                 reload(&gateway, &path).await;
                 last = stamp(&path).await;
             }

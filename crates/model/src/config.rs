@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
 use crate::raw::Document;
-pub use crate::raw::{Balance, OnFailure};
+pub use crate::raw::{Balance, LogFormat, OnFailure, OnUnavailable};
 use crate::version::VersionId;
 
 /// A validated gateway config.
@@ -25,6 +25,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
     pub limits: LimitsConfig,
+    pub access_log: Option<AccessLogConfig>,
+    pub redis: Option<RedisConfig>,
     /// Findings that do not block the config (an unused upstream, a probe timeout above its interval).
     pub warnings: Vec<String>,
 }
@@ -254,6 +256,8 @@ pub struct RouteConfig {
     pub timeout: Duration,
     pub retries: RetryConfig,
     pub max_concurrency: Option<u32>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub cors: Option<CorsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,4 +276,178 @@ pub struct LimitsConfig {
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
     pub body_timeout: Duration,
+}
+
+/// Where and how access-log lines are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessLogConfig {
+    pub target: LogTarget,
+    pub format: LogFormat,
+    /// The JSON fields, in order (every field when the document names none).
+    pub fields: Vec<LogField>,
+    /// Lines waiting for the writer before new ones are dropped.
+    pub buffer: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+/// A field of an access-log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogField {
+    Time,
+    RequestId,
+    TraceId,
+    Listener,
+    Route,
+    Upstream,
+    Endpoint,
+    Method,
+    Path,
+    Status,
+    BytesIn,
+    BytesOut,
+    DurationHeadersMs,
+    DurationMs,
+    AuthSubject,
+    Client,
+    Reason,
+}
+
+impl LogField {
+    pub const ALL: [LogField; 17] = [
+        LogField::Time,
+        LogField::RequestId,
+        LogField::TraceId,
+        LogField::Listener,
+        LogField::Route,
+        LogField::Upstream,
+        LogField::Endpoint,
+        LogField::Method,
+        LogField::Path,
+        LogField::Status,
+        LogField::BytesIn,
+        LogField::BytesOut,
+        LogField::DurationHeadersMs,
+        LogField::DurationMs,
+        LogField::AuthSubject,
+        LogField::Client,
+        LogField::Reason,
+    ];
+
+    /// The field's name in a JSON line and in the document.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogField::Time => "time",
+            LogField::RequestId => "request_id",
+            LogField::TraceId => "trace_id",
+            LogField::Listener => "listener",
+            LogField::Route => "route",
+            LogField::Upstream => "upstream",
+            LogField::Endpoint => "endpoint",
+            LogField::Method => "method",
+            LogField::Path => "path",
+            LogField::Status => "status",
+            LogField::BytesIn => "bytes_in",
+            LogField::BytesOut => "bytes_out",
+            LogField::DurationHeadersMs => "duration_headers_ms",
+            LogField::DurationMs => "duration_ms",
+            LogField::AuthSubject => "auth_subject",
+            LogField::Client => "client",
+            LogField::Reason => "reason",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LogField> {
+        LogField::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The Redis server of global rate limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// A name is resolved through the gateway's resolver.
+    pub endpoint: Endpoint,
+    pub timeout: Duration,
+    pub key_prefix: String,
+}
+
+/// Whose requests a rate limit counts together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitKey {
+    ClientIp,
+    AuthSubject,
+    /// The value of this header, the route's `api_key` provider's header.
+    ApiKey(HeaderName),
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitConfig {
+    pub key: RateLimitKey,
+    /// The requests of one `period` (the rate as written: "600/m" is 600 per 60 s).
+    pub count: u32,
+    pub period: Duration,
+    pub burst: u32,
+    pub global: bool,
+    pub on_unavailable: OnUnavailable,
+    pub max_keys: usize,
+}
+
+impl RateLimitConfig {
+    /// The steady spacing between two requests of one key.
+    pub fn interval(&self) -> Duration {
+        self.period / self.count.max(1)
+    }
+}
+
+/// Which origins a CORS policy allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginMatch {
+    Any,
+    Exact(String),
+    /// "https://*.example.com": the scheme and a suffix beginning with a dot.
+    Subdomains {
+        scheme: String,
+        suffix: String,
+    },
+}
+
+impl OriginMatch {
+    pub fn matches(&self, origin: &str) -> bool {
+        match self {
+            OriginMatch::Any => true,
+            OriginMatch::Exact(o) => o.eq_ignore_ascii_case(origin),
+            OriginMatch::Subdomains { scheme, suffix } => {
+                let Some(sub) = origin.len().checked_sub(suffix.len()).and_then(|end| {
+                    let (head, tail) = (origin.get(..end)?, origin.get(end..)?);
+                    tail.eq_ignore_ascii_case(suffix).then_some(head)
+                }) else {
+                    return false;
+                };
+                sub.get(..scheme.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+                    && sub.get(scheme.len()..).is_some_and(|label| {
+                        !label.is_empty()
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+                    })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsConfig {
+    pub origins: Vec<OriginMatch>,
+    pub methods: Vec<Method>,
+    /// Allowed request headers, lower case; `None`: whatever the preflight asks for.
+    pub headers: Option<Vec<HeaderName>>,
+    pub expose_headers: Vec<HeaderName>,
+    pub max_age: Duration,
+    pub credentials: bool,
 }

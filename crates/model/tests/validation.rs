@@ -305,3 +305,100 @@ fn high_risk_sections_are_named() {
         vec!["limits"]
     );
 }
+
+#[test]
+fn access_log_rate_limit_and_cors_errors_carry_their_paths() {
+    let doc = r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+access_log: { path: "", format: clf, fields: [status, colour, status], buffer: 0 }
+redis: { address: "redis.internal", timeout: 0s, key_prefix: "a b" }
+auth_providers: [{ name: keys, type: api_key, header: x-api-key, keys_sha256: ["%KEY%"] }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes:
+  - name: a
+    upstream: users
+    rate_limit: { key: "client ip", rate: "100/d", burst: 0, on_unavailable: deny }
+    cors: { origins: [], credentials: true }
+  - name: b
+    match: { path_prefix: /b }
+    upstream: users
+    rate_limit: { key: auth_subject, rate: "0/s" }
+    cors: { origins: ["*", "app.example.com", "https://x.*.example.com", "ftp://a"], credentials: true, methods: [get], headers: ["bad header"] }
+  - name: c
+    match: { path_prefix: /c }
+    upstream: users
+    auth: keys
+    rate_limit: { key: api_key, rate: "5/m", global: true }
+    cors: { origins: ["https://*.example.com"], max_age: 2h }
+"#;
+    let doc = doc.replace("%KEY%", &"a".repeat(64));
+    assert_eq!(
+        errors_of(&doc),
+        [
+            r#"routes[0].rate_limit.key: unknown key "client ip": use client_ip, auth_subject, api_key or header:NAME"#,
+            r#"routes[0].rate_limit.rate: invalid rate "100/d": expected COUNT/UNIT with unit s, m or h, e.g. "100/s""#,
+            r#"routes[0].rate_limit.burst: 0 is out of range (1 to 1000000)"#,
+            r#"routes[0].rate_limit.on_unavailable: only a global limit can be unavailable (set `global: true`)"#,
+            r#"routes[0].cors.origins: empty: name at least one origin, or "*""#,
+            r#"routes[1].rate_limit.key: auth_subject needs an auth provider on the route (set `auth`)"#,
+            r#"routes[1].rate_limit.rate: invalid rate "0/s": the count must be from 1 to 1000000"#,
+            r#"routes[1].cors.origins[1]: invalid origin "app.example.com": expected SCHEME://HOST[:PORT], e.g. "https://app.example.com""#,
+            r#"routes[1].cors.origins[2]: invalid origin "https://x.*.example.com": a wildcard may only open the host: "https://*.example.com""#,
+            r#"routes[1].cors.origins[3]: invalid origin "ftp://a": the scheme must be http or https"#,
+            r#"routes[1].cors.credentials: browsers refuse credentials with origin "*": list the origins"#,
+            r#"routes[1].cors.methods[0]: "get" is not an HTTP method in upper case"#,
+            r#"routes[1].cors.headers[0]: "bad header" is not a valid header name"#,
+            r#"routes[2].cors.max_age: 2h is longer than the maximum of 1h"#,
+            r#"access_log.path: empty: name a file, or "stdout""#,
+            r#"access_log.fields: the clf format has fixed fields; choose fields with format json"#,
+            r#"access_log.fields[1]: unknown field "colour"; known: time, request_id, trace_id, listener, route, upstream, endpoint, method, path, status, bytes_in, bytes_out, duration_headers_ms, duration_ms, auth_subject, client, reason"#,
+            r#"access_log.fields[2]: "status" is listed twice"#,
+            r#"access_log.buffer: 0 is out of range (1 to 1048576)"#,
+            r#"redis.address: invalid endpoint "redis.internal": expected HOST:PORT"#,
+            r#"redis.timeout: must be greater than zero"#,
+            r#"redis.key_prefix: use 1 to 64 printable characters without spaces"#,
+        ]
+    );
+    // Without `redis`, a global limit has nothing to share through.
+    let no_redis = r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: a, upstream: users, rate_limit: { key: "header:x-tenant", rate: "10/s", global: true } }]
+"#;
+    assert_eq!(
+        errors_of(no_redis),
+        [
+            r#"routes[0].rate_limit.global: a global limit shares its counters through Redis: set the top-level `redis`"#
+        ]
+    );
+    let good = rampart_model::load(
+        r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+access_log: { path: stdout }
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: a, upstream: users, rate_limit: { key: client_ip, rate: "600/m" }, cors: { origins: ["https://*.example.com"] } }]
+"#,
+    )
+    .expect("valid");
+    let rl = good.routes[0].rate_limit.as_ref().expect("limit");
+    assert_eq!((rl.count, rl.burst), (600, 600));
+    assert_eq!(rl.interval(), std::time::Duration::from_millis(100));
+    let cors = good.routes[0].cors.as_ref().expect("cors");
+    assert!(cors.origins[0].matches("https://a.example.com"));
+    assert!(cors.origins[0].matches("https://a.b.example.com"));
+    assert!(!cors.origins[0].matches("https://example.com"));
+    assert!(!cors.origins[0].matches("http://a.example.com"));
+    assert!(!cors.origins[0].matches("https://a.example.com.evil.com"));
+    assert!(!cors.origins[0].matches("https://evil.com/.example.com"));
+    let schema = rampart_model::json_schema().to_string();
+    for needle in [
+        "access_log",
+        "rate_limit",
+        "on_unavailable",
+        "cors",
+        "expose_headers",
+        "redis",
+    ] {
+        assert!(schema.contains(needle), "schema lacks {needle}");
+    }
+}

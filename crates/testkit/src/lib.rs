@@ -16,4 +16,5 @@ pub mod peer;
 pub mod postgres;
 pub mod prometheus;
 pub mod recorder;
+pub mod redis;
 pub mod smtp;

@@ -111,14 +111,19 @@ fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 #[allow(clippy::disallowed_methods)] // a synchronous test driving a child process
-fn sighup_reloads_and_sigterm_drains() {
+fn sighup_reloads_reopens_the_access_log_and_sigterm_drains() {
     let dir = temp_dir("signals");
     let path = dir.join("gateway.yaml");
+    let log = dir.join("access.log");
     let (listen, admin) = (free_port(), free_port());
     let doc = |timeout: &str| {
         format!(
-            "listeners: [{{ name: public, address: \"127.0.0.1:{listen}\" }}]\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\nupstreams: [{{ name: u, endpoints: [\"127.0.0.1:9\"] }}]\nroutes: [{{ name: r, upstream: u, timeout: {timeout} }}]\n"
+            "listeners: [{{ name: public, address: \"127.0.0.1:{listen}\" }}]\nadmin: {{ address: \"127.0.0.1:{admin}\" }}\naccess_log: {{ path: \"{}\" }}\nupstreams: [{{ name: u, endpoints: [\"127.0.0.1:9\"] }}]\nroutes: [{{ name: r, upstream: u, timeout: {timeout} }}]\n",
+            log.display()
         )
+    };
+    let logged = |path: &std::path::Path, what: &str| {
+        std::fs::read_to_string(path).is_ok_and(|t| t.contains(what))
     };
     std::fs::write(&path, doc("5000ms")).expect("write");
     let mut child = rampart()
@@ -134,6 +139,13 @@ fn sighup_reloads_and_sigterm_drains() {
         http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
     });
     let v1 = version(admin).expect("version");
+    http_get(listen, "/before-rotation");
+    wait_for("the first access-log line", Duration::from_secs(5), || {
+        logged(&log, "/before-rotation")
+    });
+    // logrotate moves the file, then signals.
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
 
     // Change the content without changing size or mtime: only SIGHUP can make the gateway see it.
     let modified = std::fs::metadata(&path)
@@ -162,6 +174,14 @@ fn sighup_reloads_and_sigterm_drains() {
     wait_for("the SIGHUP reload", Duration::from_secs(5), || {
         version(admin).is_some_and(|v| v != v1)
     });
+    http_get(listen, "/after-rotation");
+    wait_for(
+        "a line in the reopened access log",
+        Duration::from_secs(5),
+        || logged(&log, "/after-rotation"),
+    );
+    assert!(!logged(&log, "/before-rotation"));
+    assert!(logged(&rotated, "/before-rotation") && !logged(&rotated, "/after-rotation"));
 
     assert!(
         Command::new("kill")

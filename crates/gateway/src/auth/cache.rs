@@ -16,6 +16,8 @@ use hashlink::LruCache;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::sharded_lru::ShardedLru;
+
 pub type Key = [u8; 32];
 
 pub fn key_of(credential: &str) -> Key {
@@ -24,29 +26,22 @@ pub fn key_of(credential: &str) -> Key {
 
 type Flight<V> = Arc<OnceCell<(V, Instant)>>;
 
-const SHARDS: usize = 16;
-
 pub struct DecisionCache<V: Clone> {
-    shards: Vec<Mutex<LruCache<Key, (V, Instant)>>>,
+    shards: ShardedLru<Key, (V, Instant)>,
     inflight: Mutex<HashMap<Key, Flight<V>>>,
 }
 
 impl<V: Clone> DecisionCache<V> {
     pub fn new(capacity: usize) -> Self {
-        let per_shard = capacity.div_ceil(SHARDS).max(1);
         DecisionCache {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
-                .collect(),
+            shards: ShardedLru::new(capacity),
             inflight: Mutex::new(HashMap::new()),
         }
     }
 
     fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, LruCache<Key, (V, Instant)>> {
         // The key is a SHA-256: any byte of it spreads evenly.
-        let i = usize::from(key[0]) % SHARDS;
-        let shard = &self.shards[i];
-        shard.lock().unwrap_or_else(|p| p.into_inner())
+        self.shards.shard(usize::from(key[0]))
     }
 
     fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Flight<V>>> {
@@ -71,10 +66,7 @@ impl<V: Clone> DecisionCache<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+        self.shards.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -148,6 +140,7 @@ impl<V: Clone> Drop for Leave<'_, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sharded_lru::SHARDS;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 

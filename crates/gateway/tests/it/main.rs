@@ -4,13 +4,16 @@
 
 mod common;
 
+mod access_log;
 mod admin;
 mod admission;
 mod agent_identity;
 mod auth;
 mod balancing;
+mod cors;
 mod dns;
 mod forwarding;
 mod hostile;
 mod proxy_semantics;
+mod rate_limits;
 mod reload;

@@ -12,6 +12,8 @@ use crate::error::{CompileErrors, ConfigError};
 use crate::raw::{self, Document};
 use crate::version::VersionId;
 
+mod features;
+
 /// Longest timeout any field accepts.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const JWT_KNOWN_ALGORITHMS: [&str; 9] = [
@@ -40,6 +42,8 @@ pub fn compile(document: Document) -> Result<Config, CompileErrors> {
     let upstreams = upstreams(&mut cx, &document.upstreams);
     let routes = routes(&mut cx, &document);
     let limits = limits(&mut cx, document.limits.as_ref());
+    let access_log = features::access_log(&mut cx, document.access_log.as_ref());
+    let redis = features::redis(&mut cx, document.redis.as_ref());
     unused_warnings(&mut cx, &document);
 
     if !cx.errors.is_empty() {
@@ -77,6 +81,8 @@ pub fn compile(document: Document) -> Result<Config, CompileErrors> {
         upstreams,
         routes,
         limits,
+        access_log,
+        redis,
         warnings: cx.warnings,
     })
 }
@@ -684,6 +690,8 @@ fn routes(cx: &mut Cx, doc: &Document) -> Option<Vec<RouteConfig>> {
                 .collect()
         });
         let headers = headers(cx, &at("match.headers"), m.headers.as_ref());
+        let rate_limit = features::rate_limit(cx, &at("rate_limit"), doc, r);
+        let cors = features::cors(cx, &at("cors"), r.cors.as_ref(), methods.as_deref());
         let retries = match &r.retries {
             None => RetryConfig {
                 attempts: 0,
@@ -715,6 +723,8 @@ fn routes(cx: &mut Cx, doc: &Document) -> Option<Vec<RouteConfig>> {
             max_concurrency: r
                 .max_concurrency
                 .map(|v| cx.range(&at("max_concurrency"), Some(v.into()), 1, 1, 1_000_000) as u32),
+            rate_limit,
+            cors,
         });
     }
     cx.clean_since(mark).then_some(out)

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::DurationStr;
 
+mod features;
+pub use features::{AccessLog, Cors, LogFormat, OnUnavailable, RateLimit, Redis};
+
 /// A rampart gateway configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +39,12 @@ pub struct Document {
     /// Global limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// One line per request, to a file or stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLog>,
+    /// The Redis server global rate limits share their counters on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Redis>,
 }
 
 /// What stands in for a secret in a redacted document.
@@ -329,6 +338,12 @@ pub struct Route {
     /// Most requests in flight on this route; more are shed with 503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// Requests per client (or subject, key, header) over time; more get 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Cross-origin requests from browsers; preflights are answered by the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
 }
 
 /// Request matching.
