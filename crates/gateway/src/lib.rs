@@ -27,8 +27,8 @@ pub mod rate_limit;
 pub mod response;
 pub mod retry;
 pub mod router;
-pub mod shared;
 pub mod sharded_lru;
+pub mod shared;
 pub mod snapshot;
 pub mod standalone;
 pub mod target;
@@ -36,5 +36,6 @@ pub mod tls;
 pub mod trace_context;
 pub mod upstream;
 pub mod watchdog;
+pub mod websocket;
 
 pub use gateway::{ApplyError, Gateway, Options};

@@ -196,6 +196,7 @@ async fn serve_connection(
             client: Client::new(remote.ip(), listener.trusts(remote.ip())),
             proto,
             listener,
+            tunnel: std::sync::Mutex::new(None),
         }),
         shared,
         state,
@@ -236,6 +237,30 @@ impl Conn {
     fn expired(&self, expired: Expired) {
         self.shared.metrics.deadline_expired(expired.as_str());
         tracing::debug!(remote = %self.info.remote, deadline = expired.as_str(), "connection closed by a deadline");
+    }
+
+    /// Waits for the WebSocket tunnel this connection became, if any, so that it keeps its
+    /// connection slot; a listener that aborts ends it.
+    async fn tunnel(&self, stop: &mut watch::Receiver<Stop>) {
+        let handle = self
+            .info
+            .tunnel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(mut handle) = handle else { return };
+        loop {
+            tokio::select! {
+                _ = &mut handle => return,
+                changed = stop.changed() => match (changed, *stop.borrow()) {
+                    (Ok(()), Stop::Run | Stop::Drain) => {}
+                    (Ok(()), Stop::Abort) | (Err(_), _) => {
+                        handle.abort();
+                        return;
+                    }
+                },
+            }
+        }
     }
 
     /// Serves HTTP until the connection ends, a deadline passes or the listener aborts it.
@@ -279,7 +304,9 @@ impl Conn {
                 }
             })
         };
-        let conn = builder.serve_connection(io, service).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
         let mut conn = std::pin::pin!(conn);
         // Set once the connection was told to close: how long it has to finish.
         let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
@@ -291,6 +318,7 @@ impl Conn {
                     if let Err(e) = result {
                         tracing::debug!(remote = %self.info.remote, error = %e, "connection ended with an error");
                     }
+                    self.tunnel(stop).await;
                     return;
                 }
                 expired = watchdog.as_mut(), if grace.is_none() => {

@@ -50,6 +50,8 @@ struct Inner {
     access_log_dropped: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
     rate_limit_store: Family<Labels, Counter>,
+    websocket_tunnels: Gauge,
+    websocket_opened: Counter,
     /// Totals across routes, read by the agent's reports.
     totals: Arc<Totals>,
 }
@@ -154,6 +156,8 @@ impl Metrics {
             access_log_dropped: Family::default(),
             rate_limited: Family::default(),
             rate_limit_store: Family::default(),
+            websocket_tunnels: Gauge::default(),
+            websocket_opened: Counter::default(),
             totals: Arc::default(),
         };
         let r = &mut inner.registry;
@@ -253,6 +257,16 @@ impl Metrics {
              or no answer within the deadline; skipped: left alone after a failure)",
             inner.rate_limit_store.clone(),
         );
+        r.register(
+            "websocket_tunnels",
+            "WebSocket tunnels open",
+            inner.websocket_tunnels.clone(),
+        );
+        r.register(
+            "websocket_tunnels_opened",
+            "WebSocket tunnels opened",
+            inner.websocket_opened.clone(),
+        );
         inner.request_body_stalls = inner
             .deadlines
             .get_or_create(&vec![("kind", "request_body".to_owned())])
@@ -286,6 +300,14 @@ impl Metrics {
             .access_log_dropped
             .get_or_create(&vec![("reason", reason.to_owned())])
             .clone()
+    }
+
+    pub fn websocket_tunnels(&self) -> &Gauge {
+        &self.inner.websocket_tunnels
+    }
+
+    pub fn websocket_opened(&self) -> &Counter {
+        &self.inner.websocket_opened
     }
 
     pub fn rate_limited(&self, route: &str, scope: &'static str) -> Counter {

@@ -28,7 +28,7 @@ use crate::upstream::conn::SendError;
 use crate::upstream::endpoint::InflightGuard;
 
 /// Facts about the client connection a request arrived on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
     /// The client as forwarding headers name it (trusted proxy or not).
@@ -36,6 +36,9 @@ pub struct ConnInfo {
     pub proto: &'static str,
     /// The listener's settings when the connection was accepted.
     pub listener: Arc<ListenerConfig>,
+    /// A WebSocket tunnel this connection became: the connection is served (and counted)
+    /// until it ends.
+    pub tunnel: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Everything a request holds until its response body is done.
@@ -43,7 +46,7 @@ struct Held {
     _global: Permit,
     _route: Permit,
     _upstream: Permit,
-    _endpoint: InflightGuard,
+    _endpoint: Option<InflightGuard>,
     _inflight: InflightGauge,
 }
 
@@ -253,6 +256,8 @@ async fn forward(
     route.budget.deposit();
 
     let (mut parts, body) = req.into_parts();
+    let upgrade = route.config.websocket
+        && crate::websocket::is_upgrade(&parts.method, parts.version, &parts.headers);
     if let Some(len) = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -295,6 +300,35 @@ async fn forward(
     parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
     // Origin form: the normalized path and the query, nothing else.
     let path_and_query = target.path_and_query;
+    if upgrade {
+        let client = parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .ok_or_else(|| ProxyError::BadRequest("this connection cannot be upgraded".into()))?;
+        let mut request = Request::new(empty());
+        *request.method_mut() = parts.method;
+        *request.uri_mut() = Uri::from(path_and_query);
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = parts.headers;
+        let held = Box::new(Held {
+            _global: global,
+            _route: route_permit,
+            _upstream: up_permit,
+            _endpoint: None,
+            _inflight: inflight,
+        });
+        return crate::websocket::forward(
+            up,
+            request,
+            client,
+            route.config.timeout,
+            limits.idle_timeout,
+            held,
+            &conn.tunnel,
+            &shared.metrics,
+        )
+        .await;
+    }
     let retries = route.config.retries.attempts;
     let retryable = retries > 0 && idempotent(&parts.method) && body.is_end_stream();
     let counted = log.as_ref().map(|l| l.bytes_in.clone());
@@ -404,7 +438,7 @@ async fn forward(
         _global: global,
         _route: route_permit,
         _upstream: up_permit,
-        _endpoint: endpoint_guard,
+        _endpoint: Some(endpoint_guard),
         _inflight: inflight,
     };
     Ok(Response::from_parts(
@@ -433,7 +467,7 @@ async fn rate_limit(limiter: &RouteLimiter, key: &[u8]) -> Result<HeaderValue, P
 
 /// Classifies a client error: connect failures (DNS, refused, connect timeout) versus failures
 /// after the request was sent.
-fn client_error(upstream: &str, endpoint: &str, e: &SendError) -> ProxyError {
+pub(crate) fn client_error(upstream: &str, endpoint: &str, e: &SendError) -> ProxyError {
     let http = match e {
         SendError::Connect(reason) => {
             return ProxyError::Connect {

@@ -258,6 +258,7 @@ pub struct RouteConfig {
     pub max_concurrency: Option<u32>,
     pub rate_limit: Option<RateLimitConfig>,
     pub cors: Option<CorsConfig>,
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -109,13 +109,14 @@ impl Pooled {
     }
 }
 
-/// Connects to `host:port` through the resolver, bounded by `connect_timeout`.
-async fn connect(
+/// Opens a TCP connection to `host:port` through the resolver, each address tried bounded by
+/// `connect_timeout`.
+async fn connect_tcp(
     resolver: &Resolver,
     host: &str,
     port: u16,
     connect_timeout: Duration,
-) -> Result<Pooled, SendError> {
+) -> Result<TcpStream, SendError> {
     let ips = resolver
         .lookup(host)
         .await
@@ -126,21 +127,53 @@ async fn connect(
         match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                let (sender, conn) = http1::Builder::new()
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| SendError::Connect(e.to_string()))?;
-                return Ok(Pooled {
-                    sender,
-                    conn: Some(conn),
-                    since: Instant::now(),
-                });
+                return Ok(stream);
             }
             Ok(Err(e)) => last = format!("connecting to {addr}: {e}"),
             Err(_) => last = format!("connecting to {addr}: timed out after {connect_timeout:?}"),
         }
     }
     Err(SendError::Connect(last))
+}
+
+/// A new pooled connection to `host:port`.
+async fn connect(
+    resolver: &Resolver,
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+) -> Result<Pooled, SendError> {
+    let stream = connect_tcp(resolver, host, port, connect_timeout).await?;
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| SendError::Connect(e.to_string()))?;
+    Ok(Pooled {
+        sender,
+        conn: Some(conn),
+        since: Instant::now(),
+    })
+}
+
+/// Sends an upgrade request (a WebSocket handshake) on a connection of its own, never pooled:
+/// the connection runs as a task that ends when the upstream switches protocols (the caller
+/// then takes the upgraded stream from the response), closes, or `deadline` passes. The
+/// caller bounds its own wait for the response head by the same deadline.
+pub async fn send_upgrade(
+    resolver: &Resolver,
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    deadline: Duration,
+    req: Request<ProxyBody>,
+) -> Result<Response<Incoming>, SendError> {
+    let stream = connect_tcp(resolver, host, port, connect_timeout).await?;
+    let (mut sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| SendError::Connect(e.to_string()))?;
+    tokio::spawn(tokio::time::timeout(deadline, conn.with_upgrades()));
+    Ok(sender.send_request(req).await?)
 }
 
 /// Sends `req` on an idle connection to the endpoint, or a new one, and waits for the response

@@ -100,6 +100,29 @@ impl Upstream {
         .await
     }
 
+    /// Sends an upgrade request to endpoint `index` on a connection of its own.
+    pub async fn send_upgrade(
+        &self,
+        index: usize,
+        deadline: std::time::Duration,
+        req: Request<ProxyBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, conn::SendError> {
+        let ep = &self.endpoints[index];
+        let host = match &ep.addr.host {
+            rampart_model::Host::Ip(ip) => ip.to_string(),
+            rampart_model::Host::Name(n) => n.clone(),
+        };
+        conn::send_upgrade(
+            &self.resolver,
+            &host,
+            ep.addr.port,
+            self.config.connect_timeout,
+            deadline,
+            req,
+        )
+        .await
+    }
+
     /// Records a request's outcome for passive outlier detection.
     pub fn record(&self, index: usize, success: bool) {
         let ep = &self.endpoints[index];

@@ -17,3 +17,4 @@ mod hostile;
 mod proxy_semantics;
 mod rate_limits;
 mod reload;
+mod websocket;

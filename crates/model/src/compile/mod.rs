@@ -725,6 +725,7 @@ fn routes(cx: &mut Cx, doc: &Document) -> Option<Vec<RouteConfig>> {
                 .map(|v| cx.range(&at("max_concurrency"), Some(v.into()), 1, 1, 1_000_000) as u32),
             rate_limit,
             cors,
+            websocket: r.websocket.unwrap_or(false),
         });
     }
     cx.clean_since(mark).then_some(out)

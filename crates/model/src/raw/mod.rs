@@ -344,6 +344,10 @@ pub struct Route {
     /// Cross-origin requests from browsers; preflights are answered by the gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// Tunnel WebSocket upgrades (HTTP/1.1 `Upgrade: websocket`) to the upstream; without it
+    /// the upgrade headers are dropped like any hop-by-hop header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<bool>,
 }
 
 /// Request matching.

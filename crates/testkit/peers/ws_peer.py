@@ -1,0 +1,98 @@
+"""WebSocket peers on Python's `websockets` library (another stack than rampart's).
+
+  ws_peer.py server
+      An echo server on 127.0.0.1 (prints "LISTENING 127.0.0.1:PORT"). On each connection it
+      first sends a JSON message describing the handshake it received (path, headers), then
+      echoes every message back, text as text and binary as binary.
+  ws_peer.py client URL [HEADER=VALUE ...]
+      Connects, reads the greeting, sends 50 text and 50 binary messages (up to 100 KiB) and
+      checks every echo, then closes. Prints one JSON line: {"ok": true, "hello": {...},
+      "echoed": 100} or {"ok": false, "refused": STATUS} or {"ok": false, "error": "..."}.
+  ws_peer.py idle URL SECONDS [HEADER=VALUE ...]
+      Connects, reads the greeting, sends nothing for SECONDS (no pings either), then tries
+      one echo. Prints {"closed": true|false}.
+"""
+import asyncio
+import json
+import sys
+
+import websockets
+
+
+async def echo(ws, path=None):
+    hello = {
+        "path": getattr(ws, "path", path),
+        "headers": [[k.lower(), v] for k, v in ws.request_headers.raw_items()],
+    }
+    try:
+        await ws.send(json.dumps(hello))
+        async for message in ws:
+            await ws.send(message)
+    except websockets.exceptions.ConnectionClosed:
+        pass  # the other end went away (a client closing, or the gateway's idle timeout)
+
+
+async def serve():
+    async with websockets.serve(echo, "127.0.0.1", 0, ping_interval=None,
+                                max_size=1 << 20) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        print(f"LISTENING {host}:{port}", flush=True)
+        await asyncio.Future()
+
+
+def headers_of(args):
+    return [tuple(a.split("=", 1)) for a in args]
+
+
+async def client(url, extra):
+    try:
+        async with websockets.connect(url, extra_headers=headers_of(extra), ping_interval=None,
+                                      max_size=1 << 20, open_timeout=5) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            echoed = 0
+            for i in range(50):
+                text = f"message {i} " + "x" * (i * 100)
+                await ws.send(text)
+                if await asyncio.wait_for(ws.recv(), 5) != text:
+                    return {"ok": False, "error": f"text {i} came back different"}
+                echoed += 1
+                data = bytes([i % 256]) * (i * 2048 + 1)
+                await ws.send(data)
+                if await asyncio.wait_for(ws.recv(), 5) != data:
+                    return {"ok": False, "error": f"binary {i} came back different"}
+                echoed += 1
+            return {"ok": True, "hello": hello, "echoed": echoed}
+    except websockets.exceptions.InvalidStatusCode as e:
+        return {"ok": False, "refused": e.status_code}
+    except Exception as e:  # anything else is a failure to report, not a crash
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
+async def idle(url, seconds, extra):
+    async with websockets.connect(url, extra_headers=headers_of(extra), ping_interval=None,
+                                  open_timeout=5) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        await asyncio.sleep(seconds)
+        try:
+            await ws.send("still there?")
+            await asyncio.wait_for(ws.recv(), 2)
+            return {"closed": False}
+        except (websockets.exceptions.ConnectionClosed, asyncio.TimeoutError):
+            return {"closed": True}
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "server":
+        asyncio.run(serve())
+    elif mode == "client":
+        print(json.dumps(asyncio.run(client(sys.argv[2], sys.argv[3:]))), flush=True)
+    elif mode == "idle":
+        print(json.dumps(asyncio.run(idle(sys.argv[2], float(sys.argv[3]), sys.argv[4:]))),
+              flush=True)
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()
