@@ -170,6 +170,10 @@ pin_project_lite::pin_project! {
         guard: Option<Box<dyn Send + Sync>>,
         stall: Stall,
         stalled: Counter,
+        // A deadline for the whole body, and the trailers that end it there (gRPC's
+        // DEADLINE_EXCEEDED); `ended` once they were sent.
+        deadline: Option<(Pin<Box<tokio::time::Sleep>>, http::HeaderMap)>,
+        ended: bool,
     }
 }
 
@@ -186,7 +190,15 @@ impl<B> Tracked<B> {
             guard: Some(guard),
             stall: Stall::new(body_timeout),
             stalled,
+            deadline: None,
+            ended: false,
         }
+    }
+
+    /// Ends the body at `at` with `trailers` instead of whatever the upstream sends after.
+    pub fn with_deadline(mut self, at: tokio::time::Instant, trailers: http::HeaderMap) -> Self {
+        self.deadline = Some((Box::pin(tokio::time::sleep_until(at)), trailers));
+        self
     }
 }
 
@@ -202,6 +214,17 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if let Some((sleep, _)) = this.deadline.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let trailers = this.deadline.take().map(|(_, t)| t).unwrap_or_default();
+            *this.ended = true;
+            this.guard.take();
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
         match this.inner.poll_frame(cx) {
             Poll::Pending => {
                 if this.stall.expired(cx) {
@@ -230,7 +253,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -4,13 +4,16 @@
 //! path refused by normalization, a bad Host), 404 no route, 408 request body stalled,
 //! 413 body too large, 429 rate limited, 403 CORS preflight refused, 502 upstream connect or protocol failure, 503 shed or no endpoint,
 //! 504 upstream timeout. The body is a small JSON document; internals never leak to clients.
+//! A gRPC client gets the same error as a gRPC status instead (`into_grpc_response`).
 
 use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::auth::AuthError;
+use crate::grpc;
 use crate::response::{ResponseBody, full};
+use crate::upstream::conn::SendError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -135,6 +138,93 @@ impl ProxyError {
     /// True when the request never reached the upstream application, so any method may be retried.
     pub fn before_upstream(&self) -> bool {
         matches!(self, ProxyError::Connect { .. })
+    }
+
+    /// Classifies a failed upstream exchange: connect failures (DNS, refused, connect timeout)
+    /// versus failures after the request was sent, and the body limits behind either.
+    pub fn from_send(upstream: &str, endpoint: &str, e: &SendError) -> ProxyError {
+        use std::error::Error as _;
+        let http = match e {
+            SendError::Connect(reason) => {
+                return ProxyError::Connect {
+                    upstream: upstream.into(),
+                    endpoint: endpoint.into(),
+                    reason: reason.clone(),
+                };
+            }
+            SendError::Http(h) => h,
+        };
+        let mut reason = http.to_string();
+        let mut source = http.source();
+        while let Some(s) = source {
+            if let Some(too_large) = s.downcast_ref::<crate::body::BodyTooLarge>() {
+                return ProxyError::BodyTooLarge {
+                    limit: too_large.limit,
+                };
+            }
+            if let Some(stalled) = s.downcast_ref::<crate::body::BodyStalled>() {
+                return ProxyError::BodyTimeout {
+                    after: stalled.after,
+                };
+            }
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            source = s.source();
+        }
+        ProxyError::Upstream {
+            upstream: upstream.into(),
+            endpoint: endpoint.into(),
+            reason,
+        }
+    }
+
+    /// The gRPC status a gRPC client is answered with.
+    pub fn grpc_code(&self) -> grpc::Code {
+        match self {
+            ProxyError::NoRoute => grpc::Code::Unimplemented,
+            ProxyError::Timeout { .. } | ProxyError::BodyTimeout { .. } => {
+                grpc::Code::DeadlineExceeded
+            }
+            ProxyError::Auth(AuthError::Missing(_) | AuthError::Invalid(_)) => {
+                grpc::Code::Unauthenticated
+            }
+            ProxyError::Auth(AuthError::Forbidden(_)) | ProxyError::CorsRefused(_) => {
+                grpc::Code::PermissionDenied
+            }
+            ProxyError::RateLimited { .. } | ProxyError::BodyTooLarge { .. } => {
+                grpc::Code::ResourceExhausted
+            }
+            ProxyError::BadRequest(_) => grpc::Code::Internal,
+            ProxyError::Shed { .. }
+            | ProxyError::NoEndpoint { .. }
+            | ProxyError::Connect { .. }
+            | ProxyError::Upstream { .. }
+            | ProxyError::Auth(AuthError::Unavailable(_))
+            | ProxyError::RateLimitUnavailable => grpc::Code::Unavailable,
+        }
+    }
+
+    /// The answer to a gRPC client: trailers-only (HTTP 200, `grpc-status`, `grpc-message`),
+    /// with the same `Retry-After`, rate-limit and request-id headers as the HTTP form.
+    pub fn into_grpc_response(
+        self,
+        route: Option<&str>,
+        request_id: &HeaderValue,
+    ) -> Response<ResponseBody> {
+        let code = self.grpc_code();
+        let message = format!("rampart: {} ({})", self.public_message(), self.code());
+        let mut resp = self.into_response(route, request_id);
+        *resp.status_mut() = StatusCode::OK;
+        *resp.body_mut() = full(bytes::Bytes::new());
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        h.remove(header::WWW_AUTHENTICATE);
+        h.insert("grpc-status", HeaderValue::from(code as u16));
+        h.insert("grpc-message", grpc::message_value(&message));
+        resp
     }
 
     pub fn into_response(

@@ -48,6 +48,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether the request's `TE` accepts trailers (what gRPC sends; the one `TE` value HTTP/2
+/// allows).
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// The client end of a connection as the forwarding headers name it, formatted once per
 /// connection rather than per request.
 #[derive(Debug, Clone)]

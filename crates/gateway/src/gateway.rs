@@ -114,8 +114,14 @@ impl Gateway {
         let config = Arc::new(config);
         let mut running = self.listeners.lock().await;
         let previous = self.shared.snapshot.load_full();
-        let snapshot = Snapshot::build(config.clone(), previous.as_deref(), &self.shared.metrics)
-            .map_err(&reject)?;
+        let upstream_tls = tls::upstream_dials(&config).await.map_err(&reject)?;
+        let snapshot = Snapshot::build(
+            config.clone(),
+            previous.as_deref(),
+            &self.shared.metrics,
+            &upstream_tls,
+        )
+        .map_err(&reject)?;
 
         // TLS material is read for every TLS listener, so a reload rotates certificates.
         let mut acceptors = Vec::new();

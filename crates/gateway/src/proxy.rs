@@ -1,6 +1,5 @@
 //! The request path: admit, route, forward with retries under one deadline, answer.
 
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +18,12 @@ use crate::body::{Limited, Tracked, empty};
 use crate::cors;
 use crate::error::ProxyError;
 use crate::forward::{Client, X_REQUEST_ID, add_forwarding, request_id, strip_hop_by_hop};
+use crate::grpc;
 use crate::rate_limit::{RATELIMIT, RATELIMIT_POLICY, RouteLimiter, Verdict};
 use crate::response::ResponseBody;
 use crate::shared::Shared;
 use crate::snapshot::{RouteState, Snapshot};
 use crate::target::Target;
-use crate::upstream::conn::SendError;
 use crate::upstream::endpoint::InflightGuard;
 
 /// Facts about the client connection a request arrived on.
@@ -131,11 +130,16 @@ async fn respond(
     id: &HeaderValue,
     log: &mut Option<Box<Pending>>,
 ) -> (Response<ResponseBody>, Option<Arc<RouteState>>) {
+    let grpc = grpc::is_grpc(req.headers());
     let refuse = |e: ProxyError, route: Option<&str>, log: &mut Option<Box<Pending>>| {
         if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
             entry.reason = Some(e.code());
         }
-        e.into_response(route, id)
+        if grpc {
+            e.into_grpc_response(route, id)
+        } else {
+            e.into_response(route, id)
+        }
     };
     // The one path routed on, authenticated and forwarded, and the one authority.
     let target = match Target::read(req.uri(), req.headers(), conn.listener.escaped_slashes) {
@@ -258,6 +262,13 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let upgrade = route.config.websocket
         && crate::websocket::is_upgrade(&parts.method, parts.version, &parts.headers);
+    // gRPC: `TE: trailers` survives the hop-by-hop strip, and `grpc-timeout` bounds the call.
+    let is_grpc = grpc::is_grpc(&parts.headers);
+    let te_trailers = is_grpc && crate::forward::accepts_trailers(&parts.headers);
+    let grpc_deadline = is_grpc
+        .then(|| grpc::timeout(&parts.headers))
+        .flatten()
+        .map(|g| (g, tokio::time::Instant::now()));
     if let Some(len) = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -267,6 +278,11 @@ async fn forward(
         return Err(ProxyError::BodyTooLarge { limit: max_body });
     }
     strip_hop_by_hop(&mut parts.headers);
+    if te_trailers {
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     auth::strip_identity(&mut parts.headers);
     if let Some(provider) = &route.auth {
         let identity = provider
@@ -337,7 +353,7 @@ async fn forward(
             .counting(counted)
             .boxed(),
     );
-    let deadline = route.config.timeout;
+    let deadline = grpc_deadline.map_or(route.config.timeout, |(g, _)| g.min(route.config.timeout));
 
     let mut last_endpoint: Option<usize> = None;
     let attempts = async {
@@ -388,7 +404,7 @@ async fn forward(
                 }
                 Err(e) => {
                     up.record(index, false);
-                    let err = client_error(&up.config.name, &endpoint.label, &e);
+                    let err = ProxyError::from_send(&up.config.name, &endpoint.label, &e);
                     if let ProxyError::BodyTimeout { .. } = err {
                         shared.metrics.request_body_stalled().inc();
                         return Err(err);
@@ -441,15 +457,26 @@ async fn forward(
         _endpoint: Some(endpoint_guard),
         _inflight: inflight,
     };
-    Ok(Response::from_parts(
-        rparts,
-        ResponseBody::streamed(Tracked::new(
-            rbody,
-            Box::new(held),
-            limits.body_timeout,
-            shared.metrics.upstream_body_stalled().clone(),
-        )),
-    ))
+    let mut body = Tracked::new(
+        rbody,
+        Box::new(held),
+        limits.body_timeout,
+        shared.metrics.upstream_body_stalled().clone(),
+    );
+    if let Some((g, started)) = grpc_deadline {
+        // The client's deadline covers the whole call, streamed answers included.
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert(
+            "grpc-status",
+            HeaderValue::from(grpc::Code::DeadlineExceeded as u16),
+        );
+        trailers.insert(
+            "grpc-message",
+            grpc::message_value("rampart: grpc-timeout reached"),
+        );
+        body = body.with_deadline(started + g, trailers);
+    }
+    Ok(Response::from_parts(rparts, ResponseBody::streamed(body)))
 }
 
 /// The route's limit on one request: the `RateLimit` header for its answer, or why not.
@@ -462,42 +489,5 @@ async fn rate_limit(limiter: &RouteLimiter, key: &[u8]) -> Result<HeaderValue, P
             state,
         }),
         Verdict::Unavailable => Err(ProxyError::RateLimitUnavailable),
-    }
-}
-
-/// Classifies a client error: connect failures (DNS, refused, connect timeout) versus failures
-/// after the request was sent.
-pub(crate) fn client_error(upstream: &str, endpoint: &str, e: &SendError) -> ProxyError {
-    let http = match e {
-        SendError::Connect(reason) => {
-            return ProxyError::Connect {
-                upstream: upstream.into(),
-                endpoint: endpoint.into(),
-                reason: reason.clone(),
-            };
-        }
-        SendError::Http(h) => h,
-    };
-    let mut reason = http.to_string();
-    let mut source = http.source();
-    while let Some(s) = source {
-        if let Some(too_large) = s.downcast_ref::<crate::body::BodyTooLarge>() {
-            return ProxyError::BodyTooLarge {
-                limit: too_large.limit,
-            };
-        }
-        if let Some(stalled) = s.downcast_ref::<crate::body::BodyStalled>() {
-            return ProxyError::BodyTimeout {
-                after: stalled.after,
-            };
-        }
-        reason.push_str(": ");
-        reason.push_str(&s.to_string());
-        source = s.source();
-    }
-    ProxyError::Upstream {
-        upstream: upstream.into(),
-        endpoint: endpoint.into(),
-        reason,
     }
 }

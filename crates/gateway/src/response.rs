@@ -11,13 +11,13 @@ use http_body_util::{Either, Full};
 
 use crate::access_log::Pending;
 use crate::body::{BoxError, Tracked};
-use crate::upstream::conn::DrivenBody;
+use crate::upstream::UpstreamBody;
 
 pin_project_lite::pin_project! {
     /// A response body on its way to the client.
     pub struct ResponseBody {
         #[pin]
-        inner: Either<Tracked<DrivenBody>, Full<Bytes>>,
+        inner: Either<Tracked<UpstreamBody>, Full<Bytes>>,
         log: Option<Box<Pending>>,
     }
 }
@@ -32,7 +32,7 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
 
 impl ResponseBody {
     /// An upstream's body streamed through.
-    pub fn streamed(body: Tracked<DrivenBody>) -> ResponseBody {
+    pub fn streamed(body: Tracked<UpstreamBody>) -> ResponseBody {
         ResponseBody {
             inner: Either::Left(body),
             log: None,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rampart_model::{Config, RouteConfig};
+use rampart_model::Config;
 
 use crate::access_log::AccessLog;
 use crate::admission::Limit;
@@ -17,19 +17,11 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::rate_limit::RouteLimiter;
 use crate::rate_limit::global::GlobalStore;
 use crate::retry::RetryBudget;
+pub use crate::route::RouteState;
 use crate::router::Router;
 use crate::upstream::Upstream;
+use crate::upstream::dial::TlsDial;
 use rampart_net::Resolver;
-
-pub struct RouteState {
-    pub config: RouteConfig,
-    pub auth: Option<Arc<Provider>>,
-    pub upstream: Arc<Upstream>,
-    pub limit: Arc<Limit>,
-    pub budget: Arc<RetryBudget>,
-    pub metrics: RouteMetrics,
-    pub rate_limit: Option<Arc<RouteLimiter>>,
-}
 
 pub struct Snapshot {
     pub config: Arc<Config>,
@@ -46,10 +38,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// `tls`: the TLS settings of each upstream that has them (their CA files read by the
+    /// caller).
     pub fn build(
         config: Arc<Config>,
         previous: Option<&Snapshot>,
         metrics: &Metrics,
+        tls: &HashMap<String, Arc<TlsDial>>,
     ) -> Result<Snapshot, String> {
         let resolver = match previous {
             Some(p) if p.config.resolver == config.resolver => p.resolver.clone(),
@@ -61,7 +56,13 @@ impl Snapshot {
             let old = previous.and_then(|p| p.upstreams.get(&u.name));
             let pool = match old {
                 Some(old) if same_resolver && old.config == *u => old.clone(),
-                _ => Upstream::new(u, &resolver, metrics, old.map(|o| o.as_ref()))?,
+                _ => Upstream::new(
+                    u,
+                    &resolver,
+                    metrics,
+                    old.map(|o| o.as_ref()),
+                    tls.get(&u.name).cloned(),
+                )?,
             };
             upstreams.insert(u.name.clone(), pool);
         }

@@ -83,7 +83,7 @@ pub async fn forward(
         let mut resp = upstream
             .send_upgrade(index, deadline, request)
             .await
-            .map_err(|e| crate::proxy::client_error(&upstream.config.name, &endpoint.label, &e))?;
+            .map_err(|e| ProxyError::from_send(&upstream.config.name, &endpoint.label, &e))?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // A refused handshake goes back as it came, its body bounded.
             let (mut parts, body) = resp.into_parts();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method, Uri};
 
 use crate::raw::Document;
-pub use crate::raw::{Balance, LogFormat, OnFailure, OnUnavailable};
+pub use crate::raw::{Balance, LogFormat, OnFailure, OnUnavailable, UpstreamProtocol};
 use crate::version::VersionId;
 
 /// A validated gateway config.
@@ -211,11 +211,23 @@ pub struct UpstreamConfig {
     pub outlier: OutlierConfig,
     pub slow_start: Duration,
     pub max_concurrency: Option<u32>,
+    pub protocol: UpstreamProtocol,
+    pub tls: Option<UpstreamTlsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTlsConfig {
+    /// `None`: each endpoint's own host (an IP address is checked as one).
+    pub server_name: Option<String>,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheckConfig {
+    /// The HTTP path probed ("" with a gRPC check).
     pub path: String,
+    /// A gRPC health check of this service instead of an HTTP GET.
+    pub grpc_service: Option<String>,
     /// Host header of the probes; `None`: the endpoint's authority.
     pub host: Option<String>,
     pub interval: Duration,

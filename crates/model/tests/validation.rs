@@ -402,3 +402,54 @@ routes: [{ name: a, upstream: users, rate_limit: { key: client_ip, rate: "600/m"
         assert!(schema.contains(needle), "schema lacks {needle}");
     }
 }
+
+#[test]
+fn upstream_protocols_tls_and_grpc_health_checks_are_checked() {
+    let doc = r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams:
+  - { name: a, endpoints: ["127.0.0.1:9000"], health_check: { grpc_service: "" } }
+  - { name: b, endpoints: ["127.0.0.1:9001"], protocol: h2, health_check: { path: /healthz, grpc_service: x } }
+  - { name: c, endpoints: ["127.0.0.1:9002"], protocol: h2, health_check: { interval: 1s } }
+  - { name: d, endpoints: ["127.0.0.1:9003"], protocol: auto, tls: { server_name: "not a name", ca_file: "" } }
+routes:
+  - { name: a, upstream: a }
+  - { name: b, match: { path_prefix: /b }, upstream: b }
+  - { name: c, match: { path_prefix: /c }, upstream: c }
+  - { name: d, match: { path_prefix: /d }, upstream: d }
+"#;
+    assert_eq!(
+        errors_of(doc),
+        [
+            r#"upstreams[0].health_check.grpc_service: gRPC health checks need HTTP/2: set `protocol: h2` (or `auto` with `tls`)"#,
+            r#"upstreams[1].health_check: path and grpc_service are exclusive; use one"#,
+            r#"upstreams[2].health_check: name a path to GET, or a grpc_service to check"#,
+            r#"upstreams[3].tls.server_name: "not a name" is not a DNS name or an IP address"#,
+            r#"upstreams[3].tls.ca_file: empty: name a PEM file, or omit it"#,
+        ]
+    );
+    let ok = rampart_model::load(
+        r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+upstreams:
+  - { name: g, endpoints: ["127.0.0.1:9000"], protocol: h2, health_check: { grpc_service: "" } }
+  - { name: t, endpoints: ["api.internal:443"], protocol: auto, tls: { server_name: api.internal } }
+  - { name: p, endpoints: ["127.0.0.1:9001"], protocol: auto }
+routes:
+  - { name: g, upstream: g }
+  - { name: t, match: { path_prefix: /t }, upstream: t }
+  - { name: p, match: { path_prefix: /p }, upstream: p }
+"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        ok.upstreams[0].protocol,
+        rampart_model::UpstreamProtocol::H2
+    );
+    assert_eq!(
+        ok.warnings,
+        [
+            "upstreams[2].protocol: auto without tls speaks HTTP/1.1 (the protocol is chosen by ALPN, in the TLS handshake)"
+        ]
+    );
+}

@@ -2,7 +2,8 @@
 it received (request line, path as the server parsed it, headers). Paths under /stall-body
 answer headers and a first body chunk, then never finish the body.
 
-Usage: path_echo.py  -> prints "LISTENING 127.0.0.1:PORT" and serves until killed.
+Usage: path_echo.py [CERT KEY]  -> prints "LISTENING 127.0.0.1:PORT" and serves until killed;
+with CERT and KEY over TLS, offering only HTTP/1.1 in ALPN.
 """
 import json
 import sys
@@ -48,6 +49,12 @@ class Server(ThreadingHTTPServer):
 
 def main():
     server = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) == 3:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[1], sys.argv[2])
+        context.set_alpn_protocols(["http/1.1"])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     host, port = server.server_address
     print(f"LISTENING {host}:{port}", flush=True)
     server.serve_forever()

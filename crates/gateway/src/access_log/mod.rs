@@ -25,7 +25,7 @@ use prometheus_client::metrics::counter::Counter;
 use rampart_model::{AccessLogConfig, ListenerConfig, LogTarget};
 
 use crate::metrics::Metrics;
-use crate::snapshot::RouteState;
+use crate::route::RouteState;
 use crate::upstream::endpoint::Endpoint;
 
 /// How long an idle writer waits before it looks at a reopen request again.

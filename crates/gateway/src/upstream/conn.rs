@@ -1,4 +1,4 @@
-//! Upstream HTTP/1.1 connections driven inside the request's own task.
+//! Upstream HTTP/1.1 connections (plain or TLS) driven inside the request's own task.
 //!
 //! hyper's pooled client runs every upstream connection as a separate task, so each request
 //! hops between tasks four times (request in, response head out, body frames out, readiness
@@ -13,18 +13,17 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+pub use super::dial::SendError;
+use super::dial::{Dialer, Offer, Stream};
+use crate::body::ProxyBody;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
-use crate::body::ProxyBody;
-use rampart_net::Resolver;
-
-type Conn = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
+type Conn = http1::Connection<TokioIo<Stream>, ProxyBody>;
 
 /// An open connection: the request half and the connection future that does the I/O.
 pub struct Pooled {
@@ -44,16 +43,6 @@ pub struct IdleList {
 const MAX_IDLE: usize = 1024;
 /// Idle connections older than this are closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// The connection could not be made: nothing was sent.
-    #[error("{0}")]
-    Connect(String),
-    /// The request may have reached the upstream.
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
-}
 
 impl std::fmt::Debug for IdleList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,41 +98,8 @@ impl Pooled {
     }
 }
 
-/// Opens a TCP connection to `host:port` through the resolver, each address tried bounded by
-/// `connect_timeout`.
-async fn connect_tcp(
-    resolver: &Resolver,
-    host: &str,
-    port: u16,
-    connect_timeout: Duration,
-) -> Result<TcpStream, SendError> {
-    let ips = resolver
-        .lookup(host)
-        .await
-        .map_err(|e| SendError::Connect(e.to_string()))?;
-    let mut last = String::from("no address");
-    for ip in ips {
-        let addr = std::net::SocketAddr::new(ip, port);
-        match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Ok(Err(e)) => last = format!("connecting to {addr}: {e}"),
-            Err(_) => last = format!("connecting to {addr}: timed out after {connect_timeout:?}"),
-        }
-    }
-    Err(SendError::Connect(last))
-}
-
-/// A new pooled connection to `host:port`.
-async fn connect(
-    resolver: &Resolver,
-    host: &str,
-    port: u16,
-    connect_timeout: Duration,
-) -> Result<Pooled, SendError> {
-    let stream = connect_tcp(resolver, host, port, connect_timeout).await?;
+/// An HTTP/1.1 connection over a stream already open.
+pub async fn handshake(stream: Stream) -> Result<Pooled, SendError> {
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -155,19 +111,21 @@ async fn connect(
     })
 }
 
+async fn connect(dialer: &Dialer<'_>) -> Result<Pooled, SendError> {
+    let (stream, _) = dialer.dial(Offer::Http1).await?;
+    handshake(stream).await
+}
+
 /// Sends an upgrade request (a WebSocket handshake) on a connection of its own, never pooled:
 /// the connection runs as a task that ends when the upstream switches protocols (the caller
 /// then takes the upgraded stream from the response), closes, or `deadline` passes. The
 /// caller bounds its own wait for the response head by the same deadline.
 pub async fn send_upgrade(
-    resolver: &Resolver,
-    host: &str,
-    port: u16,
-    connect_timeout: Duration,
+    dialer: &Dialer<'_>,
     deadline: Duration,
     req: Request<ProxyBody>,
 ) -> Result<Response<Incoming>, SendError> {
-    let stream = connect_tcp(resolver, host, port, connect_timeout).await?;
+    let (stream, _) = dialer.dial(Offer::Http1).await?;
     let (mut sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -176,26 +134,25 @@ pub async fn send_upgrade(
     Ok(sender.send_request(req).await?)
 }
 
-/// Sends `req` on an idle connection to the endpoint, or a new one, and waits for the response
-/// head while driving the connection. The caller bounds the whole exchange with its deadline.
+/// Sends `req` on `fresh` (a connection just made), an idle connection to the endpoint, or a
+/// new one, and waits for the response head while driving the connection. The caller bounds
+/// the whole exchange with its deadline.
 pub async fn send(
     idle: &Arc<IdleList>,
-    resolver: &Resolver,
-    host: &str,
-    port: u16,
-    connect_timeout: Duration,
+    dialer: &Dialer<'_>,
+    fresh: Option<Pooled>,
     req: Request<ProxyBody>,
 ) -> Result<Response<DrivenBody>, SendError> {
-    let mut pooled = match idle.take() {
+    let mut pooled = match fresh.or_else(|| idle.take()) {
         Some(p) => p,
-        None => connect(resolver, host, port, connect_timeout).await?,
+        None => connect(dialer).await?,
     };
     let head = match exchange(&mut pooled, req).await {
         Ok(head) => head,
         // An idle connection the upstream had closed: the request was not sent; use a new one.
         Err(mut e) => match e.take_message() {
             Some(req) => {
-                pooled = connect(resolver, host, port, connect_timeout).await?;
+                pooled = connect(dialer).await?;
                 exchange(&mut pooled, req)
                     .await
                     .map_err(|e| SendError::Http(e.into_error()))?

@@ -31,6 +31,10 @@ pub struct Endpoint {
     healthy_gauge: Gauge,
     /// Idle keep-alive connections to this endpoint.
     pub idle: Arc<super::conn::IdleList>,
+    /// The endpoint's HTTP/2 connection (upstreams that speak HTTP/2).
+    pub h2: Arc<super::h2::H2Conn>,
+    /// What an `auto` upstream's endpoint settled on: 0 not known yet, 1 HTTP/1.1, 2 HTTP/2.
+    pub speaks: std::sync::atomic::AtomicU8,
 }
 
 impl Endpoint {
@@ -54,6 +58,8 @@ impl Endpoint {
             consecutive_failures: AtomicU32::new(0),
             healthy_gauge,
             idle: Arc::default(),
+            h2: Arc::default(),
+            speaks: std::sync::atomic::AtomicU8::new(0),
         })
     }
 

@@ -1,16 +1,22 @@
-//! Upstream pools: endpoints, their keep-alive connections (`conn`), balancing,
-//! active health checks and passive outlier ejection.
+//! Upstream pools: endpoints, their connections (`dial`: TCP and TLS; `conn`: HTTP/1.1
+//! keep-alive; `h2`: one multiplexed HTTP/2 connection), balancing, active health checks
+//! (HTTP or gRPC) and passive outlier ejection.
 
 pub mod balance;
 pub mod conn;
+pub mod dial;
 pub mod endpoint;
+pub mod h2;
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use http::uri::PathAndQuery;
 use http::{Request, Uri};
-use rampart_model::{HealthCheckConfig, UpstreamConfig};
+use http_body_util::Either;
+use rampart_model::{HealthCheckConfig, UpstreamConfig, UpstreamProtocol};
+
+use self::dial::{Dialer, TlsDial};
 
 use crate::admission::Limit;
 use crate::body::{ProxyBody, empty};
@@ -18,6 +24,20 @@ use crate::clock::now_ms;
 use crate::metrics::Metrics;
 pub use endpoint::Endpoint;
 use rampart_net::Resolver;
+
+/// An upstream's response body: from an HTTP/1.1 connection driven by whoever reads it, or
+/// from an HTTP/2 stream.
+pub type UpstreamBody = Either<conn::DrivenBody, hyper::body::Incoming>;
+
+const SPEAKS_HTTP1: u8 = 1;
+const SPEAKS_H2: u8 = 2;
+
+fn host_of(ep: &Endpoint) -> String {
+    match &ep.addr.host {
+        rampart_model::Host::Ip(ip) => ip.to_string(),
+        rampart_model::Host::Name(n) => n.clone(),
+    }
+}
 
 pub struct Upstream {
     pub config: UpstreamConfig,
@@ -27,6 +47,7 @@ pub struct Upstream {
     rr: AtomicUsize,
     metrics: Metrics,
     resolver: Resolver,
+    tls: Option<Arc<TlsDial>>,
 }
 
 impl Upstream {
@@ -37,7 +58,11 @@ impl Upstream {
         resolver: &Resolver,
         metrics: &Metrics,
         previous: Option<&Upstream>,
+        tls: Option<Arc<TlsDial>>,
     ) -> Result<Arc<Upstream>, String> {
+        // Connections are kept across a reload only when they speak the same way.
+        let same_transport = previous
+            .is_some_and(|p| p.config.protocol == config.protocol && p.config.tls == config.tls);
         let mut endpoints = Vec::with_capacity(config.endpoints.len());
         for addr in &config.endpoints {
             let gauge = metrics.endpoint_healthy(&config.name, &addr.to_string());
@@ -46,7 +71,10 @@ impl Upstream {
                 Some(old) => {
                     ep.inherit(old);
                     // Warm connections survive a reload.
-                    ep.idle = old.idle.clone();
+                    if same_transport {
+                        ep.idle = old.idle.clone();
+                        ep.h2 = old.h2.clone();
+                    }
                 }
                 None if previous.is_some() => ep.start_ramp(),
                 None => {}
@@ -60,6 +88,7 @@ impl Upstream {
             rr: AtomicUsize::new(0),
             metrics: metrics.clone(),
             resolver: resolver.clone(),
+            tls,
         });
         if config.health_check.is_some() {
             tokio::spawn(health_check_loop(Arc::downgrade(&upstream)));
@@ -79,28 +108,88 @@ impl Upstream {
     }
 
     /// Sends a request to endpoint `index` on one of its pooled connections.
+    fn dialer<'a>(&'a self, ep: &'a Endpoint, host: &'a str) -> Dialer<'a> {
+        Dialer {
+            resolver: &self.resolver,
+            host,
+            port: ep.addr.port,
+            connect_timeout: self.config.connect_timeout,
+            tls: self.tls.as_deref(),
+        }
+    }
+
+    /// Sends `req` (origin form, with a Host header) to endpoint `index` in the protocol the
+    /// upstream speaks, and waits for the response head. The caller bounds it with its deadline.
     pub async fn send(
         &self,
         index: usize,
         req: Request<ProxyBody>,
-    ) -> Result<http::Response<conn::DrivenBody>, conn::SendError> {
+    ) -> Result<http::Response<UpstreamBody>, conn::SendError> {
         let ep = &self.endpoints[index];
-        let host = match &ep.addr.host {
-            rampart_model::Host::Ip(ip) => ip.to_string(),
-            rampart_model::Host::Name(n) => n.clone(),
+        let host = host_of(ep);
+        let dialer = self.dialer(ep, &host);
+        let h2 = match (self.config.protocol, &self.tls) {
+            (UpstreamProtocol::Http1, _) | (UpstreamProtocol::Auto, None) => false,
+            (UpstreamProtocol::H2, _) => true,
+            (UpstreamProtocol::Auto, Some(_)) => match ep.speaks.load(Ordering::Relaxed) {
+                SPEAKS_HTTP1 => false,
+                SPEAKS_H2 => true,
+                _ => {
+                    // The first connection learns what the endpoint speaks (ALPN).
+                    let (stream, h2) = dialer.dial(dial::Offer::Both).await?;
+                    ep.speaks
+                        .store(if h2 { SPEAKS_H2 } else { SPEAKS_HTTP1 }, Ordering::Relaxed);
+                    return if h2 {
+                        self.send_h2(ep, &dialer, Some(stream), req).await
+                    } else {
+                        let fresh = conn::handshake(stream).await?;
+                        conn::send(&ep.idle, &dialer, Some(fresh), req)
+                            .await
+                            .map(|r| r.map(Either::Left))
+                    };
+                }
+            },
         };
-        conn::send(
-            &ep.idle,
-            &self.resolver,
-            &host,
-            ep.addr.port,
-            self.config.connect_timeout,
-            req,
-        )
-        .await
+        if h2 {
+            self.send_h2(ep, &dialer, None, req).await
+        } else {
+            conn::send(&ep.idle, &dialer, None, req)
+                .await
+                .map(|r| r.map(Either::Left))
+        }
     }
 
-    /// Sends an upgrade request to endpoint `index` on a connection of its own.
+    /// HTTP/2 wants the target in absolute form (`:scheme`, `:authority`): the Host header
+    /// becomes the authority.
+    async fn send_h2(
+        &self,
+        ep: &Endpoint,
+        dialer: &Dialer<'_>,
+        fresh: Option<dial::Stream>,
+        mut req: Request<ProxyBody>,
+    ) -> Result<http::Response<UpstreamBody>, conn::SendError> {
+        let authority = req
+            .headers_mut()
+            .remove(http::header::HOST)
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+            .unwrap_or_else(|| ep.authority.clone());
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        parts.authority = Some(authority);
+        *req.uri_mut() =
+            Uri::from_parts(parts).map_err(|e| conn::SendError::Connect(e.to_string()))?;
+        *req.version_mut() = http::Version::HTTP_2;
+        ep.h2
+            .send(dialer, fresh, req)
+            .await
+            .map(|r| r.map(Either::Right))
+    }
+
+    /// Sends an upgrade request to endpoint `index` on an HTTP/1.1 connection of its own.
     pub async fn send_upgrade(
         &self,
         index: usize,
@@ -108,19 +197,8 @@ impl Upstream {
         req: Request<ProxyBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, conn::SendError> {
         let ep = &self.endpoints[index];
-        let host = match &ep.addr.host {
-            rampart_model::Host::Ip(ip) => ip.to_string(),
-            rampart_model::Host::Name(n) => n.clone(),
-        };
-        conn::send_upgrade(
-            &self.resolver,
-            &host,
-            ep.addr.port,
-            self.config.connect_timeout,
-            deadline,
-            req,
-        )
-        .await
+        let host = host_of(ep);
+        conn::send_upgrade(&self.dialer(ep, &host), deadline, req).await
     }
 
     /// Records a request's outcome for passive outlier detection.
@@ -178,7 +256,13 @@ async fn health_check_loop(pool: Weak<Upstream>) {
 
 /// One probe: `GET path` in origin form with a Host header (the configured one, or the
 /// endpoint's authority), as any HTTP/1.1 server expects; a 2xx within the timeout is healthy.
+/// With `grpc_service`, a gRPC health check instead: SERVING within the timeout is healthy.
 async fn probe(up: &Upstream, index: usize, hc: &HealthCheckConfig) -> bool {
+    if let Some(service) = &hc.grpc_service {
+        return tokio::time::timeout(hc.timeout, grpc_probe(up, index, service))
+            .await
+            .unwrap_or(false);
+    }
     let Ok(path) = PathAndQuery::try_from(hc.path.as_str()) else {
         return false;
     };
@@ -200,4 +284,39 @@ async fn probe(up: &Upstream, index: usize, hc: &HealthCheckConfig) -> bool {
         Ok(Ok(resp)) => resp.status().is_success(),
         _ => false,
     }
+}
+
+/// `grpc.health.v1.Health/Check` for `service`: grpc-status 0 and status SERVING.
+async fn grpc_probe(up: &Upstream, index: usize, service: &str) -> bool {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Full::new(crate::grpc::health_request(service))
+        .map_err(|never| match never {})
+        .boxed();
+    let Ok(req) = Request::post("/grpc.health.v1.Health/Check")
+        .header(http::header::HOST, up.endpoints[index].host_header.clone())
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .header(http::header::USER_AGENT, "rampart-health-check")
+        .body(body)
+    else {
+        return false;
+    };
+    let Ok(resp) = up.send(index, req).await else {
+        return false;
+    };
+    let (parts, body) = resp.into_parts();
+    let Ok(collected) = http_body_util::Limited::new(body, 64 * 1024)
+        .collect()
+        .await
+    else {
+        return false;
+    };
+    let status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .or_else(|| parts.headers.get("grpc-status"))
+        .map(http::HeaderValue::as_bytes);
+    parts.status.is_success()
+        && status == Some(b"0")
+        && crate::grpc::health_serving(&collected.to_bytes())
 }

@@ -13,6 +13,7 @@ mod balancing;
 mod cors;
 mod dns;
 mod forwarding;
+mod grpc;
 mod hostile;
 mod proxy_semantics;
 mod rate_limits;

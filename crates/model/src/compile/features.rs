@@ -354,3 +354,25 @@ pub(super) fn cors(
         credentials,
     })
 }
+
+pub(super) fn upstream_tls(cx: &mut Cx, at: &str, raw: &raw::UpstreamTls) -> UpstreamTlsConfig {
+    if let Some(name) = &raw.server_name
+        && name.parse::<std::net::IpAddr>().is_err()
+        && !super::valid_dns_name(name)
+    {
+        cx.error(
+            format!("{at}.server_name"),
+            format!("{name:?} is not a DNS name or an IP address"),
+        );
+    }
+    if raw.ca_file.as_deref() == Some("") {
+        cx.error(
+            format!("{at}.ca_file"),
+            "empty: name a PEM file, or omit it",
+        );
+    }
+    UpstreamTlsConfig {
+        server_name: raw.server_name.as_ref().map(|n| n.to_ascii_lowercase()),
+        ca_file: raw.ca_file.as_ref().map(PathBuf::from),
+    }
+}

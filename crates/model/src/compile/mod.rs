@@ -527,10 +527,44 @@ fn upstreams(cx: &mut Cx, raw: &[raw::Upstream]) -> Option<Vec<UpstreamConfig>> 
                 Err(msg) => cx.error(format!("upstreams[{i}].endpoints[{j}]"), msg),
             }
         }
+        let protocol = u.protocol.unwrap_or_default();
+        let speaks_h2 = protocol == UpstreamProtocol::H2
+            || (protocol == UpstreamProtocol::Auto && u.tls.is_some());
+        if protocol == UpstreamProtocol::Auto && u.tls.is_none() {
+            cx.warnings.push(format!(
+                "upstreams[{i}].protocol: auto without tls speaks HTTP/1.1 (the protocol is chosen by ALPN, in the TLS handshake)"
+            ));
+        }
+        let tls = u
+            .tls
+            .as_ref()
+            .map(|t| features::upstream_tls(cx, &at("tls"), t));
         let health_check = u.health_check.as_ref().map(|h| {
-            if !h.path.starts_with('/') {
-                cx.error(at("health_check.path"), format!("{:?} must start with '/'", h.path));
-            }
+            let path = match (&h.path, &h.grpc_service) {
+                (Some(_), Some(_)) => {
+                    cx.error(at("health_check"), "path and grpc_service are exclusive; use one");
+                    String::new()
+                }
+                (None, None) => {
+                    cx.error(at("health_check"), "name a path to GET, or a grpc_service to check");
+                    String::new()
+                }
+                (Some(path), None) => {
+                    if !path.starts_with('/') {
+                        cx.error(at("health_check.path"), format!("{path:?} must start with '/'"));
+                    }
+                    path.clone()
+                }
+                (None, Some(_)) => {
+                    if !speaks_h2 {
+                        cx.error(
+                            at("health_check.grpc_service"),
+                            "gRPC health checks need HTTP/2: set `protocol: h2` (or `auto` with `tls`)",
+                        );
+                    }
+                    String::new()
+                }
+            };
             if let Some(host) = &h.host
                 && (host.is_empty()
                     || host.contains(['/', ' ', '@'])
@@ -539,7 +573,8 @@ fn upstreams(cx: &mut Cx, raw: &[raw::Upstream]) -> Option<Vec<UpstreamConfig>> 
                 cx.error(at("health_check.host"), format!("{host:?} is not a host (name or name:port)"));
             }
             let hc = HealthCheckConfig {
-                path: h.path.clone(),
+                path,
+                grpc_service: h.grpc_service.clone(),
                 host: h.host.clone(),
                 interval: cx.duration(&at("health_check.interval"), h.interval.as_ref(), HEALTH_INTERVAL, false),
                 timeout: cx.duration(&at("health_check.timeout"), h.timeout.as_ref(), HEALTH_TIMEOUT, false),
@@ -593,6 +628,8 @@ fn upstreams(cx: &mut Cx, raw: &[raw::Upstream]) -> Option<Vec<UpstreamConfig>> 
             max_concurrency: u
                 .max_concurrency
                 .map(|v| cx.range(&at("max_concurrency"), Some(v.into()), 1, 1, 1_000_000) as u32),
+            protocol,
+            tls,
         });
     }
     cx.clean_since(mark).then_some(out)

@@ -275,14 +275,49 @@ pub struct Upstream {
     /// Most requests in flight to this upstream at once; more are shed with 503.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// `http1` (the default), `h2` (HTTP/2: over TLS with ALPN when `tls` is set, else h2c by
+    /// prior knowledge; what gRPC needs) or `auto` (over TLS, what ALPN settles; without TLS,
+    /// HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<UpstreamProtocol>,
+    /// TLS to the endpoints, checked against the web's roots plus `ca_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// The HTTP version spoken to an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    H2,
+    Auto,
+}
+
+/// TLS to an upstream's endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// The name the certificates must carry (and SNI); default: the endpoint's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM file of a private CA trusted beside the web's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// Active health checking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
-    /// HTTP path probed with GET; a 2xx answer is healthy.
-    pub path: String,
+    /// HTTP path probed with GET; a 2xx answer is healthy. (Or `grpc_service`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Probe with the gRPC health-checking protocol (`grpc.health.v1.Health/Check`) for this
+    /// service ("" for the server as a whole); SERVING is healthy. Needs HTTP/2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_service: Option<String>,
     /// Host header of the probes; default: the endpoint's authority (`host:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
