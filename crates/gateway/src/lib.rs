@@ -35,6 +35,7 @@ pub mod snapshot;
 pub mod standalone;
 pub mod target;
 pub mod tls;
+pub mod trace;
 pub mod trace_context;
 pub mod upstream;
 pub mod watchdog;

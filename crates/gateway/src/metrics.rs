@@ -52,6 +52,7 @@ struct Inner {
     rate_limit_store: Family<Labels, Counter>,
     websocket_tunnels: Gauge,
     websocket_opened: Counter,
+    trace_spans: Family<Labels, Counter>,
     /// Totals across routes, read by the agent's reports.
     totals: Arc<Totals>,
 }
@@ -158,6 +159,7 @@ impl Metrics {
             rate_limit_store: Family::default(),
             websocket_tunnels: Gauge::default(),
             websocket_opened: Counter::default(),
+            trace_spans: Family::default(),
             totals: Arc::default(),
         };
         let r = &mut inner.registry;
@@ -267,6 +269,12 @@ impl Metrics {
             "WebSocket tunnels opened",
             inner.websocket_opened.clone(),
         );
+        r.register(
+            "trace_spans",
+            "Spans by outcome (exported; failed: the export failed or took past its deadline; \
+             dropped: the exporter's queue was full)",
+            inner.trace_spans.clone(),
+        );
         inner.request_body_stalls = inner
             .deadlines
             .get_or_create(&vec![("kind", "request_body".to_owned())])
@@ -300,6 +308,25 @@ impl Metrics {
             .access_log_dropped
             .get_or_create(&vec![("reason", reason.to_owned())])
             .clone()
+    }
+
+    fn trace_spans(&self, outcome: &'static str) -> Counter {
+        self.inner
+            .trace_spans
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .clone()
+    }
+
+    pub fn trace_spans_exported(&self) -> Counter {
+        self.trace_spans("exported")
+    }
+
+    pub fn trace_spans_failed(&self) -> Counter {
+        self.trace_spans("failed")
+    }
+
+    pub fn trace_spans_dropped(&self) -> Counter {
+        self.trace_spans("dropped")
     }
 
     pub fn websocket_tunnels(&self) -> &Gauge {

@@ -24,7 +24,10 @@ use crate::response::ResponseBody;
 use crate::shared::Shared;
 use crate::snapshot::{RouteState, Snapshot};
 use crate::target::Target;
+use crate::trace::{Kind, RequestTrace, Value};
 use crate::upstream::endpoint::InflightGuard;
+
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// Facts about the client connection a request arrived on.
 #[derive(Debug)]
@@ -76,11 +79,31 @@ pub async fn handle(
         }
         .into_response(None, &id);
     };
-    let mut log = snapshot
-        .access_log
+    let mut trace = snapshot
+        .tracer
         .as_ref()
-        .map(|l| Box::new(Pending::new(l, start, entry(conn, &req, &id))));
-    let (resp, route) = respond(shared, &snapshot, conn, req, &id, &mut log).await;
+        .map(|t| Box::new(t.begin(req.headers())));
+    let mut log = snapshot.access_log.as_ref().map(|l| {
+        let mut entry = entry(conn, &req, &id);
+        if let Some(t) = &trace {
+            entry.trace_id = Some(t.trace_id);
+        }
+        Box::new(Pending::new(l, start, entry))
+    });
+    let method = trace
+        .as_ref()
+        .filter(|t| t.sampled)
+        .map(|_| req.method().clone());
+    let (resp, route) = respond(
+        shared,
+        &snapshot,
+        conn,
+        req,
+        &id,
+        &mut log,
+        trace.as_deref(),
+    )
+    .await;
     let status = resp.status().as_u16();
     let metrics = route.as_ref().map_or(&snapshot.unmatched, |r| &r.metrics);
     if probe {
@@ -90,12 +113,24 @@ pub async fn handle(
     } else {
         metrics.observe(status, start.elapsed());
     }
+    if let (Some(t), Some(method)) = (trace.as_mut(), method) {
+        let route_name = route.as_ref().map_or("", |r| r.config.name.as_str());
+        t.name = format!("{method} {route_name}");
+        t.attributes = vec![
+            ("http.request.method", Value::Str(method.to_string())),
+            ("http.route", Value::Str(route_name.to_owned())),
+            ("http.response.status_code", Value::Int(i64::from(status))),
+            ("rampart.listener", Value::Str(conn.listener.name.clone())),
+            ("client.address", Value::Str(conn.client.ip.to_string())),
+        ];
+        t.error = status >= 500;
+    }
     if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
         entry.status = status;
         entry.duration_headers = start.elapsed();
         entry.route = route;
     }
-    resp.map(|body| body.logged(log))
+    resp.map(|body| body.observed(log, trace))
 }
 
 /// The access-log line as far as the request alone tells it.
@@ -129,6 +164,7 @@ async fn respond(
     req: Request<Incoming>,
     id: &HeaderValue,
     log: &mut Option<Box<Pending>>,
+    trace: Option<&RequestTrace>,
 ) -> (Response<ResponseBody>, Option<Arc<RouteState>>) {
     let grpc = grpc::is_grpc(req.headers());
     let refuse = |e: ProxyError, route: Option<&str>, log: &mut Option<Box<Pending>>| {
@@ -178,6 +214,7 @@ async fn respond(
         conn,
         id,
         limits,
+        trace,
     };
     let mut resp = match forward(call, &route, req, target, log).await {
         Ok(resp) => resp,
@@ -218,6 +255,7 @@ struct Call<'a> {
     conn: &'a ConnInfo,
     id: &'a HeaderValue,
     limits: &'a LimitsConfig,
+    trace: Option<&'a RequestTrace>,
 }
 
 async fn forward(
@@ -232,6 +270,7 @@ async fn forward(
         conn,
         id,
         limits,
+        trace,
     } = call;
     let max_body = limits.max_body_bytes;
     // A limit keyed by who the client is (not by its subject) is checked before it takes
@@ -285,9 +324,32 @@ async fn forward(
     }
     auth::strip_identity(&mut parts.headers);
     if let Some(provider) = &route.auth {
-        let identity = provider
+        let child = trace.map(RequestTrace::child);
+        let outcome = provider
             .authenticate(&parts.headers, &route.config.scopes)
-            .await?;
+            .await;
+        if let (Some(t), Some(child)) = (trace, child)
+            && t.sampled
+        {
+            let result = match &outcome {
+                Ok(_) => "ok",
+                Err(e) => ProxyError::code(&ProxyError::Auth(e.clone())),
+            };
+            t.end(
+                child,
+                format!("auth {}", provider.name()),
+                Kind::Internal,
+                vec![
+                    (
+                        "rampart.auth.provider",
+                        Value::Str(provider.name().to_owned()),
+                    ),
+                    ("rampart.auth.result", Value::Str(result.to_owned())),
+                ],
+                matches!(outcome, Err(crate::auth::AuthError::Unavailable(_))),
+            );
+        }
+        let identity = outcome?;
         auth::add_identity(&mut parts.headers, &identity);
         if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
             entry.auth_subject = identity.subject.clone();
@@ -386,7 +448,43 @@ async fn forward(
                     .headers_mut()
                     .insert(header::HOST, endpoint.host_header.clone());
             }
+            let child = trace.map(|t| {
+                let child = t.child();
+                request
+                    .headers_mut()
+                    .insert(TRACEPARENT.clone(), t.traceparent(&child));
+                child
+            });
             let outcome = up.send(index, request).await;
+            if let (Some(t), Some(child)) = (trace, child)
+                && t.sampled
+            {
+                let mut attributes = vec![
+                    ("server.address", Value::Str(endpoint.label.clone())),
+                    ("rampart.upstream", Value::Str(up.config.name.clone())),
+                    ("rampart.attempt", Value::Int(i64::from(attempt) + 1)),
+                ];
+                let failed = match &outcome {
+                    Ok(resp) => {
+                        attributes.push((
+                            "http.response.status_code",
+                            Value::Int(i64::from(resp.status().as_u16())),
+                        ));
+                        resp.status().is_server_error()
+                    }
+                    Err(e) => {
+                        attributes.push(("error.type", Value::Str(e.to_string())));
+                        true
+                    }
+                };
+                t.end(
+                    child,
+                    format!("upstream {}", up.config.name),
+                    Kind::Client,
+                    attributes,
+                    failed,
+                );
+            }
             let more = retryable && attempt < retries;
             match outcome {
                 Ok(resp) => {

@@ -1,6 +1,6 @@
 //! What the gateway answers clients with: an upstream's body streamed through (holding its
 //! permits until it ends), or a body made here; either one carrying the request's access-log
-//! line until it ends.
+//! line and server span until it ends.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,6 +11,7 @@ use http_body_util::{Either, Full};
 
 use crate::access_log::Pending;
 use crate::body::{BoxError, Tracked};
+use crate::trace::RequestTrace;
 use crate::upstream::UpstreamBody;
 
 pin_project_lite::pin_project! {
@@ -19,6 +20,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Either<Tracked<UpstreamBody>, Full<Bytes>>,
         log: Option<Box<Pending>>,
+        trace: Option<Box<RequestTrace>>,
     }
 }
 
@@ -27,6 +29,7 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     ResponseBody {
         inner: Either::Right(Full::new(bytes.into())),
         log: None,
+        trace: None,
     }
 }
 
@@ -36,12 +39,19 @@ impl ResponseBody {
         ResponseBody {
             inner: Either::Left(body),
             log: None,
+            trace: None,
         }
     }
 
-    /// The access-log line is written when this body ends or is dropped.
-    pub fn logged(mut self, log: Option<Box<Pending>>) -> ResponseBody {
+    /// The access-log line is written, and the server span recorded, when this body ends or
+    /// is dropped.
+    pub fn observed(
+        mut self,
+        log: Option<Box<Pending>>,
+        trace: Option<Box<RequestTrace>>,
+    ) -> ResponseBody {
         self.log = log;
+        self.trace = trace;
         self
     }
 }
@@ -56,6 +66,9 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            this.trace.take();
+        }
         if let Some(log) = this.log.as_mut() {
             match &polled {
                 Poll::Ready(Some(Ok(frame))) => {

@@ -19,6 +19,7 @@ use crate::rate_limit::global::GlobalStore;
 use crate::retry::RetryBudget;
 pub use crate::route::RouteState;
 use crate::router::Router;
+use crate::trace::Tracer;
 use crate::upstream::Upstream;
 use crate::upstream::dial::TlsDial;
 use rampart_net::Resolver;
@@ -35,6 +36,7 @@ pub struct Snapshot {
     pub access_log: Option<AccessLog>,
     /// The Redis of global rate limits.
     pub redis: Option<Arc<GlobalStore>>,
+    pub tracer: Option<Tracer>,
 }
 
 impl Snapshot {
@@ -89,6 +91,11 @@ impl Snapshot {
             (None, _) => None,
             (Some(c), Some(old)) if same_resolver && old.config == *c => Some(old.clone()),
             (Some(c), _) => Some(Arc::new(GlobalStore::new(c, &resolver, metrics))),
+        };
+        let tracer = match (&config.tracing, previous.and_then(|p| p.tracer.as_ref())) {
+            (None, _) => None,
+            (Some(c), Some(old)) if same_resolver && old.config() == c => Some(old.clone()),
+            (Some(c), _) => Some(Tracer::start(c, &resolver, metrics)),
         };
         let mut routes = HashMap::new();
         let mut table = Vec::new();
@@ -157,6 +164,7 @@ impl Snapshot {
             unmatched: metrics.route("no_route"),
             access_log,
             redis,
+            tracer,
             config,
         })
     }

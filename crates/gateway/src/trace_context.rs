@@ -1,11 +1,42 @@
-//! W3C Trace Context (`traceparent`): the trace id a request belongs to, for its access-log
-//! line. The header itself is forwarded as the client sent it.
+//! W3C Trace Context (`traceparent`): reading the header a request came with, and writing the
+//! one its upstream gets. Without `tracing` the header is forwarded as the client sent it and
+//! only its trace id is read, for the access log.
 
 use http::HeaderMap;
 
-/// The trace id of a valid `traceparent` (version 00, or a later version read as 00; neither
-/// id all zeros; lower-case hex), else none.
+/// A valid `traceparent`: the trace, the caller's span, and the flags (bit 0: sampled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub parent_id: [u8; 8],
+    pub flags: u8,
+}
+
+impl TraceParent {
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// `00-TRACE-SPAN-FLAGS` naming `span` as the parent.
+    pub fn header(trace_id: &[u8; 16], span: &[u8; 8], sampled: bool) -> http::HeaderValue {
+        let mut text = String::with_capacity(55);
+        text.push_str("00-");
+        text.push_str(&hex::encode(trace_id));
+        text.push('-');
+        text.push_str(&hex::encode(span));
+        text.push_str(if sampled { "-01" } else { "-00" });
+        http::HeaderValue::from_str(&text).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+    }
+}
+
+/// The trace id of a valid `traceparent`, else none.
 pub fn trace_id(headers: &HeaderMap) -> Option<[u8; 16]> {
+    parse(headers).map(|t| t.trace_id)
+}
+
+/// A valid `traceparent` (version 00, or a later version read as 00; neither id all zeros;
+/// lower-case hex), else none.
+pub fn parse(headers: &HeaderMap) -> Option<TraceParent> {
     let value = headers.get("traceparent")?.as_bytes();
     let (version, rest) = (value.get(..2)?, value.get(2..)?);
     let valid_version = hex_lower(version) && version != b"ff";
@@ -35,9 +66,17 @@ pub fn trace_id(headers: &HeaderMap) -> Option<[u8; 16]> {
     {
         return None;
     }
-    let mut id = [0u8; 16];
-    hex::decode_to_slice(trace, &mut id).ok()?;
-    Some(id)
+    let mut trace_id = [0u8; 16];
+    hex::decode_to_slice(trace, &mut trace_id).ok()?;
+    let mut parent_id = [0u8; 8];
+    hex::decode_to_slice(parent, &mut parent_id).ok()?;
+    let mut flag = [0u8; 1];
+    hex::decode_to_slice(flags, &mut flag).ok()?;
+    Some(TraceParent {
+        trace_id,
+        parent_id,
+        flags: flag[0],
+    })
 }
 
 fn hex_lower(bytes: &[u8]) -> bool {
@@ -65,6 +104,12 @@ mod tests {
         );
         // A later version may carry more after the flags.
         assert!(read("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra").is_some());
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", good.parse().unwrap());
+        let t = parse(&h).expect("valid");
+        assert!(t.sampled());
+        assert_eq!(hex::encode(t.parent_id), "00f067aa0ba902b7");
+        assert_eq!(TraceParent::header(&t.trace_id, &t.parent_id, true), good);
         for bad in [
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",

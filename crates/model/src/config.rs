@@ -27,6 +27,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub access_log: Option<AccessLogConfig>,
     pub redis: Option<RedisConfig>,
+    pub tracing: Option<TracingConfig>,
     /// Findings that do not block the config (an unused upstream, a probe timeout above its interval).
     pub warnings: Vec<String>,
 }
@@ -463,4 +464,15 @@ pub struct CorsConfig {
     pub expose_headers: Vec<HeaderName>,
     pub max_age: Duration,
     pub credentials: bool,
+}
+
+/// Where spans go and how many traces are recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    pub endpoint: Uri,
+    /// 0 to 1.
+    pub sample: f64,
+    pub service_name: String,
+    pub timeout: Duration,
+    pub buffer: usize,
 }

@@ -453,3 +453,33 @@ routes:
         ]
     );
 }
+
+#[test]
+fn tracing_is_checked() {
+    let doc = r#"
+listeners: [{ name: public, address: "127.0.0.1:8080" }]
+tracing: { otlp_endpoint: "udp://collector:4318", sample: 1.5, service_name: "", timeout: 0s, buffer: 0 }
+upstreams: [{ name: users, endpoints: ["127.0.0.1:9000"] }]
+routes: [{ name: r, upstream: users }]
+"#;
+    assert_eq!(
+        errors_of(doc),
+        [
+            r#"tracing.otlp_endpoint: invalid URL "udp://collector:4318": scheme must be http or https"#,
+            r#"tracing.sample: 1.5 is not a share from 0 to 1"#,
+            r#"tracing.service_name: use 1 to 128 characters"#,
+            r#"tracing.timeout: must be greater than zero"#,
+            r#"tracing.buffer: 0 is out of range (1 to 1048576)"#,
+        ]
+    );
+    let ok = rampart_model::load(&doc.replace(
+        r#"tracing: { otlp_endpoint: "udp://collector:4318", sample: 1.5, service_name: "", timeout: 0s, buffer: 0 }"#,
+        r#"tracing: { otlp_endpoint: "http://collector:4318/v1/traces" }"#,
+    ))
+    .expect("valid");
+    let t = ok.tracing.expect("tracing");
+    assert_eq!(
+        (t.sample, t.service_name.as_str(), t.buffer),
+        (0.01, "rampart", 4096)
+    );
+}

@@ -376,3 +376,43 @@ pub(super) fn upstream_tls(cx: &mut Cx, at: &str, raw: &raw::UpstreamTls) -> Ups
         ca_file: raw.ca_file.as_ref().map(PathBuf::from),
     }
 }
+
+pub(super) fn tracing(cx: &mut Cx, raw: Option<&raw::Tracing>) -> Option<TracingConfig> {
+    let raw = raw?;
+    let mark = cx.mark();
+    let endpoint = cx.url("tracing.otlp_endpoint", &raw.otlp_endpoint);
+    let sample = raw.sample.unwrap_or(0.01);
+    if !(0.0..=1.0).contains(&sample) {
+        cx.error(
+            "tracing.sample",
+            format!("{sample} is not a share from 0 to 1"),
+        );
+    }
+    let service_name = raw.service_name.clone().unwrap_or_else(|| "rampart".into());
+    if service_name.is_empty() || service_name.len() > 128 {
+        cx.error("tracing.service_name", "use 1 to 128 characters");
+    }
+    let timeout = cx.duration(
+        "tracing.timeout",
+        raw.timeout.as_ref(),
+        Duration::from_secs(2),
+        false,
+    );
+    let buffer = cx.range(
+        "tracing.buffer",
+        raw.buffer.map(u64::from),
+        4096,
+        1,
+        1 << 20,
+    ) as usize;
+    if !cx.clean_since(mark) {
+        return None;
+    }
+    Some(TracingConfig {
+        endpoint: endpoint?,
+        sample,
+        service_name,
+        timeout,
+        buffer,
+    })
+}

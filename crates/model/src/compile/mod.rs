@@ -44,6 +44,7 @@ pub fn compile(document: Document) -> Result<Config, CompileErrors> {
     let limits = limits(&mut cx, document.limits.as_ref());
     let access_log = features::access_log(&mut cx, document.access_log.as_ref());
     let redis = features::redis(&mut cx, document.redis.as_ref());
+    let tracing = features::tracing(&mut cx, document.tracing.as_ref());
     unused_warnings(&mut cx, &document);
 
     if !cx.errors.is_empty() {
@@ -83,6 +84,7 @@ pub fn compile(document: Document) -> Result<Config, CompileErrors> {
         limits,
         access_log,
         redis,
+        tracing,
         warnings: cx.warnings,
     })
 }

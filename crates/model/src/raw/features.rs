@@ -1,5 +1,5 @@
-//! The document's sections for what a gateway does beside forwarding: access logs, rate
-//! limits (and the Redis that global limits share) and CORS.
+//! The document's sections for what a gateway does beside forwarding: access logs, tracing,
+//! rate limits (and the Redis that global limits share) and CORS.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -109,4 +109,27 @@ pub struct Cors {
     /// Whether the browser may send cookies and credentials (not with origin "*").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<bool>,
+}
+
+/// W3C Trace Context and spans exported over OTLP/HTTP (JSON), from an exporter of its own: a
+/// request never waits for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tracing {
+    /// The OTLP/HTTP traces endpoint, e.g. "http://127.0.0.1:4318/v1/traces".
+    pub otlp_endpoint: String,
+    /// Share of new traces recorded, 0 to 1 (default 0.01); a request that arrives with a
+    /// `traceparent` follows its sampled flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<f64>,
+    /// `service.name` of the spans (default "rampart").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Deadline of one export (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationStr>,
+    /// Spans waiting for export (default 4096); past it spans are dropped and counted
+    /// (`rampart_trace_spans_total{outcome="dropped"}`), never waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<u32>,
 }

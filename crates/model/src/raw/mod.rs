@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::DurationStr;
 
 mod features;
-pub use features::{AccessLog, Cors, LogFormat, OnUnavailable, RateLimit, Redis};
+pub use features::{AccessLog, Cors, LogFormat, OnUnavailable, RateLimit, Redis, Tracing};
 
 /// A rampart gateway configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -45,6 +45,9 @@ pub struct Document {
     /// The Redis server global rate limits share their counters on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<Redis>,
+    /// W3C trace context and spans exported over OTLP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
 }
 
 /// What stands in for a secret in a redacted document.
