@@ -289,7 +289,9 @@ impl Conn {
             .max_concurrent_streams(h2_limits::MAX_CONCURRENT_STREAMS)
             .max_pending_accept_reset_streams(h2_limits::MAX_PENDING_ACCEPT_RESET_STREAMS)
             .max_local_error_reset_streams(h2_limits::MAX_LOCAL_ERROR_RESET_STREAMS)
-            .max_send_buf_size(h2_limits::MAX_SEND_BUF_SIZE);
+            .max_send_buf_size(h2_limits::MAX_SEND_BUF_SIZE)
+            // RFC 8441: WebSockets over HTTP/2 (extended CONNECT).
+            .enable_connect_protocol();
         let service = {
             let shared = self.shared.clone();
             let state = self.state.clone();

@@ -196,9 +196,17 @@ async fn respond(
         let resp = cors::answer_preflight(policy, &method, req.headers(), &route.config.name, id);
         return (resp, Some(route.clone()));
     }
+    // An HTTP/2 WebSocket (extended CONNECT) is routed as the GET it stands for.
+    let method = if req.method() == Method::CONNECT
+        && req.extensions().get::<hyper::ext::Protocol>().is_some()
+    {
+        &Method::GET
+    } else {
+        req.method()
+    };
     let route = snapshot
         .router
-        .find(req.method(), target.host(), target.path(), req.headers())
+        .find(method, target.host(), target.path(), req.headers())
         .cloned();
     let Some(route) = route else {
         return (refuse(ProxyError::NoRoute, None, log), None);
@@ -299,8 +307,18 @@ async fn forward(
     route.budget.deposit();
 
     let (mut parts, body) = req.into_parts();
-    let upgrade = route.config.websocket
-        && crate::websocket::is_upgrade(&parts.method, parts.version, &parts.headers);
+    let upgrade = route
+        .config
+        .websocket
+        .then(|| {
+            crate::websocket::handshake(
+                &parts.method,
+                parts.version,
+                &parts.headers,
+                &parts.extensions,
+            )
+        })
+        .flatten();
     // gRPC: `TE: trailers` survives the hop-by-hop strip, and `grpc-timeout` bounds the call.
     let is_grpc = grpc::is_grpc(&parts.headers);
     let te_trailers = is_grpc && crate::forward::accepts_trailers(&parts.headers);
@@ -378,7 +396,7 @@ async fn forward(
     parts.headers.insert(X_REQUEST_ID.clone(), id.clone());
     // Origin form: the normalized path and the query, nothing else.
     let path_and_query = target.path_and_query;
-    if upgrade {
+    if let Some(handshake) = upgrade {
         let client = parts
             .extensions
             .remove::<hyper::upgrade::OnUpgrade>()
@@ -397,6 +415,7 @@ async fn forward(
         });
         return crate::websocket::forward(
             up,
+            handshake,
             request,
             client,
             route.config.timeout,

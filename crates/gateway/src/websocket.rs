@@ -1,7 +1,8 @@
 //! WebSocket tunnelling for routes with `websocket: true`: an HTTP/1.1 `Upgrade: websocket`
-//! request is authenticated, limited and admitted like any other, then sent to an endpoint on
-//! a connection of its own; when the upstream switches protocols (101) the gateway answers the
-//! client with the upstream's 101 and relays bytes both ways until either side closes or
+//! request, or an HTTP/2 extended CONNECT (RFC 8441), is authenticated, limited and admitted
+//! like any other, then sent to an endpoint as an HTTP/1.1 upgrade on a connection of its own;
+//! when the upstream switches protocols (101) the gateway answers the client (with the
+//! upstream's 101, or 200 on HTTP/2) and relays bytes both ways until either side closes or
 //! neither sends anything for `limits.idle_timeout`. The tunnel keeps the request's permits
 //! (route and upstream `max_concurrency`, `max_inflight`) and its client connection's slot
 //! until it ends; it is counted in `rampart_websocket_tunnels`.
@@ -38,13 +39,44 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Whether a request asks to become a WebSocket (HTTP/1.1 GET with `Connection: upgrade` and
-/// `Upgrade: websocket`).
-pub fn is_upgrade(method: &Method, version: Version, headers: &HeaderMap) -> bool {
-    version == Version::HTTP_11
+/// How a request asks to become a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// HTTP/1.1: GET with `Connection: upgrade` and `Upgrade: websocket` (RFC 6455).
+    Upgrade,
+    /// HTTP/2: extended CONNECT with `:protocol websocket` (RFC 8441).
+    ExtendedConnect,
+}
+
+/// Whether, and how, a request asks to become a WebSocket.
+pub fn handshake(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Option<Handshake> {
+    if version == Version::HTTP_11
         && method == Method::GET
         && has_token(headers, header::CONNECTION, "upgrade")
         && has_token(headers, header::UPGRADE, "websocket")
+    {
+        return Some(Handshake::Upgrade);
+    }
+    let protocol = extensions.get::<hyper::ext::Protocol>()?;
+    (version == Version::HTTP_2
+        && method == Method::CONNECT
+        && protocol.as_str().eq_ignore_ascii_case("websocket"))
+    .then_some(Handshake::ExtendedConnect)
+}
+
+/// RFC 6455's `Sec-WebSocket-Accept` for a key.
+fn accept_for(key: &[u8]) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut sha = sha1::Sha1::new();
+    sha.update(key);
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
 fn mark_upgrade(headers: &mut HeaderMap) {
@@ -60,6 +92,7 @@ pub type Held = Box<dyn Send + Sync>;
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     upstream: &Upstream,
+    handshake: Handshake,
     mut request: Request<crate::body::ProxyBody>,
     client: OnUpgrade,
     deadline: Duration,
@@ -73,13 +106,34 @@ pub async fn forward(
     })?;
     let endpoint = upstream.endpoints[index].clone();
     let guard = endpoint.start_request();
+    // The upstream always gets RFC 6455's handshake; an HTTP/2 client's extended CONNECT
+    // carries no key, so the gateway makes one and checks the upstream's answer to it.
+    *request.method_mut() = Method::GET;
     mark_upgrade(request.headers_mut());
+    let expected_accept = match handshake {
+        Handshake::Upgrade => None,
+        Handshake::ExtendedConnect => {
+            use base64::Engine;
+            let key =
+                base64::engine::general_purpose::STANDARD.encode(fastrand::u128(..).to_be_bytes());
+            let accept = accept_for(key.as_bytes());
+            request.headers_mut().insert(
+                header::SEC_WEBSOCKET_KEY,
+                HeaderValue::from_str(&key).unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+            request
+                .headers_mut()
+                .entry(header::SEC_WEBSOCKET_VERSION)
+                .or_insert(HeaderValue::from_static("13"));
+            Some(accept)
+        }
+    };
     if !request.headers().contains_key(header::HOST) {
         request
             .headers_mut()
             .insert(header::HOST, endpoint.host_header.clone());
     }
-    let handshake = async {
+    let exchange = async {
         let mut resp = upstream
             .send_upgrade(index, deadline, request)
             .await
@@ -95,6 +149,18 @@ pub async fn forward(
             strip_hop_by_hop(&mut parts.headers);
             return Ok(Err(Response::from_parts(parts, full(body))));
         }
+        if let Some(accept) = &expected_accept
+            && resp
+                .headers()
+                .get(header::SEC_WEBSOCKET_ACCEPT)
+                .is_none_or(|v| v.as_bytes() != accept.as_bytes())
+        {
+            return Err(ProxyError::Upstream {
+                upstream: upstream.config.name.clone(),
+                endpoint: endpoint.label.clone(),
+                reason: "switched protocols without the right Sec-WebSocket-Accept".into(),
+            });
+        }
         let upgraded = hyper::upgrade::on(&mut resp)
             .await
             .map_err(|e| ProxyError::Upstream {
@@ -104,7 +170,7 @@ pub async fn forward(
             })?;
         Ok(Ok((resp, upgraded)))
     };
-    let outcome = match tokio::time::timeout(deadline, handshake).await {
+    let outcome = match tokio::time::timeout(deadline, exchange).await {
         Ok(r) => r,
         Err(_) => Err(ProxyError::Timeout {
             upstream: upstream.config.name.clone(),
@@ -127,7 +193,14 @@ pub async fn forward(
     };
     let (mut parts, _) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    mark_upgrade(&mut parts.headers);
+    match handshake {
+        Handshake::Upgrade => mark_upgrade(&mut parts.headers),
+        // RFC 8441: a 2xx answers an extended CONNECT; the accept key was for the gateway.
+        Handshake::ExtendedConnect => {
+            parts.status = StatusCode::OK;
+            parts.headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+        }
+    }
     let active = metrics.websocket_tunnels().clone();
     let opened = metrics.websocket_opened().clone();
     let relay = tokio::spawn(async move {

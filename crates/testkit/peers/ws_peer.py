@@ -8,6 +8,11 @@
       Connects, reads the greeting, sends 50 text and 50 binary messages (up to 100 KiB) and
       checks every echo, then closes. Prints one JSON line: {"ok": true, "hello": {...},
       "echoed": 100} or {"ok": false, "refused": STATUS} or {"ok": false, "error": "..."}.
+  ws_peer.py h2 HOST:PORT PATH [HEADER=VALUE ...]
+      A WebSocket over HTTP/2 (RFC 8441): Python's h2 opens an extended CONNECT stream over
+      h2c, and websockets' sans-I/O protocol speaks the frames on it. Reads the greeting, sends
+      20 messages and checks their echoes. Prints {"ok": true, "status": 200, "hello": {...},
+      "echoed": 20} or {"ok": false, "status": STATUS, ...}.
   ws_peer.py idle URL SECONDS [HEADER=VALUE ...]
       Connects, reads the greeting, sends nothing for SECONDS (no pings either), then tries
       one echo. Prints {"closed": true|false}.
@@ -81,12 +86,78 @@ async def idle(url, seconds, extra):
             return {"closed": True}
 
 
+def over_h2(target, path, extra):
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+    from websockets.connection import Connection, Side
+    from websockets.frames import Frame
+
+    host, port = target.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    ws = Connection(Side.CLIENT)
+    state = {"status": None, "ended": False}
+    frames = []
+
+    def pump(until):
+        while not until():
+            data = sock.recv(65536)
+            if not data:
+                state["ended"] = True
+                return
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RemoteSettingsChanged):
+                    pass
+                elif isinstance(event, h2.events.ResponseReceived):
+                    state["status"] = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    ws.receive_data(event.data)
+                    frames.extend(f for f in ws.events_received() if isinstance(f, Frame))
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    state["ended"] = True
+            sock.sendall(conn.data_to_send())
+
+    # The server must allow extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL) first.
+    pump(lambda: conn.remote_settings.enable_connect_protocol == 1 or state["ended"])
+    headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+               (":path", path), (":authority", target), ("sec-websocket-version", "13")]
+    headers += [tuple(h.split("=", 1)) for h in extra]
+    conn.send_headers(1, headers)
+    sock.sendall(conn.data_to_send())
+    pump(lambda: state["status"] is not None or state["ended"])
+    if state["status"] != 200:
+        return {"ok": False, "status": state["status"]}
+
+    def send(text):
+        ws.send_text(text.encode())
+        conn.send_data(1, b"".join(ws.data_to_send()))
+        sock.sendall(conn.data_to_send())
+
+    pump(lambda: frames or state["ended"])
+    hello = json.loads(frames.pop(0).data)
+    echoed = 0
+    for i in range(20):
+        text = f"over h2 {i} " + "y" * (i * 500)
+        send(text)
+        pump(lambda: frames or state["ended"])
+        if frames and frames.pop(0).data.decode() == text:
+            echoed += 1
+    return {"ok": echoed == 20, "status": 200, "hello": hello, "echoed": echoed}
+
+
 def main():
     mode = sys.argv[1]
     if mode == "server":
         asyncio.run(serve())
     elif mode == "client":
         print(json.dumps(asyncio.run(client(sys.argv[2], sys.argv[3:]))), flush=True)
+    elif mode == "h2":
+        print(json.dumps(over_h2(sys.argv[2], sys.argv[3], sys.argv[4:])), flush=True)
     elif mode == "idle":
         print(json.dumps(asyncio.run(idle(sys.argv[2], float(sys.argv[3]), sys.argv[4:]))),
               flush=True)

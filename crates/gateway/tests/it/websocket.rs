@@ -141,3 +141,33 @@ async fn a_quiet_tunnel_ends_at_the_idle_timeout_and_tunnels_hold_their_permits(
     drop(second);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_http2_client_opens_a_websocket_with_extended_connect() {
+    let server = Peer::python_server("ws_peer.py", &["server"])
+        .await
+        .expect("websocket server");
+    let gw = start(&yaml(server.addr.expect("addr"), "60s")).await;
+    let target = gw.listener_addr("public").await.expect("addr").to_string();
+    let key = format!("x-api-key={KEY}");
+    let got = python(&["h2", &target, "/live/h2//room", &key]).await;
+    assert_eq!(got["ok"], true, "{got}");
+    assert_eq!(got["status"], 200);
+    assert_eq!(got["echoed"], 20);
+    let hello = &got["hello"];
+    assert_eq!(hello["path"], "/live/h2/room");
+    let has = |name: &str| {
+        hello["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .any(|h| h[0] == name)
+    };
+    // The upstream got an RFC 6455 handshake the gateway made (and checked).
+    assert!(has("sec-websocket-key") && has("upgrade") && has("x-auth-subject"));
+    let refused = python(&["h2", &target, "/live/room"]).await;
+    assert_eq!(refused["status"], 401, "{refused}");
+    let plain = python(&["h2", &target, "/plain/room", &key]).await;
+    assert_ne!(plain["status"], 200, "{plain}");
+    gw.shutdown().await;
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The cost of the access log and tracing: pass-through with both off, with both on (a JSON
+# access log to a file, tracing sampled at 1% to an OTLP receiver), and nginx with its access
+# log on, same backend, same load, same machine, one run.
+#
+#   bash bench/features.sh                       # ~3 minutes after the release build
+#   DURATION=5 ROUNDS=1 bash bench/features.sh   # quick look
+#
+# Core 0: the proxy under test (one at a time; the others sit idle). Core 1: the echo backend,
+# the OTLP receiver and wrk. Rounds alternate off, on, nginx; the median round is reported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+OUT=bench/out/features
+mkdir -p "$OUT"
+rm -f "$OUT"/*.txt "$OUT"/*.log "$OUT"/*.access
+. bench/common.sh
+need_tools "nginx wrk" "nginx-light wrk"
+build_release
+
+BACKEND=127.0.0.1:19200
+taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" >"$OUT/echo.log" 2>&1 & PIDS+=($!)
+taskset -c 1 python3 crates/testkit/peers/otlp_receiver.py >"$OUT/otlp.out" 2>"$OUT/otlp.log" & PIDS+=($!)
+for _ in $(seq 1 50); do grep -q LISTENING "$OUT/otlp.out" 2>/dev/null && break; sleep 0.1; done
+OTLP=$(sed -n 's/^LISTENING //p' "$OUT/otlp.out")
+
+gateway() { # name port admin extra-yaml
+  cat >"$OUT/$1.yaml" <<YAML
+listeners: [{ name: public, address: "127.0.0.1:$2" }]
+admin: { address: "127.0.0.1:$3" }
+upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
+routes: [{ name: echo, upstream: echo, timeout: 10s }]
+limits: { max_connections: 30000, max_inflight: 30000 }
+$4
+YAML
+  RUST_LOG=error taskset -c 0 "$BIN" gateway --config "$OUT/$1.yaml" >"$OUT/$1.log" 2>&1 & PIDS+=($!)
+}
+gateway off 19280 19290 ""
+gateway on 19281 19291 "access_log: { path: $PWD/$OUT/rampart.access }
+tracing: { otlp_endpoint: \"http://$OTLP/v1/traces\", sample: 0.01 }"
+
+cat >"$OUT/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $PWD/$OUT/nginx.pid;
+error_log $PWD/$OUT/nginx-error.log warn;
+events { worker_connections 30000; }
+http {
+  access_log $PWD/$OUT/nginx.access combined;
+  keepalive_requests 1000000;
+  upstream echo { server $BACKEND; keepalive 256; }
+  server {
+    listen 127.0.0.1:19282;
+    location / {
+      proxy_pass http://echo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+taskset -c 0 nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT" 2>>"$OUT/nginx-error.log"
+sleep 1
+for port in 19280 19281 19282; do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/fixed" || { echo "not answering: $port"; exit 1; }
+done
+
+echo "== wrk -t1 -c64 -d${DURATION}s, $ROUNDS rounds: off, on (access log + tracing at 1%), nginx (access log)"
+for r in $(seq 1 "$ROUNDS"); do
+  echo "   round $r/$ROUNDS"
+  taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency http://127.0.0.1:19280/fixed >"$OUT/off-$r.txt"
+  taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency http://127.0.0.1:19281/fixed >"$OUT/on-$r.txt"
+  taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency http://127.0.0.1:19282/fixed >"$OUT/nginx-$r.txt"
+done
+curl -s http://127.0.0.1:19291/metrics | grep -E '^rampart_(access_log|trace_spans)' >"$OUT/metrics.txt" || true
+python3 - "$OUT" "$ROUNDS" <<'PY' | tee "$OUT/summary.md"
+import os, sys
+sys.path.insert(0, "bench")
+from wrk_parse import wrk
+out, rounds = sys.argv[1], int(sys.argv[2])
+def median(name):
+    runs = sorted((wrk(f"{out}/{name}-{r}.txt") for r in range(1, rounds + 1)), key=lambda x: x[0])
+    return runs[len(runs) // 2], [r[0] for r in runs]
+off, on, ngx = median("off"), median("on"), median("nginx")
+print("| proxy | req/s | p50 ms | p99 ms | non-2xx | all rounds req/s |")
+print("|---|---:|---:|---:|---:|---|")
+for label, (m, all_) in (("rampart, access log and tracing off", off), ("rampart, JSON access log + tracing at 1%", on), ("nginx 1 worker, access log on (combined)", ngx)):
+    print(f"| {label} | {m[0]:,.0f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]} | {min(all_):,.0f} – {max(all_):,.0f} |")
+print()
+print(f"on/off: throughput **{on[0][0] / off[0][0]:.3f}**, p99 {on[0][2] / off[0][2]:.2f}; "
+      f"on/nginx: throughput **{on[0][0] / ngx[0][0]:.3f}**, p99 {on[0][2] / ngx[0][2]:.2f}")
+print()
+print("```")
+print(open(f"{out}/metrics.txt").read().strip())
+print("```")
+PY
