@@ -72,6 +72,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// The address as text (what `X-Forwarded-For` gets), formatted once per connection.
+    pub fn ip_text(&self) -> &HeaderValue {
+        &self.xff
+    }
+
     pub fn new(ip: IpAddr, trusted: bool) -> Client {
         let text = ip.to_string();
         let forwarded_for = match ip {

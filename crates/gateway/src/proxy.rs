@@ -25,9 +25,8 @@ use crate::shared::Shared;
 use crate::snapshot::{RouteState, Snapshot};
 use crate::target::Target;
 use crate::trace::{Kind, RequestTrace, Value};
+use crate::trace_context::TRACEPARENT;
 use crate::upstream::endpoint::InflightGuard;
-
-static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// Facts about the client connection a request arrived on.
 #[derive(Debug)]
@@ -152,6 +151,7 @@ fn entry(conn: &ConnInfo, req: &Request<Incoming>, id: &HeaderValue) -> Entry {
         duration: Duration::ZERO,
         auth_subject: None,
         client: conn.client.ip,
+        client_text: conn.client.ip_text().clone(),
         reason: None,
     }
 }
@@ -428,7 +428,10 @@ async fn forward(
     }
     let retries = route.config.retries.attempts;
     let retryable = retries > 0 && idempotent(&parts.method) && body.is_end_stream();
-    let counted = log.as_ref().map(|l| l.bytes_in.clone());
+    let counted = log
+        .as_mut()
+        .filter(|_| !body.is_end_stream())
+        .map(|l| l.count_bytes_in());
     let mut body = Some(
         Limited::new(body, max_body, limits.body_timeout)
             .counting(counted)

@@ -2,7 +2,9 @@
 //! one its upstream gets. Without `tracing` the header is forwarded as the client sent it and
 //! only its trace id is read, for the access log.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A valid `traceparent`: the trace, the caller's span, and the flags (bit 0: sampled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,13 +21,20 @@ impl TraceParent {
 
     /// `00-TRACE-SPAN-FLAGS` naming `span` as the parent.
     pub fn header(trace_id: &[u8; 16], span: &[u8; 8], sampled: bool) -> http::HeaderValue {
-        let mut text = String::with_capacity(55);
-        text.push_str("00-");
-        text.push_str(&hex::encode(trace_id));
-        text.push('-');
-        text.push_str(&hex::encode(span));
-        text.push_str(if sampled { "-01" } else { "-00" });
-        http::HeaderValue::from_str(&text).unwrap_or_else(|_| http::HeaderValue::from_static(""))
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let hex = |bytes: &[u8], out: &mut [u8]| {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+                pair[0] = DIGITS[usize::from(b >> 4)];
+                pair[1] = DIGITS[usize::from(b & 15)];
+            }
+        };
+        hex(trace_id, &mut text[3..35]);
+        hex(span, &mut text[36..52]);
+        if sampled {
+            text[54] = b'1';
+        }
+        http::HeaderValue::from_bytes(&text).unwrap_or_else(|_| http::HeaderValue::from_static(""))
     }
 }
 
@@ -37,7 +46,7 @@ pub fn trace_id(headers: &HeaderMap) -> Option<[u8; 16]> {
 /// A valid `traceparent` (version 00, or a later version read as 00; neither id all zeros;
 /// lower-case hex), else none.
 pub fn parse(headers: &HeaderMap) -> Option<TraceParent> {
-    let value = headers.get("traceparent")?.as_bytes();
+    let value = headers.get(&TRACEPARENT)?.as_bytes();
     let (version, rest) = (value.get(..2)?, value.get(2..)?);
     let valid_version = hex_lower(version) && version != b"ff";
     // version-00 is exactly 55 bytes; a later version may append "-…".

@@ -1,5 +1,5 @@
 //! Access-log lines: JSON (the fields the config names, in its order) or the NCSA Common Log
-//! Format. Runs on the writer thread, never on a request's path.
+//! Format. Runs when a request's response ends, into the buffer the writer takes.
 
 use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +11,8 @@ use super::Entry;
 pub(super) struct Format {
     format: LogFormat,
     fields: Vec<LogField>,
+    /// The last second formatted (`2026-11-30T05:09:10`), reused while lines share it.
+    second: (u64, String),
 }
 
 impl Format {
@@ -18,11 +20,12 @@ impl Format {
         Format {
             format: config.format,
             fields: config.fields.clone(),
+            second: (u64::MAX, String::new()),
         }
     }
 
     /// Appends one line, newline included.
-    pub(super) fn line(&self, e: &Entry, out: &mut Vec<u8>) {
+    pub(super) fn line(&mut self, e: &Entry, out: &mut Vec<u8>) {
         match self.format {
             LogFormat::Json => self.json(e, out),
             LogFormat::Clf => clf(e, out),
@@ -30,17 +33,36 @@ impl Format {
         out.push(b'\n');
     }
 
-    fn json(&self, e: &Entry, out: &mut Vec<u8>) {
+    fn json(&mut self, e: &Entry, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (i, field) in self.fields.iter().enumerate() {
+        for i in 0..self.fields.len() {
+            let field = self.fields[i];
             if i > 0 {
                 out.push(b',');
             }
-            string(out, field.name());
-            out.push(b':');
-            value(*field, e, out);
+            out.push(b'"');
+            out.extend_from_slice(field.name().as_bytes());
+            out.extend_from_slice(b"\":");
+            match field {
+                LogField::Time => self.time(ms(e.time), out),
+                other => value(other, e, out),
+            }
         }
         out.push(b'}');
+    }
+
+    /// `"2026-11-30T05:09:10.123Z"`: the second formatted once, the milliseconds each line.
+    fn time(&mut self, ms: u64, out: &mut Vec<u8>) {
+        let second = ms / 1000;
+        if self.second.0 != second {
+            let full = rampart_api::time::format_ms(second * 1000);
+            self.second = (second, full.get(..19).unwrap_or_default().to_owned());
+        }
+        out.push(b'"');
+        out.extend_from_slice(self.second.1.as_bytes());
+        out.push(b'.');
+        three_digits(out, ms % 1000);
+        out.extend_from_slice(b"Z\"");
     }
 }
 
@@ -49,10 +71,44 @@ fn ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A JSON string, escaped.
+/// A JSON string: copied as it is when it holds nothing to escape (names, ids, normalized
+/// paths: the usual case), else escaped by serde_json.
 fn string(out: &mut Vec<u8>, s: &str) {
-    // Writing a &str to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a &str to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// A decimal number, without the formatting machinery.
+fn number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
+    }
+    out.push(b'"');
 }
 
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
@@ -62,41 +118,61 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn number(out: &mut Vec<u8>, n: impl std::fmt::Display) {
-    let _ = write!(out, "{n}");
+/// `n` (below 1000) as three digits.
+fn three_digits(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(&[
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]);
 }
 
 fn value(field: LogField, e: &Entry, out: &mut Vec<u8>) {
     match field {
         LogField::Time => string(out, &rampart_api::time::format_ms(ms(e.time))),
-        LogField::RequestId => string(out, &String::from_utf8_lossy(e.request_id.as_bytes())),
+        LogField::RequestId => match e.request_id.to_str() {
+            Ok(id) => string(out, id),
+            Err(_) => string(out, &String::from_utf8_lossy(e.request_id.as_bytes())),
+        },
         LogField::TraceId => match &e.trace_id {
-            Some(id) => string(out, &hex::encode(id)),
+            Some(id) => hex_string(out, id),
             None => out.extend_from_slice(b"null"),
         },
         LogField::Listener => string(out, &e.listener.name),
-        LogField::Route => opt_string(out, e.route.as_ref().map(|r| r.config.name.as_str())),
-        LogField::Upstream => opt_string(
-            out,
-            e.route.as_ref().map(|r| r.upstream.config.name.as_str()),
-        ),
-        LogField::Endpoint => opt_string(out, e.endpoint.as_ref().map(|p| p.label.as_str())),
+        LogField::Route => match &e.route {
+            Some(r) => string(out, &r.config.name),
+            None => out.extend_from_slice(b"null"),
+        },
+        LogField::Upstream => match &e.route {
+            Some(r) => string(out, &r.upstream.config.name),
+            None => out.extend_from_slice(b"null"),
+        },
+        LogField::Endpoint => match &e.endpoint {
+            Some(p) => string(out, &p.label),
+            None => out.extend_from_slice(b"null"),
+        },
         LogField::Method => string(out, e.method.as_str()),
         LogField::Path => opt_string(out, e.path.as_ref().map(|p| p.path())),
-        LogField::Status => number(out, e.status),
+        LogField::Status => number(out, u64::from(e.status)),
         LogField::BytesIn => number(out, e.bytes_in),
         LogField::BytesOut => number(out, e.bytes_out),
-        LogField::DurationHeadersMs => number(out, millis(e.duration_headers)),
-        LogField::DurationMs => number(out, millis(e.duration)),
+        LogField::DurationHeadersMs => millis(out, e.duration_headers),
+        LogField::DurationMs => millis(out, e.duration),
         LogField::AuthSubject => opt_string(out, e.auth_subject.as_deref()),
-        LogField::Client => string(out, &e.client.to_string()),
+        LogField::Client => match e.client_text.to_str() {
+            Ok(text) => string(out, text),
+            Err(_) => string(out, &e.client.to_string()),
+        },
         LogField::Reason => opt_string(out, e.reason),
     }
 }
 
-/// Milliseconds with three decimals.
-fn millis(d: std::time::Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
+/// Milliseconds with three decimals (microseconds), written without floating point.
+fn millis(out: &mut Vec<u8>, d: std::time::Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    number(out, us / 1000);
+    out.push(b'.');
+    three_digits(out, us % 1000);
 }
 
 /// `client - subject [10/Oct/2026:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326`
@@ -137,4 +213,36 @@ fn clf_token(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_durations_and_strings_are_valid_json() {
+        assert_eq!(text(|o| number(o, 0)), "0");
+        assert_eq!(text(|o| number(o, 1_234_567)), "1234567");
+        assert_eq!(text(|o| number(o, u64::MAX)), u64::MAX.to_string());
+        assert_eq!(
+            text(|o| millis(o, std::time::Duration::from_micros(1005))),
+            "1.005"
+        );
+        assert_eq!(
+            text(|o| millis(o, std::time::Duration::from_micros(7))),
+            "0.007"
+        );
+        assert_eq!(text(|o| string(o, "/v1/users/7")), "\"/v1/users/7\"");
+        for hostile in ["a\"b", "back\\slash", "new\nline", "ü", "\u{7f}"] {
+            let json = text(|o| string(o, hostile));
+            let back: String = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, hostile, "{json}");
+        }
+    }
 }

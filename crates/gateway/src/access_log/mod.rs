@@ -1,7 +1,10 @@
 //! The access log: one line per request, written by a thread of its own.
 //!
-//! A request hands its [`Entry`] to a bounded queue and goes on; the writer thread formats and
-//! writes. When the queue is full (a slow disk, a blocked pipe) the line is dropped and counted
+//! When a request's response ends, its [`Entry`] is formatted into a shared buffer (a short
+//! lock, no syscall) and the request goes on; every 2 ms the writer thread takes the buffer
+//! whole and writes it. Formatting where the request ends spreads the work evenly instead of
+//! in bursts on the writer. When the buffer already holds `buffer` lines (a slow disk, a
+//! blocked pipe) the line is dropped and counted
 //! (`rampart_access_log_dropped_total{reason="buffer_full"}`); a failed write (a full disk) is
 //! counted too (`reason="write_error"`), and the writer keeps going. So a request never waits
 //! for the log, whatever happens to the file. `reopen()` (SIGHUP) makes the writer open the
@@ -14,9 +17,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::uri::PathAndQuery;
@@ -28,10 +30,8 @@ use crate::metrics::Metrics;
 use crate::route::RouteState;
 use crate::upstream::endpoint::Endpoint;
 
-/// How long an idle writer waits before it looks at a reopen request again.
-const IDLE_CHECK: Duration = Duration::from_secs(1);
-/// Most lines written in one batch before a flush.
-const BATCH: usize = 256;
+/// How often the writer takes what is queued.
+const POLL: Duration = Duration::from_millis(2);
 
 /// What one request leaves in the access log. Names are shared handles (a reference count,
 /// no copy); the writer reads them when it formats the line.
@@ -52,23 +52,34 @@ pub struct Entry {
     pub duration: Duration,
     pub auth_subject: Option<String>,
     pub client: IpAddr,
+    /// The client's address as text (formatted once per connection).
+    pub client_text: HeaderValue,
     /// Why the gateway answered itself (an error code: `overloaded`, `upstream_timeout`,
     /// `rate_limited`…); none when the upstream answered.
     pub reason: Option<&'static str>,
 }
 
 /// A running access log; cheap to clone. The writer thread ends when the last clone is gone
-/// (after writing what was queued).
+/// (after writing what was buffered).
 #[derive(Clone)]
 pub struct AccessLog {
     inner: Arc<Inner>,
+    /// Held by every clone; the writer sees it gone when the log is.
+    _alive: Arc<()>,
 }
 
 struct Inner {
     config: AccessLogConfig,
-    tx: SyncSender<Entry>,
-    reopen: Arc<AtomicBool>,
+    pending: Mutex<Buffered>,
+    reopen: AtomicBool,
     dropped_full: Counter,
+}
+
+/// Formatted lines waiting for the writer.
+struct Buffered {
+    bytes: Vec<u8>,
+    lines: u64,
+    format: format::Format,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +87,12 @@ struct Inner {
 pub struct OpenError {
     path: String,
     source: io::Error,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffered> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl AccessLog {
@@ -87,14 +104,22 @@ impl AccessLog {
             LogTarget::File(path) if is_fifo(path) => None,
             target => Some(Sink::open(target)?),
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel(config.buffer);
-        let reopen = Arc::new(AtomicBool::new(false));
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            pending: Mutex::new(Buffered {
+                bytes: Vec::with_capacity(64 * 1024),
+                lines: 0,
+                format: format::Format::new(config),
+            }),
+            reopen: AtomicBool::new(false),
+            dropped_full: metrics.access_log_dropped("buffer_full"),
+        });
+        let alive = Arc::new(());
         let writer = Writer {
-            rx,
+            inner: inner.clone(),
+            alive: Arc::downgrade(&alive),
             sink,
             target: config.target.clone(),
-            reopen: reopen.clone(),
-            format: format::Format::new(config),
             write_errors: metrics.access_log_dropped("write_error"),
             written: metrics.access_log_written(),
         };
@@ -106,12 +131,8 @@ impl AccessLog {
                 source,
             })?;
         Ok(AccessLog {
-            inner: Arc::new(Inner {
-                config: config.clone(),
-                tx,
-                reopen,
-                dropped_full: metrics.access_log_dropped("buffer_full"),
-            }),
+            inner,
+            _alive: alive,
         })
     }
 
@@ -119,14 +140,22 @@ impl AccessLog {
         &self.inner.config
     }
 
-    /// Queues a line; never waits. A full queue drops the line and counts it.
-    pub fn log(&self, entry: Entry) {
-        match self.inner.tx.try_send(entry) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.inner.dropped_full.inc();
-            }
+    /// Adds a line for the writer; never waits on it. A full buffer drops the line and
+    /// counts it.
+    pub fn log(&self, entry: &Entry) {
+        let mut pending = self.inner.lock();
+        if pending.lines >= self.inner.config.buffer as u64 {
+            drop(pending);
+            self.inner.dropped_full.inc();
+            return;
         }
+        let Buffered {
+            bytes,
+            lines,
+            format,
+        } = &mut *pending;
+        format.line(entry, bytes);
+        *lines += 1;
     }
 
     /// The writer opens the path again before its next write (after log rotation).
@@ -180,59 +209,61 @@ fn is_fifo(path: &Path) -> bool {
 }
 
 struct Writer {
-    rx: Receiver<Entry>,
+    inner: Arc<Inner>,
+    alive: std::sync::Weak<()>,
     /// None until a FIFO has been opened.
     sink: Option<Sink>,
     target: LogTarget,
-    reopen: Arc<AtomicBool>,
-    format: format::Format,
     write_errors: Counter,
     written: Counter,
 }
 
 impl Writer {
+    // Every POLL the writer takes the buffer whole (swapping in an empty one) and writes it.
+    #[allow(clippy::disallowed_methods)] // its own thread: sleeping here blocks no runtime
     fn run(mut self) {
         if self.sink.is_none() {
-            self.reopen.store(true, Ordering::Release);
+            self.inner.reopen.store(true, Ordering::Release);
             self.reopen_if_asked();
         }
-        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut spare = Vec::with_capacity(64 * 1024);
         loop {
-            let first = match self.rx.recv_timeout(IDLE_CHECK) {
-                Ok(entry) => entry,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.reopen_if_asked();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
+            let closed = self.alive.strong_count() == 0;
+            let lines = {
+                let mut pending = self.inner.lock();
+                std::mem::swap(&mut pending.bytes, &mut spare);
+                std::mem::take(&mut pending.lines)
             };
-            buf.clear();
-            self.format.line(&first, &mut buf);
-            let mut lines: u64 = 1;
-            while lines < BATCH as u64 {
-                let Ok(entry) = self.rx.try_recv() else { break };
-                self.format.line(&entry, &mut buf);
-                lines += 1;
-            }
             self.reopen_if_asked();
-            let written = match self.sink.as_mut() {
-                Some(sink) => sink.write_all(&buf),
-                None => Err(io::Error::new(io::ErrorKind::NotFound, "not open")),
-            };
-            match written {
-                Ok(()) => {
-                    self.written.inc_by(lines);
-                }
-                Err(e) => {
-                    self.write_errors.inc_by(lines);
-                    tracing::debug!(error = %e, lines, "access log write failed");
-                }
+            if lines > 0 {
+                self.write(&spare, lines);
+            }
+            spare.clear();
+            if closed {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn write(&mut self, buf: &[u8], lines: u64) {
+        let written = match self.sink.as_mut() {
+            Some(sink) => sink.write_all(buf),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "not open")),
+        };
+        match written {
+            Ok(()) => {
+                self.written.inc_by(lines);
+            }
+            Err(e) => {
+                self.write_errors.inc_by(lines);
+                tracing::debug!(error = %e, lines, "access log write failed");
             }
         }
     }
 
     fn reopen_if_asked(&mut self) {
-        if !self.reopen.swap(false, Ordering::AcqRel) {
+        if !self.inner.reopen.swap(false, Ordering::AcqRel) {
             return;
         }
         if let LogTarget::File(path) = &self.target {
@@ -251,8 +282,9 @@ impl Writer {
 pub struct Pending {
     log: AccessLog,
     started: std::time::Instant,
-    /// Bytes of the request body read so far (the request body counts into it).
-    pub bytes_in: Arc<AtomicU64>,
+    /// Bytes of the request body read so far (the request body counts into it); made only
+    /// for a request that has a body.
+    bytes_in: Option<Arc<AtomicU64>>,
     pub entry: Option<Entry>,
 }
 
@@ -261,9 +293,14 @@ impl Pending {
         Pending {
             log: log.clone(),
             started,
-            bytes_in: Arc::default(),
+            bytes_in: None,
             entry: Some(entry),
         }
+    }
+
+    /// The counter the request body adds its bytes to.
+    pub fn count_bytes_in(&mut self) -> Arc<AtomicU64> {
+        self.bytes_in.get_or_insert_with(Arc::default).clone()
     }
 
     pub fn entry(&mut self) -> Option<&mut Entry> {
@@ -282,8 +319,11 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(mut entry) = self.entry.take() {
             entry.duration = self.started.elapsed();
-            entry.bytes_in = self.bytes_in.load(Ordering::Relaxed);
-            self.log.log(entry);
+            entry.bytes_in = self
+                .bytes_in
+                .as_ref()
+                .map_or(0, |b| b.load(Ordering::Relaxed));
+            self.log.log(&entry);
         }
     }
 }
