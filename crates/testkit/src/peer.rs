@@ -123,6 +123,16 @@ impl Peer {
     }
 }
 
+/// Runs a Python peer client that prints one JSON line (bounded by `within`) and returns it
+/// parsed; panics with what it printed when that is not JSON (a test's failure, said plainly).
+pub async fn python_json(name: &str, args: &[&str], within: Duration) -> serde_json::Value {
+    let out = Peer::python_run(name, args, within)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("{name} printed no JSON ({e}): {out:?}"))
+}
+
 /// nginx from Debian's package, on loopback with a config of the test's own, in a temporary
 /// prefix; `None` when nginx is not installed.
 pub struct Nginx {

@@ -7,7 +7,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use rampart_testkit::peer::Peer;
+use rampart_testkit::peer::{Peer, python_json};
 use sha2::Digest;
 
 use common::*;
@@ -24,10 +24,7 @@ async fn grpc_server(name: &str) -> Peer {
 async fn call(target: &str, case: &[&str]) -> serde_json::Value {
     let mut args = vec!["client", target];
     args.extend_from_slice(case);
-    let out = Peer::python_run("grpc_peer.py", &args, Duration::from_secs(30))
-        .await
-        .expect("grpc_peer.py client");
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    python_json("grpc_peer.py", &args, Duration::from_secs(30)).await
 }
 
 fn yaml(a: std::net::SocketAddr, extra: &str) -> String {
@@ -141,19 +138,13 @@ async fn grpc_timeout_bounds_the_whole_call_at_the_gateway() {
         .expect("bare h2 server");
     let gw = start(&yaml(bare.addr.expect("addr"), "")).await;
     let target = gw.listener_addr("public").await.expect("addr").to_string();
-    let raw = |method: &'static str, request: &'static str, timeout: &'static str| {
-        let target = target.clone();
-        async move {
-            let out = Peer::python_run(
-                "grpc_peer.py",
-                &["raw", &target, method, request, timeout],
-                Duration::from_secs(30),
-            )
-            .await
-            .expect("raw client");
-            serde_json::from_str::<serde_json::Value>(out.trim())
-                .unwrap_or_else(|e| panic!("{e}: {out:?}"))
-        }
+    let raw = async |method: &str, request: &str, timeout: &str| {
+        python_json(
+            "grpc_peer.py",
+            &["raw", &target, method, request, timeout],
+            Duration::from_secs(30),
+        )
+        .await
     };
     // The route allows 5 s; the client's grpc-timeout (300 ms) is what holds, enforced here:
     // this client has no deadline of its own.

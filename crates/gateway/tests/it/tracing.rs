@@ -71,8 +71,8 @@ async fn spans(receiver: std::net::SocketAddr) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_request_is_traced_through_auth_and_upstream_and_its_spans_exported() {
+/// A Python backend, a decoding OTLP receiver (its address) and a gateway tracing to it.
+async fn traced(sample: &str) -> (Peer, Peer, std::net::SocketAddr, rampart_gateway::Gateway) {
     let backend = Peer::python_server("path_echo.py", &[])
         .await
         .expect("backend");
@@ -80,7 +80,13 @@ async fn a_request_is_traced_through_auth_and_upstream_and_its_spans_exported() 
         .await
         .expect("receiver");
     let r = receiver.addr.expect("addr");
-    let gw = start(&yaml(backend.addr.expect("addr"), r, "1.0")).await;
+    let gw = start(&yaml(backend.addr.expect("addr"), r, sample)).await;
+    (backend, receiver, r, gw)
+}
+
+#[tokio::test]
+async fn a_request_is_traced_through_auth_and_upstream_and_its_spans_exported() {
+    let (_backend, _receiver, r, gw) = traced("1.0").await;
     let base = base_url(&gw).await;
     let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
     let answer = get(
@@ -151,14 +157,7 @@ async fn a_request_is_traced_through_auth_and_upstream_and_its_spans_exported() 
 
 #[tokio::test]
 async fn new_traces_are_sampled_at_the_configured_share_and_parents_decide_for_theirs() {
-    let backend = Peer::python_server("path_echo.py", &[])
-        .await
-        .expect("backend");
-    let receiver = Peer::python_server("otlp_receiver.py", &[])
-        .await
-        .expect("receiver");
-    let r = receiver.addr.expect("addr");
-    let gw = start(&yaml(backend.addr.expect("addr"), r, "0")).await;
+    let (_backend, _receiver, r, gw) = traced("0").await;
     let base = base_url(&gw).await;
     // No traceparent, sample 0: a trace is started and propagated, not recorded.
     let fresh = upstream_traceparent(&get(&base, "/x", &[]).await);

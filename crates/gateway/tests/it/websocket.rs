@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rampart_testkit::peer::Peer;
+use rampart_testkit::peer::{Peer, python_json};
 use sha2::Digest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -33,10 +33,7 @@ limits: {{ idle_timeout: {idle} }}
 }
 
 async fn python(args: &[&str]) -> serde_json::Value {
-    let out = Peer::python_run("ws_peer.py", args, Duration::from_secs(30))
-        .await
-        .expect("ws_peer.py");
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    python_json("ws_peer.py", args, Duration::from_secs(30)).await
 }
 
 #[tokio::test]
