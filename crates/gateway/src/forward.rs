@@ -48,15 +48,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether the request's `TE` accepts trailers (what gRPC sends; the one `TE` value HTTP/2
-/// allows).
-pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+/// Whether a comma-separated header (`Connection`, `Upgrade`, `TE`) lists `token`, in any
+/// case.
+pub fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
-        .get_all(header::TE)
+        .get_all(name)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// The client end of a connection as the forwarding headers name it, formatted once per

@@ -83,11 +83,12 @@ pub async fn handle(
         .as_ref()
         .map(|t| Box::new(t.begin(req.headers())));
     let mut log = snapshot.access_log.as_ref().map(|l| {
-        let mut entry = entry(conn, &req, &id);
-        if let Some(t) = &trace {
-            entry.trace_id = Some(t.trace_id);
-        }
-        Box::new(Pending::new(l, start, entry))
+        // With tracing the trace is known (its traceparent already read); without, read it.
+        let trace_id = match &trace {
+            Some(t) => Some(t.trace_id),
+            None => crate::trace_context::trace_id(req.headers()),
+        };
+        Box::new(Pending::new(l, start, entry(conn, &req, &id, trace_id)))
     });
     let method = trace
         .as_ref()
@@ -133,11 +134,16 @@ pub async fn handle(
 }
 
 /// The access-log line as far as the request alone tells it.
-fn entry(conn: &ConnInfo, req: &Request<Incoming>, id: &HeaderValue) -> Entry {
+fn entry(
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    id: &HeaderValue,
+    trace_id: Option<[u8; 16]>,
+) -> Entry {
     Entry {
         time: std::time::SystemTime::now(),
         request_id: id.clone(),
-        trace_id: crate::trace_context::trace_id(req.headers()),
+        trace_id,
         listener: conn.listener.clone(),
         route: None,
         endpoint: None,
@@ -223,6 +229,7 @@ async fn respond(
         id,
         limits,
         trace,
+        grpc,
     };
     let mut resp = match forward(call, &route, req, target, log).await {
         Ok(resp) => resp,
@@ -264,6 +271,8 @@ struct Call<'a> {
     id: &'a HeaderValue,
     limits: &'a LimitsConfig,
     trace: Option<&'a RequestTrace>,
+    /// Whether the request is gRPC (read once, by `respond`).
+    grpc: bool,
 }
 
 async fn forward(
@@ -279,6 +288,7 @@ async fn forward(
         id,
         limits,
         trace,
+        grpc: is_grpc,
     } = call;
     let max_body = limits.max_body_bytes;
     // A limit keyed by who the client is (not by its subject) is checked before it takes
@@ -320,8 +330,7 @@ async fn forward(
         })
         .flatten();
     // gRPC: `TE: trailers` survives the hop-by-hop strip, and `grpc-timeout` bounds the call.
-    let is_grpc = grpc::is_grpc(&parts.headers);
-    let te_trailers = is_grpc && crate::forward::accepts_trailers(&parts.headers);
+    let te_trailers = is_grpc && crate::forward::has_token(&parts.headers, header::TE, "trailers");
     let grpc_deadline = is_grpc
         .then(|| grpc::timeout(&parts.headers))
         .flatten()

@@ -23,21 +23,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::clock;
 use crate::error::ProxyError;
-use crate::forward::strip_hop_by_hop;
+use crate::forward::{has_token, strip_hop_by_hop};
 use crate::response::{ResponseBody, full};
 use crate::upstream::Upstream;
 
 /// Largest body of a refused handshake passed back to the client.
 const REFUSAL_BODY_LIMIT: usize = 64 * 1024;
-
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
 
 /// How a request asks to become a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
