@@ -87,7 +87,10 @@ done
 echo "== wrk -t1 -c64 -d${DURATION}s, $ROUNDS rounds: off, on (access log + tracing at 1%), log only, tracing only, nginx (access log)"
 for r in $(seq 1 "$ROUNDS"); do
   echo "   round $r/$ROUNDS"
-  for run in off:19280 on:19281 log:19283 trace:19284 nginx:19282; do
+  # The order turns each round, so that no config always runs first or after the same one.
+  runs=(off:19280 on:19281 log:19283 trace:19284 nginx:19282)
+  shift_by=$(( (r - 1) % ${#runs[@]} ))
+  for run in "${runs[@]:$shift_by}" "${runs[@]:0:$shift_by}"; do
     taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:${run#*:}/fixed" >"$OUT/${run%%:*}-$r.txt"
   done
 done
@@ -109,6 +112,13 @@ for label, (m, all_) in (("rampart, access log and tracing off", off), ("rampart
 print()
 print(f"on/off: throughput **{on[0][0] / off[0][0]:.3f}**, p99 {on[0][2] / off[0][2]:.2f}; "
       f"on/nginx: throughput **{on[0][0] / ngx[0][0]:.3f}**, p99 {on[0][2] / ngx[0][2]:.2f}")
+def paired(name):
+    # Each round's ratio to that round's off run: drift of the machine between rounds cancels.
+    ratios = sorted(wrk(f"{out}/{name}-{r}.txt")[0] / wrk(f"{out}/off-{r}.txt")[0] for r in range(1, rounds + 1))
+    return ratios[len(ratios) // 2], ratios[0], ratios[-1]
+print()
+print("Per round, against that round's off run (median, range): " + "; ".join(
+    f"{name} {m:.3f} ({lo:.3f} – {hi:.3f})" for name, (m, lo, hi) in ((n, paired(n)) for n in ("log", "trace", "on", "nginx"))))
 print()
 print("```")
 print(open(f"{out}/metrics.txt").read().strip())

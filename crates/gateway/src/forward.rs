@@ -28,6 +28,15 @@ fn hop_by_hop() -> [&'static HeaderName; 8] {
 /// Removes hop-by-hop headers, including those the Connection header names. `Upgrade` is
 /// removed too: the gateway does not tunnel protocol upgrades.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let hop = hop_by_hop();
+    // One pass over the message's names (a handful) instead of a hashed look-up per
+    // hop-by-hop name: most messages carry none.
+    if !headers
+        .keys()
+        .any(|k| k == header::UPGRADE || hop.contains(&k))
+    {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -38,7 +47,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in hop_by_hop() {
+    for name in hop {
         if headers.contains_key(name) {
             headers.remove(name);
         }
@@ -178,16 +187,15 @@ fn new_request_id() -> HeaderValue {
     let r = fastrand::u128(..);
     // Set the version (4) and variant (10xx) bits of a UUIDv4.
     let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let h = format!("{r:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    );
-    HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static(
+    let bytes = r.to_be_bytes();
+    // 8-4-4-4-12 hex digits: (first byte, end byte, where its digits go).
+    const GROUPS: [(usize, usize, usize); 5] =
+        [(0, 4, 0), (4, 6, 9), (6, 8, 14), (8, 10, 19), (10, 16, 24)];
+    let mut text = [b'-'; 36];
+    for (from, to, at) in GROUPS {
+        let _ = hex::encode_to_slice(&bytes[from..to], &mut text[at..at + 2 * (to - from)]);
+    }
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(
         "00000000-0000-4000-8000-000000000000",
     ))
 }
@@ -280,6 +288,18 @@ mod tests {
         let s = id.to_str().expect("ascii");
         assert_eq!(s.len(), 36);
         assert_eq!(&s[14..15], "4");
+        for (i, c) in s.char_indices() {
+            if [8, 13, 18, 23].contains(&i) {
+                assert_eq!(c, '-', "{s}");
+            } else {
+                assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{s}");
+            }
+        }
+        assert!(
+            matches!(&s[19..20], "8" | "9" | "a" | "b"),
+            "variant 10xx: {s}"
+        );
+        assert_ne!(request_id(&HeaderMap::new()), id, "a new id each time");
         let mut h = HeaderMap::new();
         h.insert("x-request-id", HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&h), "abc-123");

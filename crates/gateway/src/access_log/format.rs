@@ -10,7 +10,8 @@ use super::Entry;
 
 pub(super) struct Format {
     format: LogFormat,
-    fields: Vec<LogField>,
+    /// Each field with what goes before its value: `{"time":`, `,"route":`…
+    fields: Vec<(LogField, Box<[u8]>)>,
     /// The last second formatted (`2026-11-30T05:09:10`), reused while lines share it.
     second: (u64, String),
 }
@@ -19,7 +20,15 @@ impl Format {
     pub(super) fn new(config: &AccessLogConfig) -> Format {
         Format {
             format: config.format,
-            fields: config.fields.clone(),
+            fields: config
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let open = if i == 0 { "{" } else { "," };
+                    (*f, format!("{open}\"{}\":", f.name()).into_bytes().into())
+                })
+                .collect(),
             second: (u64::MAX, String::new()),
         }
     }
@@ -34,36 +43,36 @@ impl Format {
     }
 
     fn json(&mut self, e: &Entry, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for i in 0..self.fields.len() {
-            let field = self.fields[i];
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'"');
-            out.extend_from_slice(field.name().as_bytes());
-            out.extend_from_slice(b"\":");
+        if self.fields.is_empty() {
+            out.push(b'{');
+        }
+        for (field, key) in &self.fields {
+            out.extend_from_slice(key);
             match field {
-                LogField::Time => self.time(ms(e.time), out),
-                other => value(other, e, out),
+                LogField::Time => {
+                    let ms = ms(e.time);
+                    time(&mut self.second, ms, out);
+                }
+                other => value(*other, e, out),
             }
         }
         out.push(b'}');
     }
+}
 
-    /// `"2026-11-30T05:09:10.123Z"`: the second formatted once, the milliseconds each line.
-    fn time(&mut self, ms: u64, out: &mut Vec<u8>) {
-        let second = ms / 1000;
-        if self.second.0 != second {
-            let full = rampart_api::time::format_ms(second * 1000);
-            self.second = (second, full.get(..19).unwrap_or_default().to_owned());
-        }
-        out.push(b'"');
-        out.extend_from_slice(self.second.1.as_bytes());
-        out.push(b'.');
-        three_digits(out, ms % 1000);
-        out.extend_from_slice(b"Z\"");
+/// `"2026-11-30T05:09:10.123Z"`: the second formatted once (in `second`), the milliseconds
+/// each line.
+fn time(second: &mut (u64, String), ms: u64, out: &mut Vec<u8>) {
+    let s = ms / 1000;
+    if second.0 != s {
+        let full = rampart_api::time::format_ms(s * 1000);
+        *second = (s, full.get(..19).unwrap_or_default().to_owned());
     }
+    out.push(b'"');
+    out.extend_from_slice(second.1.as_bytes());
+    out.push(b'.');
+    three_digits(out, ms % 1000);
+    out.extend_from_slice(b"Z\"");
 }
 
 fn ms(t: SystemTime) -> u64 {
@@ -72,15 +81,15 @@ fn ms(t: SystemTime) -> u64 {
 }
 
 /// A JSON string: copied as it is when it holds nothing to escape (names, ids, normalized
-/// paths: the usual case), else escaped by serde_json.
-fn string(out: &mut Vec<u8>, s: &str) {
-    if plain(s.as_bytes()) {
+/// paths: the usual case), else escaped by serde_json (bytes that are not UTF-8 replaced).
+fn string(out: &mut Vec<u8>, s: &[u8]) {
+    if plain(s) {
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(s);
         out.push(b'"');
     } else {
         // Writing a &str to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
     }
 }
 
@@ -126,19 +135,15 @@ fn number(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
-    }
-    out.push(b'"');
+fn hex_string(out: &mut Vec<u8>, bytes: &[u8; 16]) {
+    let mut text = *b"\"00000000000000000000000000000000\"";
+    let _ = hex::encode_to_slice(bytes, &mut text[1..33]);
+    out.extend_from_slice(&text);
 }
 
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
-        Some(s) => string(out, s),
+        Some(s) => string(out, s.as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
 }
@@ -154,29 +159,26 @@ fn three_digits(out: &mut Vec<u8>, n: u64) {
 
 fn value(field: LogField, e: &Entry, out: &mut Vec<u8>) {
     match field {
-        LogField::Time => string(out, &rampart_api::time::format_ms(ms(e.time))),
-        LogField::RequestId => match e.request_id.to_str() {
-            Ok(id) => string(out, id),
-            Err(_) => string(out, &String::from_utf8_lossy(e.request_id.as_bytes())),
-        },
+        LogField::Time => string(out, rampart_api::time::format_ms(ms(e.time)).as_bytes()),
+        LogField::RequestId => string(out, e.request_id.as_bytes()),
         LogField::TraceId => match &e.trace_id {
             Some(id) => hex_string(out, id),
             None => out.extend_from_slice(b"null"),
         },
-        LogField::Listener => string(out, &e.listener.name),
+        LogField::Listener => string(out, e.listener.name.as_bytes()),
         LogField::Route => match &e.route {
-            Some(r) => string(out, &r.config.name),
+            Some(r) => string(out, r.config.name.as_bytes()),
             None => out.extend_from_slice(b"null"),
         },
         LogField::Upstream => match &e.route {
-            Some(r) => string(out, &r.upstream.config.name),
+            Some(r) => string(out, r.upstream.config.name.as_bytes()),
             None => out.extend_from_slice(b"null"),
         },
         LogField::Endpoint => match &e.endpoint {
-            Some(p) => string(out, &p.label),
+            Some(p) => string(out, p.label.as_bytes()),
             None => out.extend_from_slice(b"null"),
         },
-        LogField::Method => string(out, e.method.as_str()),
+        LogField::Method => string(out, e.method.as_str().as_bytes()),
         LogField::Path => opt_string(out, e.path.as_ref().map(|p| p.path())),
         LogField::Status => number(out, u64::from(e.status)),
         LogField::BytesIn => number(out, e.bytes_in),
@@ -184,10 +186,7 @@ fn value(field: LogField, e: &Entry, out: &mut Vec<u8>) {
         LogField::DurationHeadersMs => millis(out, e.duration_headers),
         LogField::DurationMs => millis(out, e.duration),
         LogField::AuthSubject => opt_string(out, e.auth_subject.as_deref()),
-        LogField::Client => match e.client_text.to_str() {
-            Ok(text) => string(out, text),
-            Err(_) => string(out, &e.client.to_string()),
-        },
+        LogField::Client => string(out, e.client_text.as_bytes()),
         LogField::Reason => opt_string(out, e.reason),
     }
 }
@@ -278,7 +277,7 @@ mod tests {
             text(|o| millis(o, std::time::Duration::from_micros(7))),
             "0.007"
         );
-        assert_eq!(text(|o| string(o, "/v1/users/7")), "\"/v1/users/7\"");
+        assert_eq!(text(|o| string(o, b"/v1/users/7")), "\"/v1/users/7\"");
         for hostile in [
             "a\"b",
             "back\\slash",
@@ -289,7 +288,7 @@ mod tests {
             "sixteen-bytes-ok\u{1}",
             "0123456789abcdef\\",
         ] {
-            let json = text(|o| string(o, hostile));
+            let json = text(|o| string(o, hostile.as_bytes()));
             let back: String = serde_json::from_str(&json).unwrap();
             assert_eq!(back, hostile, "{json}");
         }

@@ -3,7 +3,6 @@
 //! under `tracing.timeout`, through the gateway's resolver. One export at a time; spans that
 //! arrive meanwhile wait in the bounded queue or are dropped there, never on a request.
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use rampart_model::TracingConfig;
 use rampart_net::Resolver;
 use rampart_net::client::{HttpsClient, fetch, https_client};
-use serde_json::{Value as Json, json};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Span, Value};
@@ -90,23 +89,75 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Span>, exporter: Exporter) {
     }
 }
 
-fn attribute(key: &str, value: &Value) -> Json {
-    match value {
-        Value::Str(s) => json!({ "key": key, "value": { "stringValue": s } }),
-        // OTLP JSON writes 64-bit integers as strings.
-        Value::Int(i) => json!({ "key": key, "value": { "intValue": i.to_string() } }),
+/// A span as OTLP's JSON encoding spells it, written straight from the span (no
+/// intermediate JSON tree).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OtlpSpan<'a> {
+    trace_id: &'a str,
+    span_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<&'a str>,
+    name: &'a str,
+    kind: u8,
+    /// OTLP JSON writes 64-bit integers as strings.
+    start_time_unix_nano: String,
+    end_time_unix_nano: String,
+    attributes: Vec<Attribute<'a>>,
+    status: Status,
+}
+
+#[derive(Serialize)]
+struct Attribute<'a> {
+    key: &'a str,
+    value: AnyValue<'a>,
+}
+
+#[derive(Serialize)]
+enum AnyValue<'a> {
+    #[serde(rename = "stringValue")]
+    Str(&'a str),
+    #[serde(rename = "intValue")]
+    Int(String),
+}
+
+impl<'a> AnyValue<'a> {
+    fn of(value: &'a Value) -> AnyValue<'a> {
+        match value {
+            Value::Str(s) => AnyValue::Str(s),
+            Value::Int(i) => AnyValue::Int(i.to_string()),
+        }
     }
+}
+
+#[derive(Serialize)]
+struct Status {
+    /// STATUS_CODE_ERROR (2) or UNSET (0).
+    code: u8,
+}
+
+#[derive(Serialize)]
+struct Scope {
+    name: &'static str,
+    version: &'static str,
 }
 
 /// The start of an `ExportTraceServiceRequest` in OTLP's JSON encoding, up to its spans.
 fn open_request(out: &mut Vec<u8>, service: &str) {
-    let resource =
-        json!({ "attributes": [attribute("service.name", &Value::Str(service.to_owned()))] });
-    let scope = json!({ "name": "rampart", "version": env!("CARGO_PKG_VERSION") });
-    let _ = write!(
-        out,
-        "{{\"resourceSpans\":[{{\"resource\":{resource},\"scopeSpans\":[{{\"scope\":{scope},\"spans\":["
-    );
+    let resource = [Attribute {
+        key: "service.name",
+        value: AnyValue::Str(service),
+    }];
+    let scope = Scope {
+        name: "rampart",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":");
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &resource);
+    out.extend_from_slice(b"},\"scopeSpans\":[{\"scope\":");
+    let _ = serde_json::to_writer(&mut *out, &scope);
+    out.extend_from_slice(b",\"spans\":[");
 }
 
 fn close_request(out: &mut Vec<u8>) {
@@ -117,25 +168,41 @@ fn push_span(out: &mut Vec<u8>, s: &Span, first: bool) {
     if !first {
         out.push(b',');
     }
-    let _ = serde_json::to_writer(&mut *out, &span(s));
+    let mut trace_id = [0u8; 32];
+    let mut span_id = [0u8; 16];
+    let mut parent_id = [0u8; 16];
+    let _ = hex::encode_to_slice(s.trace_id, &mut trace_id);
+    let _ = hex::encode_to_slice(s.span_id, &mut span_id);
+    let parent = s.parent_id.map(|p| {
+        let _ = hex::encode_to_slice(p, &mut parent_id);
+        ascii(&parent_id)
+    });
+    let span = OtlpSpan {
+        trace_id: ascii(&trace_id),
+        span_id: ascii(&span_id),
+        parent_span_id: parent,
+        name: &s.name,
+        kind: s.kind as u8,
+        start_time_unix_nano: s.start_ns.to_string(),
+        end_time_unix_nano: s.end_ns.to_string(),
+        attributes: s
+            .attributes
+            .iter()
+            .map(|(key, value)| Attribute {
+                key,
+                value: AnyValue::of(value),
+            })
+            .collect(),
+        status: Status {
+            code: if s.error { 2 } else { 0 },
+        },
+    };
+    let _ = serde_json::to_writer(&mut *out, &span);
 }
 
-fn span(s: &Span) -> Json {
-    let mut span = json!({
-        "traceId": hex::encode(s.trace_id),
-        "spanId": hex::encode(s.span_id),
-        "name": s.name,
-        "kind": s.kind as u8,
-        "startTimeUnixNano": s.start_ns.to_string(),
-        "endTimeUnixNano": s.end_ns.to_string(),
-        "attributes": s.attributes.iter().map(|(k, v)| attribute(k, v)).collect::<Vec<_>>(),
-        // STATUS_CODE_ERROR (2) or UNSET (0).
-        "status": { "code": if s.error { 2 } else { 0 } },
-    });
-    if let Some(p) = s.parent_id {
-        span["parentSpanId"] = Json::String(hex::encode(p));
-    }
-    span
+/// Hex digits as text (they are ASCII).
+fn ascii(hex: &[u8]) -> &str {
+    std::str::from_utf8(hex).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -159,9 +226,16 @@ mod tests {
         let mut body = Vec::new();
         open_request(&mut body, "edge");
         push_span(&mut body, &one, true);
-        push_span(&mut body, &one, false);
+        let root = Span {
+            parent_id: None,
+            error: true,
+            name: "needs \"escaping\"".into(),
+            attributes: vec![("url.path", Value::Str("/a".into()))],
+            ..one.clone()
+        };
+        push_span(&mut body, &root, false);
         close_request(&mut body);
-        let doc: Json = serde_json::from_slice(&body).expect("valid JSON");
+        let doc: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
         let rs = &doc["resourceSpans"][0];
         assert_eq!(
             rs["resource"]["attributes"][0]["value"]["stringValue"],
@@ -173,5 +247,15 @@ mod tests {
         assert_eq!(spans[0]["parentSpanId"], "0303030303030303");
         assert_eq!(spans[0]["startTimeUnixNano"], "10");
         assert_eq!(spans[0]["attributes"][0]["value"]["intValue"], "200");
+        assert_eq!(spans[0]["kind"], 2);
+        assert_eq!(spans[0]["status"]["code"], 0);
+        assert_eq!(rs["scopeSpans"][0]["scope"]["name"], "rampart");
+        assert!(
+            spans[1].get("parentSpanId").is_none(),
+            "a root span has no parent"
+        );
+        assert_eq!(spans[1]["name"], "needs \"escaping\"");
+        assert_eq!(spans[1]["status"]["code"], 2);
+        assert_eq!(spans[1]["attributes"][0]["value"]["stringValue"], "/a");
     }
 }

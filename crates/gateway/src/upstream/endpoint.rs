@@ -20,6 +20,8 @@ pub struct Endpoint {
     /// The authority as a Host header: what requests without a Host and health probes carry.
     pub host_header: http::HeaderValue,
     pub label: String,
+    /// The host to resolve and connect to (and the TLS name when none is set).
+    pub host: String,
     inflight: AtomicU32,
     /// Verdict of active health checks (true when none are configured).
     healthy: AtomicBool,
@@ -45,11 +47,16 @@ impl Endpoint {
             .map_err(|e| format!("endpoint {label}: {e}"))?;
         let host_header = http::HeaderValue::from_str(authority.as_str())
             .map_err(|e| format!("endpoint {label}: {e}"))?;
+        let host = match &addr.host {
+            rampart_model::Host::Ip(ip) => ip.to_string(),
+            rampart_model::Host::Name(n) => n.clone(),
+        };
         healthy_gauge.set(1);
         Ok(Endpoint {
             addr,
             authority,
             host_header,
+            host,
             label,
             inflight: AtomicU32::new(0),
             healthy: AtomicBool::new(true),

@@ -32,13 +32,6 @@ pub type UpstreamBody = Either<conn::DrivenBody, hyper::body::Incoming>;
 const SPEAKS_HTTP1: u8 = 1;
 const SPEAKS_H2: u8 = 2;
 
-fn host_of(ep: &Endpoint) -> String {
-    match &ep.addr.host {
-        rampart_model::Host::Ip(ip) => ip.to_string(),
-        rampart_model::Host::Name(n) => n.clone(),
-    }
-}
-
 pub struct Upstream {
     pub config: UpstreamConfig,
     pub endpoints: Vec<Arc<Endpoint>>,
@@ -108,10 +101,10 @@ impl Upstream {
     }
 
     /// Sends a request to endpoint `index` on one of its pooled connections.
-    fn dialer<'a>(&'a self, ep: &'a Endpoint, host: &'a str) -> Dialer<'a> {
+    fn dialer<'a>(&'a self, ep: &'a Endpoint) -> Dialer<'a> {
         Dialer {
             resolver: &self.resolver,
-            host,
+            host: &ep.host,
             port: ep.addr.port,
             connect_timeout: self.config.connect_timeout,
             tls: self.tls.as_deref(),
@@ -126,8 +119,7 @@ impl Upstream {
         req: Request<ProxyBody>,
     ) -> Result<http::Response<UpstreamBody>, conn::SendError> {
         let ep = &self.endpoints[index];
-        let host = host_of(ep);
-        let dialer = self.dialer(ep, &host);
+        let dialer = self.dialer(ep);
         let h2 = match (self.config.protocol, &self.tls) {
             (UpstreamProtocol::Http1, _) | (UpstreamProtocol::Auto, None) => false,
             (UpstreamProtocol::H2, _) => true,
@@ -197,8 +189,7 @@ impl Upstream {
         req: Request<ProxyBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, conn::SendError> {
         let ep = &self.endpoints[index];
-        let host = host_of(ep);
-        conn::send_upgrade(&self.dialer(ep, &host), deadline, req).await
+        conn::send_upgrade(&self.dialer(ep), deadline, req).await
     }
 
     /// Records a request's outcome for passive outlier detection.
