@@ -202,14 +202,13 @@ async fn serve_connection(
         state,
     };
     match acceptor {
-        None => {
-            conn.serve(TokioIo::new(io), &limits, watchdog, &mut stop)
-                .await
-        }
+        // Each protocol's connection boxed on its own: a plain connection does not carry
+        // room for a TLS session's state, nor a TLS one for the handshake's.
+        None => Box::pin(conn.serve(TokioIo::new(io), &limits, watchdog, &mut stop)).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 biased;
-                tls = acceptor.accept(io) => tls,
+                tls = Box::pin(acceptor.accept(io)) => tls,
                 expired = watchdog.as_mut() => {
                     conn.expired(expired);
                     return;
@@ -217,8 +216,7 @@ async fn serve_connection(
             };
             match handshake {
                 Ok(tls) => {
-                    conn.serve(TokioIo::new(tls), &limits, watchdog, &mut stop)
-                        .await
+                    Box::pin(conn.serve(TokioIo::new(tls), &limits, watchdog, &mut stop)).await
                 }
                 Err(e) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
             }
@@ -300,10 +298,13 @@ impl Conn {
                 let token = state.request_started(req.version() == Version::HTTP_2);
                 let shared = shared.clone();
                 let info = info.clone();
-                async move {
+                // Boxed: hyper keeps the slot a request's future runs in for the connection's
+                // whole life, so unboxed every idle connection would hold a request's worth
+                // of state (~9 KiB) it is not using.
+                Box::pin(async move {
                     let resp = handle(&shared, &info, req).await;
                     Ok::<_, Infallible>(resp.map(|body| ClientBody::new(body, token)))
-                }
+                })
             })
         };
         let conn = builder

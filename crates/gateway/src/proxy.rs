@@ -296,7 +296,7 @@ async fn forward(
     let mut rate_state = None;
     if let Some(limiter) = route.rate_limit.as_ref().filter(|l| !l.after_auth()) {
         let key = limiter.key(req.headers(), conn.client.ip, None);
-        rate_state = Some(rate_limit(limiter, &key).await?);
+        rate_state = Some(Box::pin(rate_limit(limiter, &key)).await?);
     }
     let global = shared
         .global
@@ -352,9 +352,9 @@ async fn forward(
     auth::strip_identity(&mut parts.headers);
     if let Some(provider) = &route.auth {
         let child = trace.map(RequestTrace::child);
-        let outcome = provider
-            .authenticate(&parts.headers, &route.config.scopes)
-            .await;
+        // Boxed (like the rate limit and WebSocket paths): only routes that use it carry
+        // its state, not every request's future.
+        let outcome = Box::pin(provider.authenticate(&parts.headers, &route.config.scopes)).await;
         if let (Some(t), Some(child)) = (trace, child)
             && t.sampled
         {
@@ -383,7 +383,7 @@ async fn forward(
         }
         if let Some(limiter) = route.rate_limit.as_ref().filter(|l| l.after_auth()) {
             let key = limiter.key(&parts.headers, conn.client.ip, identity.subject.as_deref());
-            rate_state = Some(rate_limit(limiter, &key).await?);
+            rate_state = Some(Box::pin(rate_limit(limiter, &key)).await?);
         }
     }
     // The upstream sees the Host the route was chosen by (absent: the endpoint's authority,
@@ -422,7 +422,7 @@ async fn forward(
             _endpoint: None,
             _inflight: inflight,
         });
-        return crate::websocket::forward(
+        return Box::pin(crate::websocket::forward(
             up,
             handshake,
             request,
@@ -432,7 +432,7 @@ async fn forward(
             held,
             &conn.tunnel,
             &shared.metrics,
-        )
+        ))
         .await;
     }
     let retries = route.config.retries.attempts;

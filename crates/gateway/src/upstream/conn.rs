@@ -145,14 +145,16 @@ pub async fn send(
 ) -> Result<Response<DrivenBody>, SendError> {
     let mut pooled = match fresh.or_else(|| idle.take()) {
         Some(p) => p,
-        None => connect(dialer).await?,
+        // Boxed, here and below: dialing is the rare path (connections are reused), and
+        // unboxed its state would be part of every request's future.
+        None => Box::pin(connect(dialer)).await?,
     };
     let head = match exchange(&mut pooled, req).await {
         Ok(head) => head,
         // An idle connection the upstream had closed: the request was not sent; use a new one.
         Err(mut e) => match e.take_message() {
             Some(req) => {
-                pooled = connect(dialer).await?;
+                pooled = Box::pin(connect(dialer)).await?;
                 exchange(&mut pooled, req)
                     .await
                     .map_err(|e| SendError::Http(e.into_error()))?

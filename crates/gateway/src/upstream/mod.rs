@@ -126,26 +126,36 @@ impl Upstream {
             (UpstreamProtocol::Auto, Some(_)) => match ep.speaks.load(Ordering::Relaxed) {
                 SPEAKS_HTTP1 => false,
                 SPEAKS_H2 => true,
-                _ => {
-                    // The first connection learns what the endpoint speaks (ALPN).
-                    let (stream, h2) = dialer.dial(dial::Offer::Both).await?;
-                    ep.speaks
-                        .store(if h2 { SPEAKS_H2 } else { SPEAKS_HTTP1 }, Ordering::Relaxed);
-                    return if h2 {
-                        self.send_h2(ep, &dialer, Some(stream), req).await
-                    } else {
-                        let fresh = conn::handshake(stream).await?;
-                        conn::send(&ep.idle, &dialer, Some(fresh), req)
-                            .await
-                            .map(|r| r.map(Either::Left))
-                    };
-                }
+                _ => return Box::pin(self.send_first(ep, &dialer, req)).await,
             },
         };
+        // The other protocol's path is boxed: its state is not part of every request's
+        // future (a connection's request future lives as long as the request).
         if h2 {
-            self.send_h2(ep, &dialer, None, req).await
+            Box::pin(self.send_h2(ep, &dialer, None, req)).await
         } else {
             conn::send(&ep.idle, &dialer, None, req)
+                .await
+                .map(|r| r.map(Either::Left))
+        }
+    }
+
+    /// The first request to an `auto` endpoint over TLS: its connection learns what the
+    /// endpoint speaks (ALPN).
+    async fn send_first(
+        &self,
+        ep: &Endpoint,
+        dialer: &Dialer<'_>,
+        req: Request<ProxyBody>,
+    ) -> Result<http::Response<UpstreamBody>, conn::SendError> {
+        let (stream, h2) = dialer.dial(dial::Offer::Both).await?;
+        ep.speaks
+            .store(if h2 { SPEAKS_H2 } else { SPEAKS_HTTP1 }, Ordering::Relaxed);
+        if h2 {
+            self.send_h2(ep, dialer, Some(stream), req).await
+        } else {
+            let fresh = conn::handshake(stream).await?;
+            conn::send(&ep.idle, dialer, Some(fresh), req)
                 .await
                 .map(|r| r.map(Either::Left))
         }

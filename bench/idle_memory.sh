@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Memory per idle keep-alive connection: rampart against nginx, HTTP/1.1 and h2c.
+#
+#   bash bench/idle_memory.sh              # N=5000 connections per measure
+#   N=2000 BIN=path/to/rampart bash bench/idle_memory.sh   # another build, fewer connections
+#
+# For each proxy and protocol: the proxy's RSS before, then N connections opened one after
+# another, each served one request (so one upstream connection serves them all), then held
+# idle; the RSS growth divided by N is what one idle client connection costs. Each measure
+# starts a fresh proxy. nginx: one worker, its worker's RSS. Results in bench/out/idle/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-5000}
+OUT=bench/out/idle
+mkdir -p "$OUT"
+rm -f "$OUT"/*
+. bench/common.sh
+need_tools "nginx" "nginx-light"
+/usr/bin/python3 -c "import h2" 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-h2 >/dev/null; }
+if [ -z "${BIN:-}" ]; then build_release; fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+BACKEND=127.0.0.1:19600
+PROXY=127.0.0.1:19680
+NGINX_H1=127.0.0.1:19681
+NGINX_H2=127.0.0.1:19682
+
+taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" >"$OUT/backend.log" 2>&1 &
+PIDS+=($!)
+cat >"$OUT/rampart.yaml" <<YAML
+listeners: [{ name: public, address: "$PROXY" }]
+upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
+routes: [{ name: echo, upstream: echo, timeout: 10s }]
+limits: { max_connections: 30000, max_inflight: 30000, idle_timeout: 300s }
+YAML
+cat >"$OUT/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $PWD/$OUT/nginx.pid;
+error_log $PWD/$OUT/nginx-error.log warn;
+events { worker_connections 30000; }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  upstream echo { server $BACKEND; keepalive 256; }
+  server {
+    listen $NGINX_H1;
+    listen $NGINX_H2 http2;
+    location / {
+      proxy_pass http://echo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# measure NAME PID ADDR MODE: prints "NAME kib_per_connection served"
+measure() {
+  local name=$1 pid=$2 addr=$3 mode=$4 before after served holder
+  local ready=$OUT/$(echo "$name" | tr -c 'a-z0-9\n' '-').ready
+  # One request first, so that what every proxy sets up on its first request is in "before".
+  /usr/bin/python3 bench/idle_holder.py "$addr" 1 "$OUT/warm.ready" "$mode" & holder=$!
+  for _ in $(seq 1 100); do [ -s "$OUT/warm.ready" ] && break; sleep 0.1; done
+  kill "$holder"; wait "$holder" 2>/dev/null || true
+  sleep 1
+  before=$(rss_kb "$pid")
+  /usr/bin/python3 bench/idle_holder.py "$addr" "$N" "$ready" "$mode" & holder=$!
+  for _ in $(seq 1 600); do [ -s "$ready" ] && break; sleep 0.2; done
+  sleep 2
+  after=$(rss_kb "$pid")
+  served=$(cat "$ready" 2>/dev/null || echo 0)
+  kill "$holder"; wait "$holder" 2>/dev/null || true
+  python3 -c "print(f'| $name | $before | $after | {($after - $before) / $N:.2f} | $served |')"
+}
+
+start_rampart() {
+  RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$OUT/rampart.yaml" >>"$OUT/rampart.log" 2>&1 &
+  RAMPART_PID=$!
+  PIDS+=($RAMPART_PID)
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://$PROXY/fixed" && return; sleep 0.1; done
+  echo "rampart not answering"; exit 1
+}
+stop_rampart() { kill "$RAMPART_PID"; wait "$RAMPART_PID" 2>/dev/null || true; }
+start_nginx() {
+  taskset -c 0 nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT" 2>>"$OUT/nginx-error.log"
+  sleep 0.5
+  NGINX_WORKER=$(pgrep -P "$(cat "$OUT/nginx.pid")" | head -1)
+}
+stop_nginx() { kill "$(cat "$OUT/nginx.pid")"; sleep 1; }
+
+summary=$OUT/summary.md
+{
+  echo "| proxy, protocol | RSS before (KiB) | RSS with $N idle (KiB) | KiB per idle connection | served |"
+  echo "|---|---:|---:|---:|---:|"
+} >"$summary"
+# Not in a pipeline: the processes started here must stay this shell's, for cleanup.
+start_rampart; measure "rampart, HTTP/1.1" "$RAMPART_PID" "$PROXY" h1 >>"$summary"; stop_rampart
+start_rampart; measure "rampart, h2c" "$RAMPART_PID" "$PROXY" h2c >>"$summary"; stop_rampart
+start_nginx; measure "nginx, HTTP/1.1" "$NGINX_WORKER" "$NGINX_H1" h1 >>"$summary"; stop_nginx
+start_nginx; measure "nginx, h2c" "$NGINX_WORKER" "$NGINX_H2" h2c >>"$summary"; stop_nginx
+cat "$summary"
