@@ -6,8 +6,12 @@
 #
 # For each proxy and protocol: the proxy's RSS before, then N connections opened one after
 # another, each served one request (so one upstream connection serves them all), then held
-# idle; the RSS growth divided by N is what one idle client connection costs. Each measure
-# starts a fresh proxy. nginx: one worker, its worker's RSS. Results in bench/out/idle/.
+# idle; the RSS growth divided by N is what one idle client connection costs. Then N more,
+# held beside the first: their growth is the cost of one more idle connection once the
+# process holds the memory that serving them needed on the way (an allocator keeps what was
+# freed; rampart frees an idle HTTP/1.1 connection's buffers a second after its last request).
+# Each measure starts a fresh proxy. nginx: one worker, its worker's RSS. Results in
+# bench/out/idle/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5000}
@@ -58,9 +62,17 @@ CONF
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# measure NAME PID ADDR MODE: prints "NAME kib_per_connection served"
+# hold ADDR N READY MODE: opens N idle connections (the holder stays running); waits for them.
+hold() {
+  /usr/bin/python3 bench/idle_holder.py "$1" "$2" "$3" "$4" & HOLDERS+=($!); PIDS+=($!)
+  for _ in $(seq 1 600); do [ -s "$3" ] && break; sleep 0.2; done
+  sleep 2
+}
+
+# measure NAME PID ADDR MODE: prints "| NAME | before | after N | per connection | after 2N |
+# per connection of the second N | served |"
 measure() {
-  local name=$1 pid=$2 addr=$3 mode=$4 before after served holder
+  local name=$1 pid=$2 addr=$3 mode=$4 before first second served holder
   local ready=$OUT/$(echo "$name" | tr -c 'a-z0-9\n' '-').ready
   # One request first, so that what every proxy sets up on its first request is in "before".
   /usr/bin/python3 bench/idle_holder.py "$addr" 1 "$OUT/warm.ready" "$mode" & holder=$!
@@ -68,13 +80,14 @@ measure() {
   kill "$holder"; wait "$holder" 2>/dev/null || true
   sleep 1
   before=$(rss_kb "$pid")
-  /usr/bin/python3 bench/idle_holder.py "$addr" "$N" "$ready" "$mode" & holder=$!
-  for _ in $(seq 1 600); do [ -s "$ready" ] && break; sleep 0.2; done
-  sleep 2
-  after=$(rss_kb "$pid")
-  served=$(cat "$ready" 2>/dev/null || echo 0)
-  kill "$holder"; wait "$holder" 2>/dev/null || true
-  python3 -c "print(f'| $name | $before | $after | {($after - $before) / $N:.2f} | $served |')"
+  HOLDERS=()
+  hold "$addr" "$N" "$ready.1" "$mode"
+  first=$(rss_kb "$pid")
+  hold "$addr" "$N" "$ready.2" "$mode"
+  second=$(rss_kb "$pid")
+  served=$(( $(cat "$ready.1" 2>/dev/null || echo 0) + $(cat "$ready.2" 2>/dev/null || echo 0) ))
+  kill "${HOLDERS[@]}"; wait "${HOLDERS[@]}" 2>/dev/null || true
+  python3 -c "print(f'| $name | $before | $first | {($first - $before) / $N:.2f} | $second | {($second - $first) / $N:.2f} | $served |')"
 }
 
 start_rampart() {
@@ -94,8 +107,8 @@ stop_nginx() { kill "$(cat "$OUT/nginx.pid")"; sleep 1; }
 
 summary=$OUT/summary.md
 {
-  echo "| proxy, protocol | RSS before (KiB) | RSS with $N idle (KiB) | KiB per idle connection | served |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| proxy, protocol | RSS before (KiB) | with $N idle (KiB) | KiB per idle connection | with $((2 * N)) idle (KiB) | KiB per idle connection, second $N | served |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
 } >"$summary"
 # Not in a pipeline: the processes started here must stay this shell's, for cleanup.
 start_rampart; measure "rampart, HTTP/1.1" "$RAMPART_PID" "$PROXY" h1 >>"$summary"; stop_rampart

@@ -111,6 +111,9 @@ pub struct ConnState {
     head_started: AtomicU64,
     write_blocked: AtomicU64,
     http2: AtomicBool,
+    /// Set while an idle HTTP/1.1 connection's protocol state is being dropped (parked): its
+    /// socket stays open, so the protocol's shutdown does not reach it.
+    parking: AtomicBool,
     /// One slot per response in flight: since when it waits for the protocol to ask for more.
     /// A slot only the connection holds is free for the next request.
     responses: Mutex<Vec<Arc<AtomicU64>>>,
@@ -126,6 +129,7 @@ impl ConnState {
             head_started: AtomicU64::new(NONE),
             write_blocked: AtomicU64::new(NONE),
             http2: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
             responses: Mutex::new(Vec::new()),
         })
     }
@@ -136,6 +140,24 @@ impl ConnState {
 
     fn responses(&self) -> std::sync::MutexGuard<'_, Vec<Arc<AtomicU64>>> {
         self.responses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the connection may be parked: requests were served, none is in flight and no
+    /// byte of a next one has arrived.
+    pub fn parkable(&self) -> bool {
+        self.requests.load(Ordering::Relaxed) > 0
+            && self.inflight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Relaxed) == NONE
+    }
+
+    /// How many requests the connection has started.
+    pub fn served(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// While set, shutting the connection's output down is skipped (see `parking`).
+    pub fn set_parking(&self, parking: bool) {
+        self.parking.store(parking, Ordering::Release);
     }
 
     /// A request's head is complete and the request is being served.
@@ -303,6 +325,10 @@ impl<IO> Watched<IO> {
     pub fn new(io: IO, state: Arc<ConnState>) -> Watched<IO> {
         Watched { io, state }
     }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
 }
 
 impl<IO: AsyncRead> AsyncRead for Watched<IO> {
@@ -338,7 +364,12 @@ impl<IO: AsyncWrite> AsyncWrite for Watched<IO> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
+        let this = self.project();
+        if this.state.parking.load(Ordering::Acquire) {
+            // The protocol ends, the connection stays (parked).
+            return Poll::Ready(Ok(()));
+        }
+        this.io.poll_shutdown(cx)
     }
 
     fn poll_write_vectored(

@@ -27,6 +27,7 @@ pub mod proxy;
 pub mod rate_limit;
 pub mod response;
 pub mod retry;
+pub mod rewind;
 pub mod route;
 pub mod router;
 pub mod sharded_lru;

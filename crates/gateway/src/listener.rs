@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::client_conn::{ClientBody, ConnState, Deadlines, Expired, Watchdog, Watched};
 use crate::forward::Client;
 use crate::proxy::{ConnInfo, handle};
+use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
 
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
@@ -37,6 +38,21 @@ mod h2_limits {
 
 /// How long a connection told to close (idle GOAWAY, drain) may take to finish on its own.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A request's future, boxed (see `Conn::service`).
+type RequestFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<
+                    http::Response<ClientBody<crate::response::ResponseBody>>,
+                    Infallible,
+                >,
+            > + Send,
+    >,
+>;
+
+/// How long an HTTP/1.1 connection stays idle before it is parked (its protocol state dropped).
+const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// What a listener tells its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +220,7 @@ async fn serve_connection(
     match acceptor {
         // Each protocol's connection boxed on its own: a plain connection does not carry
         // room for a TLS session's state, nor a TLS one for the handshake's.
-        None => Box::pin(conn.serve(TokioIo::new(io), &limits, watchdog, &mut stop)).await,
+        None => Box::pin(conn.serve_plain(io, &limits, watchdog, &mut stop)).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 biased;
@@ -263,6 +279,185 @@ impl Conn {
 
     /// Serves HTTP until the connection ends, a deadline passes or the listener aborts it.
     /// An idle connection and a draining listener close gracefully (HTTP/2: GOAWAY).
+    /// A plain connection: HTTP/2 by prior knowledge, or HTTP/1.1 parked when idle.
+    async fn serve_plain(
+        self,
+        mut io: Watched<TcpStream>,
+        limits: &rampart_model::LimitsConfig,
+        mut watchdog: std::pin::Pin<&mut Watchdog>,
+        stop: &mut watch::Receiver<Stop>,
+    ) {
+        let detected = tokio::select! {
+            biased;
+            read = read_preface(&mut io) => read,
+            expired = watchdog.as_mut() => {
+                self.expired(expired);
+                return;
+            }
+            _ = stop.changed() => return,
+        };
+        // Each boxed on its own: a parked HTTP/1.1 connection does not carry room for an
+        // HTTP/2 connection's state.
+        match detected {
+            Ok((true, pre)) => {
+                let io = TokioIo::new(Rewind::new(io, pre));
+                Box::pin(self.serve(io, limits, watchdog, stop)).await
+            }
+            Ok((false, pre)) => Box::pin(self.serve_http1(io, pre, limits, watchdog, stop)).await,
+            Err(e) => {
+                tracing::debug!(remote = %self.info.remote, error = %e, "connection ended before a request")
+            }
+        }
+    }
+
+    /// HTTP/1.1 on a plain connection. Once idle for [`PARK_AFTER`] the connection is parked:
+    /// the protocol's state (hyper's read and write buffers, 16 KiB) is dropped and only the
+    /// socket kept until the next request's bytes arrive, when a new protocol state takes the
+    /// connection over (with any bytes the old one had read).
+    async fn serve_http1(
+        &self,
+        mut io: Watched<TcpStream>,
+        mut pre: bytes::Bytes,
+        limits: &rampart_model::LimitsConfig,
+        mut watchdog: std::pin::Pin<&mut Watchdog>,
+        stop: &mut watch::Receiver<Stop>,
+    ) {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_bytes.max(8192) as usize);
+        loop {
+            let io_in = TokioIo::new(Rewind::new(io, pre));
+            let mut conn = Box::new(
+                builder
+                    .serve_connection(io_in, self.service())
+                    .with_upgrades(),
+            );
+            let mut park_check = Box::pin(tokio::time::sleep(PARK_AFTER));
+            // While parking: how many requests the connection had started.
+            let mut parking: Option<u64> = None;
+            let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+            let mut draining = false;
+            let ended = loop {
+                tokio::select! {
+                    biased;
+                    result = std::pin::Pin::new(&mut *conn) => break result,
+                    expired = watchdog.as_mut(), if grace.is_none() => {
+                        self.expired(expired);
+                        if expired != Expired::Idle {
+                            return;
+                        }
+                        parking = None;
+                        self.state.set_parking(false);
+                        std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                        grace = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+                    }
+                    () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => return,
+                    () = park_check.as_mut(), if parking.is_none() && grace.is_none() && !draining => {
+                        if self.state.parkable() {
+                            parking = Some(self.state.served());
+                            self.state.set_parking(true);
+                            std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                        } else {
+                            park_check.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
+                        }
+                    }
+                    changed = stop.changed() => match (changed, *stop.borrow()) {
+                        (Ok(()), Stop::Run) => {}
+                        (Ok(()), Stop::Drain) => {
+                            if !draining {
+                                draining = true;
+                                parking = None;
+                                self.state.set_parking(false);
+                                std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                            }
+                        }
+                        (Ok(()), Stop::Abort) | (Err(_), _) => return,
+                    },
+                }
+            };
+            self.state.set_parking(false);
+            // Parked only when the protocol ended because of it and served nothing meanwhile
+            // (a request that slipped in was answered with `Connection: close`).
+            let parked = parking.filter(|&n| ended.is_ok() && n == self.state.served());
+            if parked.is_none() {
+                if let Err(e) = ended {
+                    tracing::debug!(remote = %self.info.remote, error = %e, "connection ended with an error");
+                }
+                self.tunnel(stop).await;
+                return;
+            }
+            // In a block of its own: hyper's parts (its read buffer among them) are gone
+            // before the connection waits parked.
+            (io, pre) = {
+                let Some(parts) = conn.into_parts() else {
+                    return;
+                };
+                let (watched, unread) = parts.io.into_inner().into_inner();
+                // Copied: what hyper gives back is a view of its whole read buffer, which
+                // would stay allocated for as long as the view lives.
+                let pre = if parts.read_buf.is_empty() && unread.is_empty() {
+                    bytes::Bytes::new()
+                } else {
+                    [parts.read_buf, unread].concat().into()
+                };
+                (watched, pre)
+            };
+            self.shared.metrics.connection_parked();
+            if !pre.is_empty() {
+                continue;
+            }
+            // Parked: wait for the next request's first bytes, a deadline or the stop.
+            loop {
+                tokio::select! {
+                    biased;
+                    ready = io.get_ref().readable() => match ready {
+                        Ok(()) => break,
+                        Err(_) => return,
+                    },
+                    expired = watchdog.as_mut() => {
+                        self.expired(expired);
+                        return;
+                    }
+                    changed = stop.changed() => match (changed, *stop.borrow()) {
+                        (Ok(()), Stop::Run) => {}
+                        _ => return,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The service that runs each request of this connection.
+    fn service(
+        &self,
+    ) -> impl hyper::service::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<ClientBody<crate::response::ResponseBody>>,
+        Error = Infallible,
+        Future = RequestFuture,
+    > + Clone
+    + Send
+    + 'static {
+        let shared = self.shared.clone();
+        let state = self.state.clone();
+        let info = self.info.clone();
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let token = state.request_started(req.version() == Version::HTTP_2);
+            let shared = shared.clone();
+            let info = info.clone();
+            // Boxed: hyper keeps the slot a request's future runs in for the connection's
+            // whole life, so unboxed every idle connection would hold a request's worth
+            // of state it is not using.
+            let fut: RequestFuture = Box::pin(async move {
+                let resp = handle(&shared, &info, req).await;
+                Ok(resp.map(|body| ClientBody::new(body, token)))
+            });
+            fut
+        })
+    }
+
     async fn serve<IO>(
         self,
         io: TokioIo<IO>,
@@ -290,23 +485,7 @@ impl Conn {
             .max_send_buf_size(h2_limits::MAX_SEND_BUF_SIZE)
             // RFC 8441: WebSockets over HTTP/2 (extended CONNECT).
             .enable_connect_protocol();
-        let service = {
-            let shared = self.shared.clone();
-            let state = self.state.clone();
-            let info = self.info.clone();
-            service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let token = state.request_started(req.version() == Version::HTTP_2);
-                let shared = shared.clone();
-                let info = info.clone();
-                // Boxed: hyper keeps the slot a request's future runs in for the connection's
-                // whole life, so unboxed every idle connection would hold a request's worth
-                // of state (~9 KiB) it is not using.
-                Box::pin(async move {
-                    let resp = handle(&shared, &info, req).await;
-                    Ok::<_, Infallible>(resp.map(|body| ClientBody::new(body, token)))
-                })
-            })
-        };
+        let service = self.service();
         let conn = builder
             .serve_connection_with_upgrades(io, service)
             .into_owned();

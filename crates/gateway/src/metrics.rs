@@ -42,6 +42,7 @@ struct Inner {
     reloads: Family<Labels, Counter>,
     connections: Gauge,
     connections_total: Counter,
+    connections_parked: Counter,
     deadlines: Family<Labels, Counter>,
     probes: Family<Labels, Counter>,
     request_body_stalls: Counter,
@@ -149,6 +150,7 @@ impl Metrics {
             reloads: Family::default(),
             connections: Gauge::default(),
             connections_total: Counter::default(),
+            connections_parked: Counter::default(),
             deadlines: Family::default(),
             probes: Family::default(),
             request_body_stalls: Counter::default(),
@@ -224,6 +226,12 @@ impl Metrics {
             "connections_accepted",
             "Client connections accepted",
             inner.connections_total.clone(),
+        );
+        r.register(
+            "connections_parked",
+            "Idle HTTP/1.1 client connections parked: their protocol state (buffers) dropped \
+             until the next request's bytes arrive",
+            inner.connections_parked.clone(),
         );
         r.register(
             "deadlines_expired",
@@ -520,6 +528,10 @@ impl Metrics {
 
     pub fn connection_accepted(&self) {
         self.inner.connections_total.inc();
+    }
+
+    pub fn connection_parked(&self) {
+        self.inner.connections_parked.inc();
     }
 
     /// The Prometheus text exposition.

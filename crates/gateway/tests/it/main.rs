@@ -16,6 +16,7 @@ mod dns;
 mod forwarding;
 mod grpc;
 mod hostile;
+mod parking;
 mod proxy_semantics;
 mod rate_limits;
 mod reload;
