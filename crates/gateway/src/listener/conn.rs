@@ -1,19 +1,18 @@
-//! Client listeners: accept with a connection limit, TLS with ALPN, HTTP/1.1 and HTTP/2
-//! (h2c by prior knowledge) on one port, client-side deadlines on every connection
-//! (`client_conn`), graceful drain when stopped.
+//! One client connection: TLS or not, HTTP/2's preface or HTTP/1.1, served by hyper under the
+//! connection's deadlines (`client_conn`); an idle HTTP/1.1 connection is parked (its protocol
+//! state dropped, the socket kept) until its next request's bytes arrive.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
 use http::Version;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rampart_model::ListenerConfig;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
@@ -22,7 +21,6 @@ use crate::forward::Client;
 use crate::proxy::{ConnInfo, handle};
 use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
-
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
 mod h2_limits {
     /// Streams a client may have open at once on one connection.
@@ -37,7 +35,7 @@ mod h2_limits {
 }
 
 /// How long a connection told to close (idle GOAWAY, drain) may take to finish on its own.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A request's future, boxed (see `Conn::service`).
 type RequestFuture = std::pin::Pin<
@@ -56,7 +54,7 @@ const PARK_AFTER: Duration = Duration::from_secs(1);
 
 /// What a listener tells its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
+pub(super) enum Stop {
     Run,
     /// Finish the requests in flight, take no new ones.
     Drain,
@@ -64,127 +62,7 @@ enum Stop {
     Abort,
 }
 
-pub struct RunningListener {
-    pub local_addr: SocketAddr,
-    /// Swapped on reload so certificate rotation needs no rebind.
-    pub tls: Arc<ArcSwapOption<TlsAcceptor>>,
-    /// The listener as configured (address as written, before the OS picked a port for `:0`),
-    /// swapped on reload: new connections take its trusted proxies and path options.
-    settings: Arc<ArcSwap<ListenerConfig>>,
-    stop: Arc<watch::Sender<Stop>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningListener {
-    pub async fn bind(
-        config: &ListenerConfig,
-        tls: Option<TlsAcceptor>,
-        shared: Arc<Shared>,
-        drain: Duration,
-    ) -> Result<RunningListener, String> {
-        let listener = TcpListener::bind(config.address)
-            .await
-            .map_err(|e| format!("listener {}: binding {}: {e}", config.name, config.address))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| format!("listener {}: {e}", config.name))?;
-        let tls = Arc::new(ArcSwapOption::from(tls.map(Arc::new)));
-        let settings = Arc::new(ArcSwap::from_pointee(config.clone()));
-        let stop = Arc::new(watch::channel(Stop::Run).0);
-        let accept = Accept {
-            listener,
-            tls: tls.clone(),
-            settings: settings.clone(),
-            shared,
-        };
-        let task = tokio::spawn(accept.run(stop.clone(), drain));
-        tracing::info!(listener = %config.name, address = %local_addr, tls = config.tls.is_some(), "listening");
-        Ok(RunningListener {
-            local_addr,
-            tls,
-            settings,
-            stop,
-            task,
-        })
-    }
-
-    /// The listener's current config.
-    pub fn config(&self) -> Arc<ListenerConfig> {
-        self.settings.load_full()
-    }
-
-    /// Replaces the config of a listener kept across a reload (same address and TLS or not).
-    pub fn reconfigure(&self, config: ListenerConfig) {
-        self.settings.store(Arc::new(config));
-    }
-
-    /// Stops accepting, lets open connections finish their requests (up to the drain time),
-    /// closes the rest, then returns.
-    pub async fn stop(self) {
-        self.stop.send_replace(Stop::Drain);
-        let _ = self.task.await;
-    }
-}
-
-struct Accept {
-    listener: TcpListener,
-    tls: Arc<ArcSwapOption<TlsAcceptor>>,
-    settings: Arc<ArcSwap<ListenerConfig>>,
-    shared: Arc<Shared>,
-}
-
-impl Accept {
-    async fn run(self, stop: Arc<watch::Sender<Stop>>, drain: Duration) {
-        let mut stopping = stop.subscribe();
-        loop {
-            tokio::select! {
-                accepted = self.listener.accept() => {
-                    let (stream, remote) = match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            // Typically EMFILE: back off briefly instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    };
-                    self.spawn(stream, remote, stop.subscribe());
-                }
-                _ = stopping.changed() => break,
-            }
-        }
-        drop(self.listener);
-        drop(stopping);
-        // Every connection holds a receiver: closed() is "all connections are done".
-        if tokio::time::timeout(drain, stop.closed()).await.is_err() {
-            tracing::warn!(?drain, "drain time over; closing remaining connections");
-            stop.send_replace(Stop::Abort);
-            let _ = tokio::time::timeout(CLOSE_GRACE, stop.closed()).await;
-        }
-    }
-
-    fn spawn(&self, stream: TcpStream, remote: SocketAddr, stop: watch::Receiver<Stop>) {
-        let shared = &self.shared;
-        let Some(permit) = shared.connections.try_acquire() else {
-            shared.metrics.shed("connections");
-            drop(stream);
-            return;
-        };
-        shared.metrics.connection_accepted();
-        let shared = shared.clone();
-        let acceptor = self.tls.load_full();
-        let listener = self.settings.load_full();
-        tokio::spawn(async move {
-            let gauge = shared.metrics.connections().clone();
-            gauge.inc();
-            serve_connection(stream, remote, acceptor, listener, shared, stop).await;
-            gauge.dec();
-            drop(permit);
-        });
-    }
-}
-
-async fn serve_connection(
+pub(super) async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
     acceptor: Option<Arc<TlsAcceptor>>,

@@ -1,0 +1,141 @@
+//! Client listeners: accept with a connection limit, TLS with ALPN, HTTP/1.1 and HTTP/2
+//! (h2c by prior knowledge) on one port, client-side deadlines on every connection
+//! (`client_conn`), graceful drain when stopped.
+//!
+//! `conn.rs` serves one connection: protocol detection, HTTP/1.1 with idle connections parked,
+//! HTTP/2, the deadlines and the drain.
+
+mod conn;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use rampart_model::ListenerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::shared::Shared;
+use conn::{CLOSE_GRACE, Stop, serve_connection};
+
+pub struct RunningListener {
+    pub local_addr: SocketAddr,
+    /// Swapped on reload so certificate rotation needs no rebind.
+    pub tls: Arc<ArcSwapOption<TlsAcceptor>>,
+    /// The listener as configured (address as written, before the OS picked a port for `:0`),
+    /// swapped on reload: new connections take its trusted proxies and path options.
+    settings: Arc<ArcSwap<ListenerConfig>>,
+    stop: Arc<watch::Sender<Stop>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningListener {
+    pub async fn bind(
+        config: &ListenerConfig,
+        tls: Option<TlsAcceptor>,
+        shared: Arc<Shared>,
+        drain: Duration,
+    ) -> Result<RunningListener, String> {
+        let listener = TcpListener::bind(config.address)
+            .await
+            .map_err(|e| format!("listener {}: binding {}: {e}", config.name, config.address))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| format!("listener {}: {e}", config.name))?;
+        let tls = Arc::new(ArcSwapOption::from(tls.map(Arc::new)));
+        let settings = Arc::new(ArcSwap::from_pointee(config.clone()));
+        let stop = Arc::new(watch::channel(Stop::Run).0);
+        let accept = Accept {
+            listener,
+            tls: tls.clone(),
+            settings: settings.clone(),
+            shared,
+        };
+        let task = tokio::spawn(accept.run(stop.clone(), drain));
+        tracing::info!(listener = %config.name, address = %local_addr, tls = config.tls.is_some(), "listening");
+        Ok(RunningListener {
+            local_addr,
+            tls,
+            settings,
+            stop,
+            task,
+        })
+    }
+
+    /// The listener's current config.
+    pub fn config(&self) -> Arc<ListenerConfig> {
+        self.settings.load_full()
+    }
+
+    /// Replaces the config of a listener kept across a reload (same address and TLS or not).
+    pub fn reconfigure(&self, config: ListenerConfig) {
+        self.settings.store(Arc::new(config));
+    }
+
+    /// Stops accepting, lets open connections finish their requests (up to the drain time),
+    /// closes the rest, then returns.
+    pub async fn stop(self) {
+        self.stop.send_replace(Stop::Drain);
+        let _ = self.task.await;
+    }
+}
+
+struct Accept {
+    listener: TcpListener,
+    tls: Arc<ArcSwapOption<TlsAcceptor>>,
+    settings: Arc<ArcSwap<ListenerConfig>>,
+    shared: Arc<Shared>,
+}
+
+impl Accept {
+    async fn run(self, stop: Arc<watch::Sender<Stop>>, drain: Duration) {
+        let mut stopping = stop.subscribe();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // Typically EMFILE: back off briefly instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    self.spawn(stream, remote, stop.subscribe());
+                }
+                _ = stopping.changed() => break,
+            }
+        }
+        drop(self.listener);
+        drop(stopping);
+        // Every connection holds a receiver: closed() is "all connections are done".
+        if tokio::time::timeout(drain, stop.closed()).await.is_err() {
+            tracing::warn!(?drain, "drain time over; closing remaining connections");
+            stop.send_replace(Stop::Abort);
+            let _ = tokio::time::timeout(CLOSE_GRACE, stop.closed()).await;
+        }
+    }
+
+    fn spawn(&self, stream: TcpStream, remote: SocketAddr, stop: watch::Receiver<Stop>) {
+        let shared = &self.shared;
+        let Some(permit) = shared.connections.try_acquire() else {
+            shared.metrics.shed("connections");
+            drop(stream);
+            return;
+        };
+        shared.metrics.connection_accepted();
+        let shared = shared.clone();
+        let acceptor = self.tls.load_full();
+        let listener = self.settings.load_full();
+        tokio::spawn(async move {
+            let gauge = shared.metrics.connections().clone();
+            gauge.inc();
+            serve_connection(stream, remote, acceptor, listener, shared, stop).await;
+            gauge.dec();
+            drop(permit);
+        });
+    }
+}
