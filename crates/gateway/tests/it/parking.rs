@@ -69,8 +69,8 @@ async fn parked_reaches(gw: &rampart_gateway::Gateway, n: f64) {
     assert!(reached, "the connection was parked ({n})");
 }
 
-#[tokio::test]
-async fn idle_connections_are_parked_and_serve_their_next_requests_whole_in_pieces_and_pipelined() {
+/// A gateway in front of Python's http.server with `limits`, and a raw connection to it.
+async fn gateway_and_connection(limits: &str) -> (Peer, rampart_gateway::Gateway, Responses) {
     let python = Peer::python_server("path_echo.py", &[])
         .await
         .expect("python backend");
@@ -79,17 +79,24 @@ async fn idle_connections_are_parked_and_serve_their_next_requests_whole_in_piec
         r#"
 listeners: [{{ name: public, address: "127.0.0.1:0" }}]
 admin: {{ address: "127.0.0.1:0" }}
-limits: {{ header_timeout: 2s, idle_timeout: 6s }}
+limits: {limits}
 upstreams: [{{ name: python, endpoints: ["{py}"] }}]
 routes: [{{ name: all, upstream: python }}]
 "#
     ))
     .await;
     let addr = gw.listener_addr("public").await.expect("listener");
-    let mut conn = Responses {
+    let conn = Responses {
         stream: TcpStream::connect(addr).await.expect("connect"),
         buf: Vec::new(),
     };
+    (python, gw, conn)
+}
+
+#[tokio::test]
+async fn idle_connections_are_parked_and_serve_their_next_requests_whole_in_pieces_and_pipelined() {
+    let (_python, gw, mut conn) =
+        gateway_and_connection("{ header_timeout: 2s, idle_timeout: 6s }").await;
 
     conn.send(&get("/first")).await;
     let (status, body) = conn.next().await.expect("first response");
@@ -127,25 +134,7 @@ routes: [{{ name: all, upstream: python }}]
 
 #[tokio::test]
 async fn a_parked_connection_still_ends_at_the_idle_deadline() {
-    let python = Peer::python_server("path_echo.py", &[])
-        .await
-        .expect("python backend");
-    let py = python.addr.expect("addr");
-    let gw = start(&format!(
-        r#"
-listeners: [{{ name: public, address: "127.0.0.1:0" }}]
-admin: {{ address: "127.0.0.1:0" }}
-limits: {{ idle_timeout: 3s }}
-upstreams: [{{ name: python, endpoints: ["{py}"] }}]
-routes: [{{ name: all, upstream: python }}]
-"#
-    ))
-    .await;
-    let addr = gw.listener_addr("public").await.expect("listener");
-    let mut conn = Responses {
-        stream: TcpStream::connect(addr).await.expect("connect"),
-        buf: Vec::new(),
-    };
+    let (_python, gw, mut conn) = gateway_and_connection("{ idle_timeout: 3s }").await;
     conn.send(&get("/once")).await;
     let started = Instant::now();
     assert_eq!(conn.next().await.map(|r| r.0), Some(200));
