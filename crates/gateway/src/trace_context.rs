@@ -22,15 +22,9 @@ impl TraceParent {
     /// `00-TRACE-SPAN-FLAGS` naming `span` as the parent.
     pub fn header(trace_id: &[u8; 16], span: &[u8; 8], sampled: bool) -> http::HeaderValue {
         let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        let hex = |bytes: &[u8], out: &mut [u8]| {
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
-            for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-                pair[0] = DIGITS[usize::from(b >> 4)];
-                pair[1] = DIGITS[usize::from(b & 15)];
-            }
-        };
-        hex(trace_id, &mut text[3..35]);
-        hex(span, &mut text[36..52]);
+        // The slices are exactly twice the ids' lengths: encoding cannot fail.
+        let _ = hex::encode_to_slice(trace_id, &mut text[3..35]);
+        let _ = hex::encode_to_slice(span, &mut text[36..52]);
         if sampled {
             text[54] = b'1';
         }

@@ -48,13 +48,7 @@ impl Format {
         }
         for (field, key) in &self.fields {
             out.extend_from_slice(key);
-            match field {
-                LogField::Time => {
-                    let ms = ms(e.time);
-                    time(&mut self.second, ms, out);
-                }
-                other => value(*other, e, out),
-            }
+            value(*field, e, &mut self.second, out);
         }
         out.push(b'}');
     }
@@ -157,9 +151,10 @@ fn three_digits(out: &mut Vec<u8>, n: u64) {
     ]);
 }
 
-fn value(field: LogField, e: &Entry, out: &mut Vec<u8>) {
+/// One field's value; `second` caches the time's formatted second across lines.
+fn value(field: LogField, e: &Entry, second: &mut (u64, String), out: &mut Vec<u8>) {
     match field {
-        LogField::Time => string(out, rampart_api::time::format_ms(ms(e.time)).as_bytes()),
+        LogField::Time => time(second, ms(e.time), out),
         LogField::RequestId => string(out, e.request_id.as_bytes()),
         LogField::TraceId => match &e.trace_id {
             Some(id) => hex_string(out, id),

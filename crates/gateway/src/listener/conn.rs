@@ -155,8 +155,6 @@ impl Conn {
         }
     }
 
-    /// Serves HTTP until the connection ends, a deadline passes or the listener aborts it.
-    /// An idle connection and a draining listener close gracefully (HTTP/2: GOAWAY).
     /// A plain connection: HTTP/2 by prior knowledge, or HTTP/1.1 parked when idle.
     async fn serve_plain(
         self,
@@ -189,7 +187,7 @@ impl Conn {
     }
 
     /// HTTP/1.1 on a plain connection. Once idle for [`PARK_AFTER`] the connection is parked:
-    /// the protocol's state (hyper's read and write buffers, 16 KiB) is dropped and only the
+    /// the protocol's state (hyper's read and write buffers, 24 KiB) is dropped and only the
     /// socket kept until the next request's bytes arrive, when a new protocol state takes the
     /// connection over (with any bytes the old one had read).
     async fn serve_http1(
@@ -201,8 +199,10 @@ impl Conn {
         stop: &mut watch::Receiver<Stop>,
     ) {
         let mut builder = hyper::server::conn::http1::Builder::new();
+        // The same settings as `serve`'s for HTTP/1.1 (TLS connections).
         builder
             .timer(TokioTimer::new())
+            // The watchdog owns the head deadline (hyper's would also cut idle keep-alives).
             .header_read_timeout(None)
             .max_buf_size(limits.max_header_bytes.max(8192) as usize);
         loop {
@@ -336,6 +336,8 @@ impl Conn {
         })
     }
 
+    /// Serves HTTP until the connection ends, a deadline passes or the listener aborts it.
+    /// An idle connection and a draining listener close gracefully (HTTP/2: GOAWAY).
     async fn serve<IO>(
         self,
         io: TokioIo<IO>,
