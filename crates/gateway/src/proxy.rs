@@ -88,7 +88,7 @@ pub async fn handle(
             Some(t) => Some(t.trace_id),
             None => crate::trace_context::trace_id(req.headers()),
         };
-        Box::new(Pending::new(l, start, entry(conn, &req, &id, trace_id)))
+        Box::new(Pending::new(l, entry(conn, &req, &id, trace_id, start)))
     });
     let method = trace
         .as_ref()
@@ -105,13 +105,14 @@ pub async fn handle(
     )
     .await;
     let status = resp.status().as_u16();
+    let to_headers = start.elapsed();
     let metrics = route.as_ref().map_or(&snapshot.unmatched, |r| &r.metrics);
     if probe {
         shared
             .metrics
             .probe(route.as_ref().map_or("", |r| &r.config.name), status);
     } else {
-        metrics.observe(status, start.elapsed());
+        metrics.observe(status, to_headers);
     }
     if let (Some(t), Some(method)) = (trace.as_mut(), method) {
         let route_name = route.as_ref().map_or("", |r| r.config.name.as_str());
@@ -127,7 +128,7 @@ pub async fn handle(
     }
     if let Some(entry) = log.as_mut().and_then(|l| l.entry()) {
         entry.status = status;
-        entry.duration_headers = start.elapsed();
+        entry.duration_headers = to_headers;
         entry.route = route;
     }
     resp.map(|body| body.observed(log, trace))
@@ -139,9 +140,10 @@ fn entry(
     req: &Request<Incoming>,
     id: &HeaderValue,
     trace_id: Option<[u8; 16]>,
+    started: Instant,
 ) -> Entry {
     Entry {
-        time: std::time::SystemTime::now(),
+        started,
         request_id: id.clone(),
         trace_id,
         listener: conn.listener.clone(),

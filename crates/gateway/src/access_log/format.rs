@@ -10,63 +10,93 @@ use super::Entry;
 
 pub(super) struct Format {
     format: LogFormat,
-    /// Each field with what goes before its value: `{"time":`, `,"route":`…
-    fields: Vec<(LogField, Box<[u8]>)>,
-    /// The last second formatted (`2026-11-30T05:09:10`), reused while lines share it.
+    /// A JSON line as constant bytes each followed by a field's value: `{"time":"`, then the
+    /// time, then `","request_id":"`… The quotes around a value that is always a string are
+    /// part of the constant bytes, so that each field costs two copies at most.
+    steps: Vec<(Box<[u8]>, LogField)>,
+    /// What ends the line: the last value's closing quote if it has one, `}` and the newline.
+    end: Box<[u8]>,
+    /// The last second formatted with the dot after it (`2026-11-30T05:09:10.`), reused
+    /// while lines share it.
     second: (u64, String),
+}
+
+/// Whether a field's value is always a JSON string (never `null`): its quotes are written with
+/// the keys.
+fn always_string(field: LogField) -> bool {
+    matches!(
+        field,
+        LogField::Time
+            | LogField::RequestId
+            | LogField::Listener
+            | LogField::Method
+            | LogField::Client
+    )
 }
 
 impl Format {
     pub(super) fn new(config: &AccessLogConfig) -> Format {
+        let mut steps = Vec::with_capacity(config.fields.len());
+        let mut before = b"{".to_vec();
+        for (i, field) in config.fields.iter().enumerate() {
+            if i > 0 {
+                before.push(b',');
+            }
+            before.extend_from_slice(format!("\"{}\":", field.name()).as_bytes());
+            if always_string(*field) {
+                before.push(b'"');
+            }
+            steps.push((std::mem::take(&mut before).into(), *field));
+            if always_string(*field) {
+                before.push(b'"');
+            }
+        }
+        if config.fields.is_empty() {
+            before.push(b'{');
+        }
+        before.extend_from_slice(b"}\n");
         Format {
             format: config.format,
-            fields: config
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let open = if i == 0 { "{" } else { "," };
-                    (*f, format!("{open}\"{}\":", f.name()).into_bytes().into())
-                })
-                .collect(),
+            steps,
+            end: before.into(),
             second: (u64::MAX, String::new()),
         }
     }
 
     /// Appends one line, newline included.
-    pub(super) fn line(&mut self, e: &Entry, out: &mut Vec<u8>) {
+    pub(super) fn line(&mut self, e: &Entry, time: SystemTime, out: &mut Vec<u8>) {
         match self.format {
-            LogFormat::Json => self.json(e, out),
-            LogFormat::Clf => clf(e, out),
+            LogFormat::Json => {
+                for (before, field) in &self.steps {
+                    out.extend_from_slice(before);
+                    value(*field, e, time, &mut self.second, out);
+                }
+                out.extend_from_slice(&self.end);
+            }
+            LogFormat::Clf => {
+                clf(e, time, out);
+                out.push(b'\n');
+            }
         }
-        out.push(b'\n');
-    }
-
-    fn json(&mut self, e: &Entry, out: &mut Vec<u8>) {
-        if self.fields.is_empty() {
-            out.push(b'{');
-        }
-        for (field, key) in &self.fields {
-            out.extend_from_slice(key);
-            value(*field, e, &mut self.second, out);
-        }
-        out.push(b'}');
     }
 }
 
-/// `"2026-11-30T05:09:10.123Z"`: the second formatted once (in `second`), the milliseconds
-/// each line.
+/// `2026-11-30T05:09:10.123Z` (the quotes are the caller's): the second formatted once (in
+/// `second`), the milliseconds each line.
 fn time(second: &mut (u64, String), ms: u64, out: &mut Vec<u8>) {
     let s = ms / 1000;
     if second.0 != s {
         let full = rampart_api::time::format_ms(s * 1000);
-        *second = (s, full.get(..19).unwrap_or_default().to_owned());
+        *second = (s, format!("{}.", full.get(..19).unwrap_or_default()));
     }
-    out.push(b'"');
     out.extend_from_slice(second.1.as_bytes());
-    out.push(b'.');
-    three_digits(out, ms % 1000);
-    out.extend_from_slice(b"Z\"");
+    let ms = ms % 1000;
+    out.extend_from_slice(&[
+        b'0' + (ms / 100 % 10) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
 }
 
 fn ms(t: SystemTime) -> u64 {
@@ -82,9 +112,26 @@ fn string(out: &mut Vec<u8>, s: &[u8]) {
         out.extend_from_slice(s);
         out.push(b'"');
     } else {
-        // Writing a &str to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
+        escaped(out, s);
     }
+}
+
+/// A JSON string's content, without its quotes (they are in the line's constant bytes).
+fn content(out: &mut Vec<u8>, s: &[u8]) {
+    if plain(s) {
+        out.extend_from_slice(s);
+    } else {
+        let start = out.len();
+        escaped(out, s);
+        // serde_json wrote the quotes around what it escaped: take them off.
+        out.pop();
+        out.remove(start);
+    }
+}
+
+fn escaped(out: &mut Vec<u8>, s: &[u8]) {
+    // Writing a &str to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
 }
 
 /// Whether bytes need no JSON escaping: printable ASCII without '"' or '\\'. Eight bytes at
@@ -151,16 +198,23 @@ fn three_digits(out: &mut Vec<u8>, n: u64) {
     ]);
 }
 
-/// One field's value; `second` caches the time's formatted second across lines.
-fn value(field: LogField, e: &Entry, second: &mut (u64, String), out: &mut Vec<u8>) {
+/// One field's value; `second` caches the time's formatted second across lines. The values
+/// of [`always_string`] fields are written without their quotes.
+fn value(
+    field: LogField,
+    e: &Entry,
+    at: SystemTime,
+    second: &mut (u64, String),
+    out: &mut Vec<u8>,
+) {
     match field {
-        LogField::Time => time(second, ms(e.time), out),
-        LogField::RequestId => string(out, e.request_id.as_bytes()),
+        LogField::Time => time(second, ms(at), out),
+        LogField::RequestId => content(out, e.request_id.as_bytes()),
         LogField::TraceId => match &e.trace_id {
             Some(id) => hex_string(out, id),
             None => out.extend_from_slice(b"null"),
         },
-        LogField::Listener => string(out, e.listener.name.as_bytes()),
+        LogField::Listener => content(out, e.listener.name.as_bytes()),
         LogField::Route => match &e.route {
             Some(r) => string(out, r.config.name.as_bytes()),
             None => out.extend_from_slice(b"null"),
@@ -173,7 +227,7 @@ fn value(field: LogField, e: &Entry, second: &mut (u64, String), out: &mut Vec<u
             Some(p) => string(out, p.label.as_bytes()),
             None => out.extend_from_slice(b"null"),
         },
-        LogField::Method => string(out, e.method.as_str().as_bytes()),
+        LogField::Method => content(out, e.method.as_str().as_bytes()),
         LogField::Path => opt_string(out, e.path.as_ref().map(|p| p.path())),
         LogField::Status => number(out, u64::from(e.status)),
         LogField::BytesIn => number(out, e.bytes_in),
@@ -181,7 +235,7 @@ fn value(field: LogField, e: &Entry, second: &mut (u64, String), out: &mut Vec<u
         LogField::DurationHeadersMs => millis(out, e.duration_headers),
         LogField::DurationMs => millis(out, e.duration),
         LogField::AuthSubject => opt_string(out, e.auth_subject.as_deref()),
-        LogField::Client => string(out, e.client_text.as_bytes()),
+        LogField::Client => content(out, e.client_text.as_bytes()),
         LogField::Reason => opt_string(out, e.reason),
     }
 }
@@ -195,11 +249,11 @@ fn millis(out: &mut Vec<u8>, d: std::time::Duration) {
 }
 
 /// `client - subject [10/Oct/2026:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326`
-fn clf(e: &Entry, out: &mut Vec<u8>) {
+fn clf(e: &Entry, time: SystemTime, out: &mut Vec<u8>) {
     let format = time::macros::format_description!(
         "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
     );
-    let at = time::OffsetDateTime::from(e.time)
+    let at = time::OffsetDateTime::from(time)
         .format(&format)
         .unwrap_or_default();
     let subject = e
@@ -286,6 +340,10 @@ mod tests {
             let json = text(|o| string(o, hostile.as_bytes()));
             let back: String = serde_json::from_str(&json).unwrap();
             assert_eq!(back, hostile, "{json}");
+            // Without its quotes (they are in the line's constant bytes).
+            let inner = text(|o| content(o, hostile.as_bytes()));
+            let back: String = serde_json::from_str(&format!("\"{inner}\"")).unwrap();
+            assert_eq!(back, hostile, "{inner}");
         }
     }
 }

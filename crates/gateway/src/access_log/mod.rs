@@ -1,7 +1,7 @@
 //! The access log: one line per request, written by a thread of its own.
 //!
 //! When a request's response ends, its [`Entry`] is formatted into a shared buffer (a short
-//! lock, no syscall) and the request goes on; every 2 ms the writer thread takes the buffer
+//! lock, no syscall) and the request goes on; every 5 ms the writer thread takes the buffer
 //! whole and writes it. Formatting where the request ends spreads the work evenly instead of
 //! in bursts on the writer. When the buffer already holds `buffer` lines (a slow disk, a
 //! blocked pipe) the line is dropped and counted
@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Version};
@@ -31,12 +31,14 @@ use crate::route::RouteState;
 use crate::upstream::endpoint::Endpoint;
 
 /// How often the writer takes what is queued.
-const POLL: Duration = Duration::from_millis(2);
+const POLL: Duration = Duration::from_millis(5);
 
 /// What one request leaves in the access log. Names are shared handles (a reference count,
 /// no copy); the writer reads them when it formats the line.
 pub struct Entry {
-    pub time: SystemTime,
+    /// When the request began (its wall-clock time is read from the writer's clock when the
+    /// line is formatted: no clock call on the request's path for it).
+    pub started: Instant,
     pub request_id: HeaderValue,
     pub trace_id: Option<[u8; 16]>,
     pub listener: Arc<ListenerConfig>,
@@ -60,12 +62,10 @@ pub struct Entry {
 }
 
 /// A running access log; cheap to clone. The writer thread ends when the last clone is gone
-/// (after writing what was buffered).
+/// (after writing what was buffered): it holds the one reference left then.
 #[derive(Clone)]
 pub struct AccessLog {
     inner: Arc<Inner>,
-    /// Held by every clone; the writer sees it gone when the log is.
-    _alive: Arc<()>,
 }
 
 struct Inner {
@@ -80,6 +80,32 @@ struct Buffered {
     bytes: Vec<u8>,
     lines: u64,
     format: format::Format,
+    clock: Clock,
+}
+
+/// The wall clock read together with the monotonic one, by the writer at each turn: a line's
+/// time is this plus how long before or after it the request began. Between two turns (5 ms)
+/// the two clocks cannot drift apart by anything a log line shows.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            wall: SystemTime::now(),
+            mono: Instant::now(),
+        }
+    }
+
+    fn at(&self, t: Instant) -> SystemTime {
+        match t.checked_duration_since(self.mono) {
+            Some(after) => self.wall + after,
+            None => self.wall - self.mono.duration_since(t),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,14 +136,13 @@ impl AccessLog {
                 bytes: Vec::with_capacity(64 * 1024),
                 lines: 0,
                 format: format::Format::new(config),
+                clock: Clock::now(),
             }),
             reopen: AtomicBool::new(false),
             dropped_full: metrics.access_log_dropped("buffer_full"),
         });
-        let alive = Arc::new(());
         let writer = Writer {
             inner: inner.clone(),
-            alive: Arc::downgrade(&alive),
             sink,
             target: config.target.clone(),
             write_errors: metrics.access_log_dropped("write_error"),
@@ -130,10 +155,7 @@ impl AccessLog {
                 path: display(&config.target),
                 source,
             })?;
-        Ok(AccessLog {
-            inner,
-            _alive: alive,
-        })
+        Ok(AccessLog { inner })
     }
 
     pub fn config(&self) -> &AccessLogConfig {
@@ -153,8 +175,10 @@ impl AccessLog {
             bytes,
             lines,
             format,
+            clock,
         } = &mut *pending;
-        format.line(entry, bytes);
+        let time = clock.at(entry.started);
+        format.line(entry, time, bytes);
         *lines += 1;
     }
 
@@ -209,8 +233,8 @@ fn is_fifo(path: &Path) -> bool {
 }
 
 struct Writer {
+    /// The writer's own reference: when it is the only one left, the log is gone.
     inner: Arc<Inner>,
-    alive: std::sync::Weak<()>,
     /// None until a FIFO has been opened.
     sink: Option<Sink>,
     target: LogTarget,
@@ -228,9 +252,10 @@ impl Writer {
         }
         let mut spare = Vec::with_capacity(64 * 1024);
         loop {
-            let closed = self.alive.strong_count() == 0;
+            let closed = Arc::strong_count(&self.inner) == 1;
             let lines = {
                 let mut pending = self.inner.lock();
+                pending.clock = Clock::now();
                 std::mem::swap(&mut pending.bytes, &mut spare);
                 std::mem::take(&mut pending.lines)
             };
@@ -281,7 +306,6 @@ impl Writer {
 /// body ends or is dropped (so `bytes_out` and `duration` are the whole exchange's).
 pub struct Pending {
     log: AccessLog,
-    started: std::time::Instant,
     /// Bytes of the request body read so far (the request body counts into it); made only
     /// for a request that has a body.
     bytes_in: Option<Arc<AtomicU64>>,
@@ -289,10 +313,9 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub fn new(log: &AccessLog, started: std::time::Instant, entry: Entry) -> Pending {
+    pub fn new(log: &AccessLog, entry: Entry) -> Pending {
         Pending {
             log: log.clone(),
-            started,
             bytes_in: None,
             entry: Some(entry),
         }
@@ -318,12 +341,28 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(mut entry) = self.entry.take() {
-            entry.duration = self.started.elapsed();
+            entry.duration = entry.started.elapsed();
             entry.bytes_in = self
                 .bytes_in
                 .as_ref()
                 .map_or(0, |b| b.load(Ordering::Relaxed));
             self.log.log(&entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lines_time_is_the_writers_clock_moved_by_the_monotonic_difference() {
+        let clock = Clock::now();
+        let later = clock.mono + Duration::from_millis(1500);
+        assert_eq!(clock.at(later), clock.wall + Duration::from_millis(1500));
+        if let Some(earlier) = clock.mono.checked_sub(Duration::from_millis(250)) {
+            assert_eq!(clock.at(earlier), clock.wall - Duration::from_millis(250));
+        }
+        assert_eq!(clock.at(clock.mono), clock.wall);
     }
 }

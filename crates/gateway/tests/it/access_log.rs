@@ -51,6 +51,10 @@ async fn wait_for_lines(path: &std::path::Path, n: usize) -> Vec<serde_json::Val
 
 #[tokio::test]
 async fn every_request_leaves_one_json_line_with_what_happened_to_it() {
+    let test_began = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
     let python = Peer::python_server("path_echo.py", &[])
         .await
         .expect("python backend");
@@ -92,7 +96,13 @@ routes:
             .status,
         200
     );
-    let missing = client::get(&c, &format!("{base}/nowhere"))
+    // A client's request id that JSON must escape (kept: it is printable ASCII).
+    let hostile_id = r#"id"with\back"#;
+    let nowhere = Request::get(format!("{base}/nowhere"))
+        .header("x-request-id", hostile_id)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let missing = call(&c, nowhere, Duration::from_secs(5))
         .await
         .expect("404");
     assert_eq!(missing.status, 404);
@@ -154,7 +164,17 @@ routes:
         headers_ms > 0.0 && headers_ms <= total_ms,
         "{headers_ms} {total_ms}"
     );
-    assert!(first["time"].as_str().expect("time").ends_with('Z'));
+    // The line's time is when the request began: between the test's start and now.
+    let at = rampart_api::time::parse_ms(first["time"].as_str().expect("time")).expect("RFC 3339");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(at <= now && at + 60_000 >= now, "{at} vs now {now}");
+    assert!(
+        at >= test_began,
+        "{at} began before the test ({test_began})"
+    );
 
     assert_eq!(got[1]["route"], "keyed");
     assert!(
@@ -168,6 +188,7 @@ routes:
     assert_eq!(got[2]["route"], serde_json::Value::Null);
     assert_eq!(got[2]["reason"], "no_route");
     assert_eq!(got[2]["trace_id"], serde_json::Value::Null);
+    assert_eq!(got[2]["request_id"], hostile_id);
     assert_eq!(got[3]["status"], 401);
     assert_eq!(got[3]["reason"], "unauthorized");
     assert_eq!(got[3]["endpoint"], serde_json::Value::Null);
