@@ -69,9 +69,15 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+// Ids are never all zeros (an invalid id): zero, one draw in 2^64 (2^128), becomes one. A full
+// range draw is one step of the generator; a range that leaves out zero costs a rejection
+// loop (and for u128 a wide multiplication) on every request.
 fn random_span_id() -> [u8; 8] {
-    // Never all zeros (an invalid id).
-    fastrand::u64(1..).to_be_bytes()
+    fastrand::u64(..).max(1).to_be_bytes()
+}
+
+fn random_trace_id() -> [u8; 16] {
+    fastrand::u128(..).max(1).to_be_bytes()
 }
 
 impl Tracer {
@@ -100,7 +106,7 @@ impl Tracer {
         let (trace_id, parent_id, sampled) = match trace_context::parse(headers) {
             Some(t) => (t.trace_id, Some(t.parent_id), t.sampled()),
             None => (
-                fastrand::u128(1..).to_be_bytes(),
+                random_trace_id(),
                 None,
                 fastrand::f64() < self.inner.config.sample,
             ),
