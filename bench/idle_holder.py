@@ -1,13 +1,14 @@
 """Opens N keep-alive connections to ADDR one after another, completes one request on each
-(HTTP/1.1, or h2c by prior knowledge), then holds them all idle.
+(HTTP/1.1, HTTP/1.1 over TLS, or h2c by prior knowledge), then holds them all idle.
 
-Usage: idle_holder.py HOST:PORT N READY_FILE [h1|h2c] — writes the number of connections that
+Usage: idle_holder.py HOST:PORT N READY_FILE [h1|h1-tls|h2c] — writes the number of connections that
 got a whole response to READY_FILE, then sleeps until killed (at most 300 s). Loopback only.
 
 One at a time, so the proxy needs a single upstream connection for all of them: what the
 proxy holds afterwards is what its idle client connections cost.
 """
 import socket
+import ssl
 import sys
 import time
 
@@ -65,11 +66,19 @@ def h2c(s):
         s.sendall(conn.data_to_send())
 
 
+# TLS to a proxy on loopback with a throwaway self-signed certificate: nothing to verify.
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+tls.check_hostname = False
+tls.verify_mode = ssl.CERT_NONE
+tls.set_alpn_protocols(["http/1.1"])
+
 served = 0
 socks = []
 for _ in range(n):
     s = socket.create_connection((host, int(port)))
     s.settimeout(10)
+    if mode == "h1-tls":
+        s = tls.wrap_socket(s)
     if (h2c if mode == "h2c" else h1)(s):
         served += 1
     socks.append(s)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Memory per idle keep-alive connection: rampart against nginx, HTTP/1.1 and h2c.
+# Memory per idle keep-alive connection: rampart against nginx, HTTP/1.1, HTTP/1.1 over TLS
+# (TLS 1.3, a throwaway self-signed P-256 certificate) and h2c.
 #
 #   bash bench/idle_memory.sh              # N=5000 connections per measure
 #   N=2000 BIN=path/to/rampart bash bench/idle_memory.sh   # another build, fewer connections
@@ -27,11 +28,17 @@ BACKEND=127.0.0.1:19600
 PROXY=127.0.0.1:19680
 NGINX_H1=127.0.0.1:19681
 NGINX_H2=127.0.0.1:19682
+PROXY_TLS=127.0.0.1:19683
+NGINX_TLS=127.0.0.1:19684
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
 
 taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" >"$OUT/backend.log" 2>&1 &
 PIDS+=($!)
 cat >"$OUT/rampart.yaml" <<YAML
-listeners: [{ name: public, address: "$PROXY" }]
+listeners:
+  - { name: public, address: "$PROXY" }
+  - { name: tls, address: "$PROXY_TLS", tls: { cert_file: "$PWD/$OUT/cert.pem", key_file: "$PWD/$OUT/key.pem" } }
 upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
 routes: [{ name: echo, upstream: echo, timeout: 10s }]
 limits: { max_connections: 30000, max_inflight: 30000, idle_timeout: 300s }
@@ -50,6 +57,9 @@ http {
   server {
     listen $NGINX_H1;
     listen $NGINX_H2 http2;
+    listen $NGINX_TLS ssl;
+    ssl_certificate $PWD/$OUT/cert.pem;
+    ssl_certificate_key $PWD/$OUT/key.pem;
     location / {
       proxy_pass http://echo;
       proxy_http_version 1.1;
@@ -112,7 +122,9 @@ summary=$OUT/summary.md
 } >"$summary"
 # Not in a pipeline: the processes started here must stay this shell's, for cleanup.
 start_rampart; measure "rampart, HTTP/1.1" "$RAMPART_PID" "$PROXY" h1 >>"$summary"; stop_rampart
+start_rampart; measure "rampart, HTTP/1.1 over TLS" "$RAMPART_PID" "$PROXY_TLS" h1-tls >>"$summary"; stop_rampart
 start_rampart; measure "rampart, h2c" "$RAMPART_PID" "$PROXY" h2c >>"$summary"; stop_rampart
 start_nginx; measure "nginx, HTTP/1.1" "$NGINX_WORKER" "$NGINX_H1" h1 >>"$summary"; stop_nginx
+start_nginx; measure "nginx, HTTP/1.1 over TLS" "$NGINX_WORKER" "$NGINX_TLS" h1-tls >>"$summary"; stop_nginx
 start_nginx; measure "nginx, h2c" "$NGINX_WORKER" "$NGINX_H2" h2c >>"$summary"; stop_nginx
 cat "$summary"

@@ -160,6 +160,10 @@ impl ConnState {
         self.parking.store(parking, Ordering::Release);
     }
 
+    pub fn is_parking(&self) -> bool {
+        self.parking.load(Ordering::Acquire)
+    }
+
     /// A request's head is complete and the request is being served.
     pub fn request_started(self: &Arc<Self>, http2: bool) -> InflightToken {
         if http2 && !self.http2.load(Ordering::Relaxed) {
@@ -365,7 +369,7 @@ impl<IO: AsyncWrite> AsyncWrite for Watched<IO> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
-        if this.state.parking.load(Ordering::Acquire) {
+        if this.state.is_parking() {
             // The protocol ends, the connection stays (parked).
             return Poll::Ready(Ok(()));
         }

@@ -1,6 +1,7 @@
 //! One client connection: TLS or not, HTTP/2's preface or HTTP/1.1, served by hyper under the
-//! connection's deadlines (`client_conn`); an idle HTTP/1.1 connection is parked (its protocol
-//! state dropped, the socket kept) until its next request's bytes arrive.
+//! connection's deadlines (`client_conn`); an idle HTTP/1.1 connection, plain or TLS, is parked
+//! (its protocol state dropped, the socket and any TLS session kept; `park.rs`) until its next
+//! request's bytes arrive.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ use crate::forward::Client;
 use crate::proxy::{ConnInfo, handle};
 use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
+
+use super::park::{Park, ParkableTls};
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
 mod h2_limits {
     /// Streams a client may have open at once on one connection.
@@ -98,22 +101,32 @@ pub(super) async fn serve_connection(
     match acceptor {
         // Each protocol's connection boxed on its own: a plain connection does not carry
         // room for a TLS session's state, nor a TLS one for the handshake's.
-        None => Box::pin(conn.serve_plain(io, &limits, watchdog, &mut stop)).await,
+        None => Box::pin(conn.serve_by_preface(io, &limits, watchdog, &mut stop)).await,
         Some(acceptor) => {
-            let handshake = tokio::select! {
-                biased;
-                tls = Box::pin(acceptor.accept(io)) => tls,
-                expired = watchdog.as_mut() => {
-                    conn.expired(expired);
-                    return;
+            // The handshake's result (the TLS session, 1.2 KiB) in a block that ends before
+            // the connection's long wait: otherwise every connection's task, plain or TLS,
+            // keeps room for it after it has moved into the boxed `serve`.
+            let serving = {
+                let handshake = tokio::select! {
+                    biased;
+                    tls = Box::pin(acceptor.accept(io)) => tls,
+                    expired = watchdog.as_mut() => {
+                        conn.expired(expired);
+                        return;
+                    }
+                };
+                match handshake {
+                    Ok(tls) => {
+                        let io = ParkableTls::new(tls, conn.state.clone());
+                        Box::pin(conn.serve_by_preface(io, &limits, watchdog, &mut stop))
+                    }
+                    Err(e) => {
+                        tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                        return;
+                    }
                 }
             };
-            match handshake {
-                Ok(tls) => {
-                    Box::pin(conn.serve(TokioIo::new(tls), &limits, watchdog, &mut stop)).await
-                }
-                Err(e) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-            }
+            serving.await
         }
     }
 }
@@ -155,10 +168,11 @@ impl Conn {
         }
     }
 
-    /// A plain connection: HTTP/2 by prior knowledge, or HTTP/1.1 parked when idle.
-    async fn serve_plain(
+    /// HTTP/2 (its preface: by prior knowledge, or as ALPN agreed), or HTTP/1.1 parked when
+    /// idle.
+    async fn serve_by_preface<IO: Park>(
         self,
-        mut io: Watched<TcpStream>,
+        mut io: IO,
         limits: &rampart_model::LimitsConfig,
         mut watchdog: std::pin::Pin<&mut Watchdog>,
         stop: &mut watch::Receiver<Stop>,
@@ -186,13 +200,13 @@ impl Conn {
         }
     }
 
-    /// HTTP/1.1 on a plain connection. Once idle for [`PARK_AFTER`] the connection is parked:
-    /// the protocol's state (hyper's read and write buffers, 24 KiB) is dropped and only the
-    /// socket kept until the next request's bytes arrive, when a new protocol state takes the
+    /// HTTP/1.1. Once idle for [`PARK_AFTER`] the connection is parked: the protocol's state
+    /// (hyper's read and write buffers, 24 KiB) is dropped and only the socket (and its TLS
+    /// session) kept until the next request's bytes arrive, when a new protocol state takes the
     /// connection over (with any bytes the old one had read).
-    async fn serve_http1(
+    async fn serve_http1<IO: Park>(
         &self,
-        mut io: Watched<TcpStream>,
+        mut io: IO,
         mut pre: bytes::Bytes,
         limits: &rampart_model::LimitsConfig,
         mut watchdog: std::pin::Pin<&mut Watchdog>,
@@ -283,14 +297,14 @@ impl Conn {
                 (watched, pre)
             };
             self.shared.metrics.connection_parked();
-            if !pre.is_empty() {
+            if !pre.is_empty() || io.holds_bytes() {
                 continue;
             }
             // Parked: wait for the next request's first bytes, a deadline or the stop.
             loop {
                 tokio::select! {
                     biased;
-                    ready = io.get_ref().readable() => match ready {
+                    ready = io.socket().readable() => match ready {
                         Ok(()) => break,
                         Err(_) => return,
                     },

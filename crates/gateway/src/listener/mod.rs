@@ -3,9 +3,11 @@
 //! (`client_conn`), graceful drain when stopped.
 //!
 //! `conn.rs` serves one connection: protocol detection, HTTP/1.1 with idle connections parked,
-//! HTTP/2, the deadlines and the drain.
+//! HTTP/2, the deadlines and the drain; `park.rs` what a parked connection waits on (the
+//! socket, or a TLS session over it).
 
 mod conn;
+mod park;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -146,3 +146,50 @@ async fn a_parked_connection_still_ends_at_the_idle_deadline() {
         "closed at the idle deadline (3 s), not {after:?}"
     );
 }
+
+#[tokio::test]
+async fn idle_tls_connections_are_parked_keeping_their_session() {
+    let python = Peer::python_server("path_echo.py", &[])
+        .await
+        .expect("python backend");
+    let py = python.addr.expect("addr");
+    let cert = TestCert::new("parking-tls");
+    let gw = start(&format!(
+        r#"
+listeners: [{{ name: public, address: "127.0.0.1:0", tls: {{ cert_file: "{}", key_file: "{}" }} }}]
+admin: {{ address: "127.0.0.1:0" }}
+limits: {{ idle_timeout: 10s }}
+upstreams: [{{ name: python, endpoints: ["{py}"] }}]
+routes: [{{ name: all, upstream: python }}]
+"#,
+        cert.cert_path.display(),
+        cert.key_path.display()
+    ))
+    .await;
+    let addr = gw.listener_addr("public").await.expect("listener");
+    // OpenSSL (Python's ssl) on one TLS connection: a request, idle past parking, the next in
+    // pieces, idle again, two pipelined.
+    let got = rampart_testkit::peer::python_json(
+        "tls_keepalive.py",
+        &[
+            &addr.to_string(),
+            &cert.cert_path.display().to_string(),
+            "2.2",
+        ],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(got["alpn"], "http/1.1", "{got}");
+    assert_eq!(got["closed_early"], false, "{got}");
+    assert_eq!(
+        got["responses"],
+        serde_json::json!([
+            [200, "/first"],
+            [200, "/second"],
+            [200, "/third"],
+            [200, "/fourth"]
+        ]),
+        "every request answered, in order, on the one TLS session"
+    );
+    parked_reaches(&gw, 2.0).await;
+}
