@@ -3,6 +3,7 @@
 # the machine is doing) with the access log and tracing off, each alone, and both on.
 #
 #   bash bench/features_instructions.sh      # after bench/features.sh (or any release build)
+#   CONFIGS="off log" bash bench/features_instructions.sh   # some of them (off first: the base)
 #
 # Each config runs under callgrind twice, serving N1 and N2 requests (h2load --h1, 8
 # connections); the difference of the totals over N2 - N1 is the cost of one request.
@@ -55,7 +56,7 @@ total() { # config requests -> instructions
 }
 printf '| config | instructions per request | vs off |\n|---|---:|---:|\n'
 base=0
-for name in off log trace on; do
+for name in ${CONFIGS:-off log trace on}; do
   a=$(total "$name" "$N1"); b=$(total "$name" "$N2")
   per=$(( (b - a) / (N2 - N1) ))
   [ "$name" = off ] && base=$per

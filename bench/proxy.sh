@@ -16,7 +16,7 @@ CONNS=${CONNS:-64}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 OUT=bench/out
 mkdir -p "$OUT"
-rm -f "$OUT"/*.txt "$OUT"/*.log "$OUT"/*.tsv
+rm -f "$OUT"/*.txt "$OUT"/*.cpu "$OUT"/*.log "$OUT"/*.tsv
 
 . bench/common.sh
 need_tools "nginx wrk h2load" "nginx-light wrk nghttp2-client"
@@ -77,8 +77,15 @@ echo "== idle memory"
 echo "rampart_idle_kb $(rss_kb $RAMPART_PID)" >"$OUT/memory.txt"
 echo "nginx_idle_kb $(rss_kb "$NGINX_WORKER")" >>"$OUT/memory.txt"
 
-wrk_run() { # name url
+# User and system CPU time (clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+wrk_run() { # name url round
+  local pid=
+  case $1 in rampart) pid=$RAMPART_PID ;; nginx) pid=$NGINX_WORKER ;; esac
+  local before=${pid:+$(cpu_ticks "$pid")}
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$2" >"$OUT/h1-$1-$3.txt"
+  # The proxy's user and kernel time over the run: summarize.py divides them by its requests.
+  [ -z "$pid" ] || echo "$before $(cpu_ticks "$pid") $(getconf CLK_TCK)" >"$OUT/h1-$1-$3.cpu"
 }
 h2_run() { # name url round
   taskset -c 1 h2load -c 16 -m 16 -D "$DURATION" --log-file="$OUT/h2-$1-$3.tsv" "$2" >"$OUT/h2-$1-$3.txt"

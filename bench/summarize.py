@@ -50,3 +50,30 @@ print("|---|---:|---:|")
 print(f"| idle | {int(mem['rampart_idle_kb']) / 1024:.1f} MiB | {int(mem['nginx_idle_kb']) / 1024:.1f} MiB |")
 print(f"| {mem['rampart_10k_opened']} / {mem['nginx_10k_opened']} idle keep-alive connections | "
       f"{int(mem['rampart_10k_idle_kb']) / 1024:.1f} MiB | {int(mem['nginx_10k_idle_kb']) / 1024:.1f} MiB |")
+
+
+def cpu_us(name, r):
+    # (user µs, kernel µs) per request of one HTTP/1.1 run: the proxy's CPU time over it.
+    u0, s0, u1, s1, hz = (int(x) for x in open(f"{out}/h1-{name}-{r}.cpu").read().split())
+    n = wrk(f"{out}/h1-{name}-{r}.txt")[4]
+    return (u1 - u0) * 1e6 / hz / n, (s1 - s0) * 1e6 / hz / n
+
+
+if all(os.path.exists(f"{out}/h1-{n}-{r}.cpu") for n in ("rampart", "nginx") for r in range(1, rounds + 1)):
+    print()
+    print("HTTP/1.1, the proxy's CPU time per request (user and kernel, from /proc; median of rounds):")
+    print()
+    print("| proxy | user µs | kernel µs | total µs |")
+    print("|---|---:|---:|---:|")
+    split = {}
+    for name in ("rampart", "nginx"):
+        runs = [cpu_us(name, r) for r in range(1, rounds + 1)]
+        user = sorted(u for u, _ in runs)[len(runs) // 2]
+        kernel = sorted(k for _, k in runs)[len(runs) // 2]
+        split[name] = (user, kernel)
+        print(f"| {name} | {user:.2f} | {kernel:.2f} | {user + kernel:.2f} |")
+    budget = sum(split["nginx"]) / 1.2
+    print()
+    print(f"1.2× nginx's throughput on one core is {budget:.2f} µs per request in all; with rampart's "
+          f"kernel time ({split['rampart'][1]:.2f} µs) that leaves {budget - split['rampart'][1]:.2f} µs "
+          f"of user time (now {split['rampart'][0]:.2f}; nginx's {split['nginx'][0]:.2f}).")
