@@ -24,6 +24,7 @@ use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
 
 use super::park::{Park, ParkableTls};
+
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
 mod h2_limits {
     /// Streams a client may have open at once on one connection.
@@ -105,7 +106,7 @@ pub(super) async fn serve_connection(
         Some(acceptor) => {
             // The handshake's result (the TLS session, 1.2 KiB) in a block that ends before
             // the connection's long wait: otherwise every connection's task, plain or TLS,
-            // keeps room for it after it has moved into the boxed `serve`.
+            // keeps room for it after it has moved into the boxed serving future.
             let serving = {
                 let handshake = tokio::select! {
                     biased;
