@@ -188,7 +188,7 @@ impl Conn {
             _ = stop.changed() => return,
         };
         // Each boxed on its own: a parked HTTP/1.1 connection does not carry room for an
-        // HTTP/2 connection's state.
+        // HTTP/2 connection's state, nor an HTTP/2 one for HTTP/1.1's.
         match detected {
             Ok((true, pre)) => {
                 let io = TokioIo::new(Rewind::new(io, pre));
@@ -271,6 +271,7 @@ impl Conn {
                 }
             };
             self.state.set_parking(false);
+            drop(park_check);
             // Parked only when the protocol ended because of it and served nothing meanwhile
             // (a request that slipped in was answered with `Connection: close`).
             let parked = parking.filter(|&n| ended.is_ok() && n == self.state.served());
