@@ -4,9 +4,10 @@
       An echo server on 127.0.0.1 (prints "LISTENING 127.0.0.1:PORT"). On each connection it
       first sends a JSON message describing the handshake it received (path, headers), then
       echoes every message back, text as text and binary as binary.
-  ws_peer.py client URL [HEADER=VALUE ...]
-      Connects, reads the greeting, sends 50 text and 50 binary messages (up to 100 KiB) and
-      checks every echo, then closes. Prints one JSON line: {"ok": true, "hello": {...},
+  ws_peer.py client URL [--ca=CA_FILE] [HEADER=VALUE ...]
+      Connects (wss: verifying the server's certificate for "localhost" against CA_FILE),
+      reads the greeting, sends 50 text and 50 binary messages (up to 100 KiB) and checks every
+      echo, then closes. Prints one JSON line: {"ok": true, "hello": {...},
       "echoed": 100} or {"ok": false, "refused": STATUS} or {"ok": false, "error": "..."}.
   ws_peer.py h2 HOST:PORT PATH [HEADER=VALUE ...]
       A WebSocket over HTTP/2 (RFC 8441): Python's h2 opens an extended CONNECT stream over
@@ -19,6 +20,7 @@
 """
 import asyncio
 import json
+import ssl
 import sys
 
 import websockets
@@ -49,10 +51,20 @@ def headers_of(args):
     return [tuple(a.split("=", 1)) for a in args]
 
 
+def tls_of(url, extra):
+    """For wss: a client context trusting the --ca file, and the name to verify."""
+    ca = next((a.split("=", 1)[1] for a in extra if a.startswith("--ca=")), None)
+    if not url.startswith("wss://"):
+        return {}
+    return {"ssl": ssl.create_default_context(cafile=ca), "server_hostname": "localhost"}
+
+
 async def client(url, extra):
+    tls = tls_of(url, extra)
+    extra = [a for a in extra if not a.startswith("--ca=")]
     try:
         async with websockets.connect(url, extra_headers=headers_of(extra), ping_interval=None,
-                                      max_size=1 << 20, open_timeout=5) as ws:
+                                      max_size=1 << 20, open_timeout=5, **tls) as ws:
             hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
             echoed = 0
             for i in range(50):

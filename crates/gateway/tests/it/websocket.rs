@@ -89,6 +89,42 @@ async fn a_python_client_talks_through_the_gateway_to_a_python_server() {
 }
 
 #[tokio::test]
+async fn a_websocket_over_tls_crosses_the_gateway() {
+    let server = Peer::python_server("ws_peer.py", &["server"])
+        .await
+        .expect("websocket server");
+    let cert = TestCert::new("websocket-tls");
+    let tls = format!(
+        r#"listeners: [{{ name: public, address: "127.0.0.1:0", tls: {{ cert_file: "{}", key_file: "{}" }} }}]"#,
+        cert.cert_path.display(),
+        cert.key_path.display()
+    );
+    let config = yaml(server.addr.expect("addr"), "60s").replace(
+        r#"listeners: [{ name: public, address: "127.0.0.1:0" }]"#,
+        &tls,
+    );
+    assert!(config.contains("tls:"), "{config}");
+    let gw = start(&config).await;
+    let addr = gw.listener_addr("public").await.expect("listener");
+    // Python's websockets over Python's ssl (OpenSSL): the upgrade on a TLS connection's
+    // HTTP/1.1 path, then 100 messages both ways.
+    let got = python(&[
+        "client",
+        &format!("wss://{addr}/live/room"),
+        &format!("--ca={}", cert.cert_path.display()),
+        &format!("x-api-key={KEY}"),
+    ])
+    .await;
+    assert_eq!(got["ok"], true, "{got}");
+    assert_eq!(got["echoed"], 100);
+    assert_eq!(
+        metric(&gw, "rampart_websocket_tunnels_opened_total").await,
+        1.0
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_quiet_tunnel_ends_at_the_idle_timeout_and_tunnels_hold_their_permits() {
     let server = Peer::python_server("ws_peer.py", &["server"])
         .await
