@@ -28,9 +28,20 @@ build_release() {
 # stopped when the script exits, however it exits.
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
+  local nginx=
+  [ -f "$OUT/nginx.pid" ] && nginx=$(cat "$OUT/nginx.pid")
+  for p in "${PIDS[@]:-}" $nginx; do kill "$p" 2>/dev/null || true; done
+  # Wait (10 s at most) until they are gone: a gateway drains before it exits, and a run
+  # started straight after would find its ports still taken.
+  for _ in $(seq 1 100); do
+    local left=0
+    for p in "${PIDS[@]:-}" $nginx; do running "$p" && left=1; done
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
 }
+# Whether a process exists and has not exited (a zombie has).
+running() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && ! awk '{exit $3 == "Z" ? 0 : 1}' "/proc/$1/stat" 2>/dev/null; }
 trap cleanup EXIT
 
 # gateway_yaml FILE LISTEN BACKEND: one listener proxying everything to the echo backend.

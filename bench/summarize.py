@@ -45,7 +45,7 @@ for proto, backend, ram, ngx in rows:
     print(f"| {name} | {ram[0] / ngx[0]:.2f} | {ram[2] / ngx[2]:.2f} | {backend[0] / max(ram[0], ngx[0]):.2f} |")
 print()
 mem = dict(line.split() for line in open(f"{out}/memory.txt"))
-print("| memory (RSS) | rampart | nginx (worker) |")
+print("| memory (RSS) | rampart | nginx (workers) |")
 print("|---|---:|---:|")
 print(f"| idle | {int(mem['rampart_idle_kb']) / 1024:.1f} MiB | {int(mem['nginx_idle_kb']) / 1024:.1f} MiB |")
 print(f"| {mem['rampart_10k_opened']} / {mem['nginx_10k_opened']} idle keep-alive connections | "
