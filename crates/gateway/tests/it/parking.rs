@@ -69,15 +69,23 @@ async fn parked_reaches(gw: &rampart_gateway::Gateway, n: f64) {
     assert!(reached, "the connection was parked ({n})");
 }
 
-/// A gateway in front of Python's http.server with `limits`, and a raw connection to it.
-async fn gateway_and_connection(limits: &str) -> (Peer, rampart_gateway::Gateway, Responses) {
+/// A gateway in front of Python's http.server with `limits`, its listener on TLS with `tls`'s
+/// certificate when given.
+async fn gateway(limits: &str, tls: Option<&TestCert>) -> (Peer, rampart_gateway::Gateway) {
     let python = Peer::python_server("path_echo.py", &[])
         .await
         .expect("python backend");
     let py = python.addr.expect("addr");
+    let tls = tls.map_or(String::new(), |c| {
+        format!(
+            r#", tls: {{ cert_file: "{}", key_file: "{}" }}"#,
+            c.cert_path.display(),
+            c.key_path.display()
+        )
+    });
     let gw = start(&format!(
         r#"
-listeners: [{{ name: public, address: "127.0.0.1:0" }}]
+listeners: [{{ name: public, address: "127.0.0.1:0"{tls} }}]
 admin: {{ address: "127.0.0.1:0" }}
 limits: {limits}
 upstreams: [{{ name: python, endpoints: ["{py}"] }}]
@@ -85,6 +93,12 @@ routes: [{{ name: all, upstream: python }}]
 "#
     ))
     .await;
+    (python, gw)
+}
+
+/// A gateway (see [`gateway`]) and a raw connection to it.
+async fn gateway_and_connection(limits: &str) -> (Peer, rampart_gateway::Gateway, Responses) {
+    let (python, gw) = gateway(limits, None).await;
     let addr = gw.listener_addr("public").await.expect("listener");
     let conn = Responses {
         stream: TcpStream::connect(addr).await.expect("connect"),
@@ -149,23 +163,8 @@ async fn a_parked_connection_still_ends_at_the_idle_deadline() {
 
 #[tokio::test]
 async fn idle_tls_connections_are_parked_keeping_their_session() {
-    let python = Peer::python_server("path_echo.py", &[])
-        .await
-        .expect("python backend");
-    let py = python.addr.expect("addr");
     let cert = TestCert::new("parking-tls");
-    let gw = start(&format!(
-        r#"
-listeners: [{{ name: public, address: "127.0.0.1:0", tls: {{ cert_file: "{}", key_file: "{}" }} }}]
-admin: {{ address: "127.0.0.1:0" }}
-limits: {{ idle_timeout: 10s }}
-upstreams: [{{ name: python, endpoints: ["{py}"] }}]
-routes: [{{ name: all, upstream: python }}]
-"#,
-        cert.cert_path.display(),
-        cert.key_path.display()
-    ))
-    .await;
+    let (_python, gw) = gateway("{ idle_timeout: 10s }", Some(&cert)).await;
     let addr = gw.listener_addr("public").await.expect("listener");
     // OpenSSL (Python's ssl) on one TLS connection: a request, idle past parking, the next in
     // pieces, idle again, two pipelined.
