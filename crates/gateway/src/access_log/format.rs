@@ -90,13 +90,8 @@ fn time(second: &mut (u64, String), ms: u64, out: &mut Vec<u8>) {
         *second = (s, format!("{}.", full.get(..19).unwrap_or_default()));
     }
     out.extend_from_slice(second.1.as_bytes());
-    let ms = ms % 1000;
-    out.extend_from_slice(&[
-        b'0' + (ms / 100 % 10) as u8,
-        b'0' + (ms / 10 % 10) as u8,
-        b'0' + (ms % 10) as u8,
-        b'Z',
-    ]);
+    let [a, b, c] = three_digits(ms % 1000);
+    out.extend_from_slice(&[a, b, c, b'Z']);
 }
 
 fn ms(t: SystemTime) -> u64 {
@@ -190,12 +185,12 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 /// `n` (below 1000) as three digits.
-fn three_digits(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(&[
+fn three_digits(n: u64) -> [u8; 3] {
+    [
         b'0' + (n / 100 % 10) as u8,
         b'0' + (n / 10 % 10) as u8,
         b'0' + (n % 10) as u8,
-    ]);
+    ]
 }
 
 /// One field's value; `second` caches the time's formatted second across lines. The values
@@ -245,7 +240,7 @@ fn millis(out: &mut Vec<u8>, d: std::time::Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     number(out, us / 1000);
     out.push(b'.');
-    three_digits(out, us % 1000);
+    out.extend_from_slice(&three_digits(us % 1000));
 }
 
 /// `client - subject [10/Oct/2026:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326`
