@@ -187,13 +187,18 @@ fn new_request_id() -> HeaderValue {
     let r = fastrand::u128(..);
     // Set the version (4) and variant (10xx) bits of a UUIDv4.
     let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let bytes = r.to_be_bytes();
-    // 8-4-4-4-12 hex digits: (first byte, end byte, where its digits go).
-    const GROUPS: [(usize, usize, usize); 5] =
-        [(0, 4, 0), (4, 6, 9), (6, 8, 14), (8, 10, 19), (10, 16, 24)];
+    let digits: [u8; 32] = crate::hex_text::encode(&r.to_be_bytes());
+    // 8-4-4-4-12 digits: (first digit, end digit, where they go).
+    const GROUPS: [(usize, usize, usize); 5] = [
+        (0, 8, 0),
+        (8, 12, 9),
+        (12, 16, 14),
+        (16, 20, 19),
+        (20, 32, 24),
+    ];
     let mut text = [b'-'; 36];
     for (from, to, at) in GROUPS {
-        let _ = hex::encode_to_slice(&bytes[from..to], &mut text[at..at + 2 * (to - from)]);
+        text[at..at + (to - from)].copy_from_slice(&digits[from..to]);
     }
     HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(
         "00000000-0000-4000-8000-000000000000",

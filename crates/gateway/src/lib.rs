@@ -19,6 +19,7 @@ pub mod error;
 pub mod forward;
 pub mod gateway;
 pub mod grpc;
+pub mod hex_text;
 pub mod listener;
 pub mod lkg;
 pub mod metrics;

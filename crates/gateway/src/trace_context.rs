@@ -22,9 +22,8 @@ impl TraceParent {
     /// `00-TRACE-SPAN-FLAGS` naming `span` as the parent.
     pub fn header(trace_id: &[u8; 16], span: &[u8; 8], sampled: bool) -> http::HeaderValue {
         let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        // The slices are exactly twice the ids' lengths: encoding cannot fail.
-        let _ = hex::encode_to_slice(trace_id, &mut text[3..35]);
-        let _ = hex::encode_to_slice(span, &mut text[36..52]);
+        crate::hex_text::encode_into(trace_id, &mut text[3..35]);
+        crate::hex_text::encode_into(span, &mut text[36..52]);
         if sampled {
             text[54] = b'1';
         }

@@ -156,24 +156,14 @@ fn plain(bytes: &[u8]) -> bool {
         .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
 }
 
-/// A decimal number, without the formatting machinery.
-fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+/// A decimal number (itoa: two digits per step, no formatting machinery).
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn hex_string(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     let mut text = *b"\"00000000000000000000000000000000\"";
-    let _ = hex::encode_to_slice(bytes, &mut text[1..33]);
+    crate::hex_text::encode_into(bytes, &mut text[1..33]);
     out.extend_from_slice(&text);
 }
 
@@ -222,15 +212,20 @@ fn value(
             Some(p) => string(out, p.label.as_bytes()),
             None => out.extend_from_slice(b"null"),
         },
-        LogField::Method => content(out, e.method.as_str().as_bytes()),
+        // A method is a token (no quote, backslash or control byte: `http` checks it).
+        LogField::Method => out.extend_from_slice(e.method.as_str().as_bytes()),
         LogField::Path => opt_string(out, e.path.as_ref().map(|p| p.path())),
-        LogField::Status => number(out, u64::from(e.status)),
+        LogField::Status => match e.status {
+            100..=999 => out.extend_from_slice(&three_digits(u64::from(e.status))),
+            other => number(out, u64::from(other)),
+        },
         LogField::BytesIn => number(out, e.bytes_in),
         LogField::BytesOut => number(out, e.bytes_out),
         LogField::DurationHeadersMs => millis(out, e.duration_headers),
         LogField::DurationMs => millis(out, e.duration),
         LogField::AuthSubject => opt_string(out, e.auth_subject.as_deref()),
-        LogField::Client => content(out, e.client_text.as_bytes()),
+        // An IP address's text needs no escaping.
+        LogField::Client => out.extend_from_slice(e.client_text.as_bytes()),
         LogField::Reason => opt_string(out, e.reason),
     }
 }

@@ -340,13 +340,14 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(mut entry) = self.entry.take() {
+        // Logged where it lies (moving the entry out would copy it).
+        if let Some(entry) = self.entry.as_mut() {
             entry.duration = entry.started.elapsed();
             entry.bytes_in = self
                 .bytes_in
                 .as_ref()
                 .map_or(0, |b| b.load(Ordering::Relaxed));
-            self.log.log(&entry);
+            self.log.log(entry);
         }
     }
 }

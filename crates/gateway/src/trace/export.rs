@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Span, Value};
+use crate::hex_text;
 use crate::metrics::Metrics;
 
 /// Most spans in one export.
@@ -168,13 +169,11 @@ fn push_span(out: &mut Vec<u8>, s: &Span, first: bool) {
     if !first {
         out.push(b',');
     }
-    let mut trace_id = [0u8; 32];
-    let mut span_id = [0u8; 16];
+    let trace_id: [u8; 32] = hex_text::encode(&s.trace_id);
+    let span_id: [u8; 16] = hex_text::encode(&s.span_id);
     let mut parent_id = [0u8; 16];
-    let _ = hex::encode_to_slice(s.trace_id, &mut trace_id);
-    let _ = hex::encode_to_slice(s.span_id, &mut span_id);
     let parent = s.parent_id.map(|p| {
-        let _ = hex::encode_to_slice(p, &mut parent_id);
+        hex_text::encode_into(&p, &mut parent_id);
         ascii(&parent_id)
     });
     let span = OtlpSpan {

@@ -112,7 +112,8 @@ impl Tracer {
             ),
         };
         RequestTrace {
-            tracer: self.clone(),
+            // Only a sampled trace records spans: an unsampled one holds no handle.
+            tracer: sampled.then(|| self.clone()),
             trace_id,
             parent_id,
             span_id: random_span_id(),
@@ -140,7 +141,8 @@ pub struct Child {
 /// One request's trace: its server span (recorded when dropped, that is when the response
 /// body ends) and the children it started.
 pub struct RequestTrace {
-    tracer: Tracer,
+    /// Set when sampled.
+    tracer: Option<Tracer>,
     pub trace_id: [u8; 16],
     parent_id: Option<[u8; 8]>,
     span_id: [u8; 8],
@@ -175,10 +177,10 @@ impl RequestTrace {
         attributes: Vec<(&'static str, Value)>,
         error: bool,
     ) {
-        if !self.sampled {
+        let Some(tracer) = &self.tracer else {
             return;
-        }
-        self.tracer.record(Span {
+        };
+        tracer.record(Span {
             trace_id: self.trace_id,
             span_id: child.span_id,
             parent_id: Some(self.span_id),
@@ -194,10 +196,10 @@ impl RequestTrace {
 
 impl Drop for RequestTrace {
     fn drop(&mut self) {
-        if !self.sampled {
+        let Some(tracer) = self.tracer.take() else {
             return;
-        }
-        self.tracer.record(Span {
+        };
+        tracer.record(Span {
             trace_id: self.trace_id,
             span_id: self.span_id,
             parent_id: self.parent_id,
