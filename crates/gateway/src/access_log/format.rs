@@ -130,30 +130,34 @@ fn escaped(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Whether bytes need no JSON escaping: printable ASCII without '"' or '\\'. Eight bytes at
-/// a time (the usual bit tricks on a u64), the rest one by one.
+/// a time (the usual bit tricks on a u64); the last few padded with spaces to eight.
 fn plain(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut bad = 0;
+    for chunk in &mut chunks {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        bad |= escapes(u64::from_le_bytes(lanes));
+    }
+    let mut tail = [b' '; 8];
+    let rest = chunks.remainder();
+    if let Some(dst) = tail.get_mut(..rest.len()) {
+        dst.copy_from_slice(rest);
+    }
+    bad |= escapes(u64::from_le_bytes(tail));
+    bad == 0
+}
+
+/// Non-zero when one of eight bytes needs escaping in JSON (or is not ASCII).
+fn escapes(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // A lane of `x` is zero (the high bit of the result set where one is).
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(lanes);
-        // Below 0x20, or 0x7f and above (which also catches UTF-8), or a quote, or a backslash.
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let high = (x | x.wrapping_add(ONES)) & HIGH;
-        if control | high | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')))
-            != 0
-        {
-            return false;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+    // Below 0x20, or 0x7f and above (which also catches UTF-8), or a quote, or a backslash.
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    let high = (x | x.wrapping_add(ONES)) & HIGH;
+    control | high | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')))
 }
 
 /// A decimal number (itoa: two digits per step, no formatting machinery).
@@ -295,12 +299,15 @@ mod tests {
                 .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\')
         };
         for byte in 0u8..=255 {
-            for at in 0..17 {
-                let mut v = vec![b'a'; 17];
-                v[at] = byte;
-                assert_eq!(plain(&v), slow(&v), "byte {byte} at {at}");
+            for len in 1..=17 {
+                for at in 0..len {
+                    let mut v = vec![b'a'; len];
+                    v[at] = byte;
+                    assert_eq!(plain(&v), slow(&v), "byte {byte} at {at} of {len}");
+                }
             }
         }
+        assert!(plain(b""));
     }
 
     #[test]
