@@ -78,10 +78,9 @@ pub async fn handle(
         }
         .into_response(None, &id);
     };
-    let mut trace = snapshot
-        .tracer
-        .as_ref()
-        .map(|t| Box::new(t.begin(req.headers())));
+    // On the request's own future (boxed already); moved into a box of its own for the
+    // response body only when sampled, the one case its end records anything.
+    let mut trace = snapshot.tracer.as_ref().map(|t| t.begin(req.headers()));
     let mut log = snapshot.access_log.as_ref().map(|l| {
         // With tracing the trace is known (its traceparent already read); without, read it.
         let trace_id = match &trace {
@@ -94,16 +93,7 @@ pub async fn handle(
         .as_ref()
         .filter(|t| t.sampled)
         .map(|_| req.method().clone());
-    let (resp, route) = respond(
-        shared,
-        &snapshot,
-        conn,
-        req,
-        &id,
-        &mut log,
-        trace.as_deref(),
-    )
-    .await;
+    let (resp, route) = respond(shared, &snapshot, conn, req, &id, &mut log, trace.as_ref()).await;
     let status = resp.status().as_u16();
     let to_headers = start.elapsed();
     let metrics = route.as_ref().map_or(&snapshot.unmatched, |r| &r.metrics);
@@ -131,6 +121,7 @@ pub async fn handle(
         entry.duration_headers = to_headers;
         entry.route = route;
     }
+    let trace = trace.filter(|t| t.sampled).map(Box::new);
     resp.map(|body| body.observed(log, trace))
 }
 
