@@ -28,8 +28,10 @@ build_release() {
 # stopped when the script exits, however it exits.
 PIDS=()
 cleanup() {
-  local nginx=
-  [ -f "$OUT/nginx.pid" ] && nginx=$(cat "$OUT/nginx.pid")
+  local nginx= f
+  for f in nginx.pid otlp-sink.pid; do
+    [ -f "$OUT/$f" ] && nginx="$nginx $(cat "$OUT/$f")"
+  done
   for p in "${PIDS[@]:-}" $nginx; do kill "$p" 2>/dev/null || true; done
   # Wait (10 s at most) until they are gone: a gateway drains before it exits, and a run
   # started straight after would find its ports still taken.
@@ -55,4 +57,43 @@ routes:
   - { name: echo, upstream: echo, timeout: 10s }
 limits: { max_connections: 30000, max_inflight: 30000 }
 YAML
+}
+
+# otlp_sink ADDRESS [CORE]: an OTLP/HTTP receiver that takes every export and answers 200 (an
+# nginx; one that decoded every span, as the tests use, would take the load generator's core).
+# Stopped by cleanup.
+otlp_sink() {
+  cat >"$OUT/otlp-sink.conf" <<CONF
+worker_processes 1;
+pid $PWD/$OUT/otlp-sink.pid;
+error_log $PWD/$OUT/otlp-sink-error.log warn;
+events { worker_connections 256; }
+http { access_log off; client_body_buffer_size 1m; server { listen $1; location / { return 200 "{}"; } } }
+CONF
+  if [ -n "${2:-}" ]; then
+    taskset -c "$2" nginx -c "$PWD/$OUT/otlp-sink.conf" -p "$PWD/$OUT"
+  else
+    nginx -c "$PWD/$OUT/otlp-sink.conf" -p "$PWD/$OUT"
+  fi
+}
+
+# feature_gateway NAME PORT EXTRA-YAML [ADMIN-PORT]: a gateway on core 0 proxying everything to
+# $BACKEND with the features EXTRA-YAML switches on (and its routes, if it names any); its pid
+# in SERVER_PID[NAME] (an associative array the caller declares).
+feature_gateway() {
+  local admin= routes='routes: [{ name: echo, upstream: echo, timeout: 10s }]'
+  [ -n "${4:-}" ] && admin="admin: { address: \"127.0.0.1:$4\" }"
+  # EXTRA-YAML may bring its own routes.
+  [[ "$3" == *"routes:"* ]] && routes=
+  cat >"$OUT/$1.yaml" <<YAML
+listeners: [{ name: public, address: "127.0.0.1:$2" }]
+$admin
+upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
+$routes
+limits: { max_connections: 30000, max_inflight: 30000 }
+$3
+YAML
+  RUST_LOG=error taskset -c 0 "$BIN" gateway --config "$OUT/$1.yaml" >"$OUT/$1.log" 2>&1 &
+  PIDS+=($!)
+  SERVER_PID[$1]=$!
 }

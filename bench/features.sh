@@ -24,38 +24,14 @@ build_release
 
 BACKEND=127.0.0.1:19200
 taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" >"$OUT/echo.log" 2>&1 & PIDS+=($!)
-# The OTLP sink: a second nginx on core 1 that takes each export and answers 200. (A receiver
-# that decodes every span, as the tests use, would take core 1 from wrk and skew the load.)
+# The OTLP sink on core 1.
 OTLP=127.0.0.1:19285
-cat >"$OUT/otlp-sink.conf" <<CONF
-worker_processes 1;
-pid $PWD/$OUT/otlp-sink.pid;
-error_log $PWD/$OUT/otlp-sink-error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_buffer_size 1m;
-  server { listen $OTLP; location / { return 200 "{}"; } }
-}
-CONF
-taskset -c 1 nginx -c "$PWD/$OUT/otlp-sink.conf" -p "$PWD/$OUT" 2>>"$OUT/otlp-sink-error.log"
-trap 'cleanup; [ -f "$OUT/otlp-sink.pid" ] && kill "$(cat "$OUT/otlp-sink.pid")" 2>/dev/null || true' EXIT
+otlp_sink "$OTLP" 1
 
-gateway() { # name port admin extra-yaml
-  cat >"$OUT/$1.yaml" <<YAML
-listeners: [{ name: public, address: "127.0.0.1:$2" }]
-admin: { address: "127.0.0.1:$3" }
-upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
-routes: [{ name: echo, upstream: echo, timeout: 10s }]
-limits: { max_connections: 30000, max_inflight: 30000 }
-$4
-YAML
-  RUST_LOG=error taskset -c 0 "$BIN" gateway --config "$OUT/$1.yaml" >"$OUT/$1.log" 2>&1 & PIDS+=($!)
-  SERVER_PID[$1]=$!
-}
+declare -A SERVER_PID
+gateway() { feature_gateway "$1" "$2" "$4" "$3"; } # name port admin extra-yaml
 # CPU time (user + system, all threads, in clock ticks) a process has used so far: divided by
 # the requests served, a cost that another process taking the core's time does not change.
-declare -A SERVER_PID
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 gateway off 19280 19290 ""
 gateway on 19281 19291 "access_log: { path: $PWD/$OUT/rampart.access }

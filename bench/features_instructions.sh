@@ -23,15 +23,7 @@ BACKEND=127.0.0.1:19400
 PROXY=127.0.0.1:19480
 OTLP=127.0.0.1:19485
 "$BIN" testkit echo --listen "$BACKEND" >/dev/null 2>&1 & PIDS+=($!)
-cat >"$OUT/otlp-sink.conf" <<CONF
-worker_processes 1;
-pid $PWD/$OUT/otlp-sink.pid;
-error_log $PWD/$OUT/otlp-sink-error.log warn;
-events { worker_connections 256; }
-http { access_log off; client_body_buffer_size 1m; server { listen $OTLP; location / { return 200 "{}"; } } }
-CONF
-nginx -c "$PWD/$OUT/otlp-sink.conf" -p "$PWD/$OUT"
-trap 'cleanup; kill "$(cat "$OUT/otlp-sink.pid")" 2>/dev/null || true' EXIT
+otlp_sink "$OTLP"
 config() { # name extra
   cat >"$OUT/$1.yaml" <<YAML
 listeners: [{ name: public, address: "$PROXY" }]

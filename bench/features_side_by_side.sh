@@ -8,6 +8,7 @@
 #   bash bench/features_side_by_side.sh              # 10 rounds of 10 s (~2 minutes)
 #   ROUNDS=20 DURATION=5 bash bench/features_side_by_side.sh
 #   CONFIGS="control log trace" bash bench/features_side_by_side.sh   # each feature alone
+#   CONFIGS="control jwt introspection" bash bench/features_side_by_side.sh   # cached auth
 #
 # Per round and gateway: the CPU time it used (user + system, all threads, /proc/PID/stat)
 # divided by the requests it served — the cost of a request, including the log writer's
@@ -30,28 +31,27 @@ build_release
 BACKEND=127.0.0.1:19700
 OTLP=127.0.0.1:19785
 taskset -c 1 "$BIN" testkit echo --listen "$BACKEND" >"$OUT/echo.log" 2>&1 & PIDS+=($!)
-cat >"$OUT/otlp-sink.conf" <<CONF
-worker_processes 1;
-pid $PWD/$OUT/otlp-sink.pid;
-error_log $PWD/$OUT/otlp-sink-error.log warn;
-events { worker_connections 256; }
-http { access_log off; client_body_buffer_size 1m; server { listen $OTLP; location / { return 200 "{}"; } } }
-CONF
-taskset -c 1 nginx -c "$PWD/$OUT/otlp-sink.conf" -p "$PWD/$OUT"
-trap 'cleanup; [ -f "$OUT/otlp-sink.pid" ] && kill "$(cat "$OUT/otlp-sink.pid")" 2>/dev/null || true' EXIT
+otlp_sink "$OTLP" 1
 
-declare -A PORT SERVER_PID
+declare -A PORT SERVER_PID HEADER
 gateway() { # name port extra-yaml
-  cat >"$OUT/$1.yaml" <<YAML
-listeners: [{ name: public, address: "127.0.0.1:$2" }]
-upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
-routes: [{ name: echo, upstream: echo, timeout: 10s }]
-limits: { max_connections: 30000, max_inflight: 30000 }
-$3
-YAML
-  RUST_LOG=error taskset -c 0 "$BIN" gateway --config "$OUT/$1.yaml" >"$OUT/$1.log" 2>&1 & PIDS+=($!)
-  SERVER_PID[$1]=$!
+  feature_gateway "$@"
   PORT[$1]=$2
+}
+# Authenticated configs: the testkit's auth server (introspection and JWKS) on core 1; every
+# request carries a valid token, whose decision or verification the gateway caches.
+if [[ " ${CONFIGS:-} " == *" jwt "* || " ${CONFIGS:-} " == *" introspection "* ]]; then
+  taskset -c 1 "$BIN" testkit auth --listen 127.0.0.1:19701 >"$OUT/auth.out" 2>"$OUT/auth.log" & PIDS+=($!)
+  for _ in $(seq 1 50); do grep -q '^jwt=' "$OUT/auth.out" 2>/dev/null && break; sleep 0.1; done
+  HEADER[jwt]="authorization: Bearer $(sed -n 's/^jwt=//p' "$OUT/auth.out")"
+  HEADER[introspection]="authorization: Bearer $(sed -n 's/^opaque=//p' "$OUT/auth.out")"
+fi
+# One route, authenticated by PROVIDER (a replacement of the default route).
+auth_route() {
+  echo "auth_providers:
+  - { name: main, type: introspection, endpoint: \"http://127.0.0.1:19701/introspect\", timeout: 250ms, cache_ttl: 5m }
+  - { name: partners, type: jwt, jwks_url: \"http://127.0.0.1:19701/.well-known/jwks.json\", issuer: \"https://auth.example.com\", audience: api }
+routes: [{ name: echo, upstream: echo, timeout: 10s, auth: $1 }]"
 }
 LOG="access_log: { path: $PWD/$OUT/rampart.access }"
 TRACE="tracing: { otlp_endpoint: \"http://$OTLP/v1/traces\", sample: 0.01 }"
@@ -64,13 +64,15 @@ for name in "${NAMES[@]}"; do
     trace) gateway trace $port "$TRACE" ;;
     on) gateway on $port "$LOG
 $TRACE" ;;
-    *) echo "unknown config: $name (off, control, log, trace, on)"; exit 1 ;;
+    jwt) gateway jwt $port "$(auth_route partners)" ;;
+    introspection) gateway introspection $port "$(auth_route main)" ;;
+    *) echo "unknown config: $name (off, control, log, trace, on, jwt, introspection)"; exit 1 ;;
   esac
   port=$((port + 1))
 done
 for name in "${NAMES[@]}"; do
   for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:${PORT[$name]}/fixed" && break; sleep 0.1; done
-  curl -sf -o /dev/null "http://127.0.0.1:${PORT[$name]}/fixed" || { echo "not answering: $name"; exit 1; }
+  curl -sf -o /dev/null -H "${HEADER[$name]:-x-none: 1}" "http://127.0.0.1:${PORT[$name]}/fixed" || { echo "not answering: $name"; exit 1; }
 done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -80,7 +82,8 @@ for r in $(seq 1 "$ROUNDS"); do
   declare -A BEFORE=() LOAD=()
   for name in "${NAMES[@]}"; do BEFORE[$name]=$(ticks "${SERVER_PID[$name]}"); done
   for name in "${NAMES[@]}"; do
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$name]}/fixed" >"$OUT/$name-$r.txt" &
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "${HEADER[$name]:-x-none: 1}" \
+      "http://127.0.0.1:${PORT[$name]}/fixed" >"$OUT/$name-$r.txt" &
     LOAD[$name]=$!
   done
   for name in "${NAMES[@]}"; do wait "${LOAD[$name]}"; done
@@ -94,9 +97,10 @@ import sys
 sys.path.insert(0, "bench")
 from wrk_parse import wrk
 out, rounds, hz, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-LABELS = {"off": "access log and tracing off", "control": "off again (the control)",
+LABELS = {"off": "pass-through (no feature on)", "control": "off again (the control)",
           "log": "JSON access log only", "trace": "tracing at 1% only",
-          "on": "JSON access log + tracing at 1%"}
+          "on": "JSON access log + tracing at 1%", "jwt": "JWT (ES256), cached verification",
+          "introspection": "introspection, cached decision"}
 def run(name, r):
     w = wrk(f"{out}/{name}-{r}.txt")
     ticks = int(open(f"{out}/{name}-{r}.ticks").read())
