@@ -20,6 +20,7 @@ pub mod forward;
 pub mod gateway;
 pub mod grpc;
 pub mod hex_text;
+pub mod json_text;
 pub mod listener;
 pub mod lkg;
 pub mod metrics;

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rampart_model::{AccessLogConfig, LogField, LogFormat};
 
 use super::Entry;
+use crate::json_text::{self, content, string};
 
 pub(super) struct Format {
     format: LogFormat,
@@ -99,72 +100,6 @@ fn ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A JSON string: copied as it is when it holds nothing to escape (names, ids, normalized
-/// paths: the usual case), else escaped by serde_json (bytes that are not UTF-8 replaced).
-fn string(out: &mut Vec<u8>, s: &[u8]) {
-    if plain(s) {
-        out.push(b'"');
-        out.extend_from_slice(s);
-        out.push(b'"');
-    } else {
-        escaped(out, s);
-    }
-}
-
-/// A JSON string's content, without its quotes (they are in the line's constant bytes).
-fn content(out: &mut Vec<u8>, s: &[u8]) {
-    if plain(s) {
-        out.extend_from_slice(s);
-    } else {
-        let start = out.len();
-        escaped(out, s);
-        // serde_json wrote the quotes around what it escaped: take them off.
-        out.pop();
-        out.remove(start);
-    }
-}
-
-fn escaped(out: &mut Vec<u8>, s: &[u8]) {
-    // Writing a &str to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(s));
-}
-
-/// Whether bytes need no JSON escaping: printable ASCII without '"' or '\\'. Eight bytes at
-/// a time (the usual bit tricks on a u64); the last few padded with spaces to eight.
-fn plain(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut bad = 0;
-    for chunk in &mut chunks {
-        let mut lanes = [0u8; 8];
-        lanes.copy_from_slice(chunk);
-        bad |= escapes(u64::from_le_bytes(lanes));
-    }
-    let mut tail = [b' '; 8];
-    let rest = chunks.remainder();
-    if let Some(dst) = tail.get_mut(..rest.len()) {
-        dst.copy_from_slice(rest);
-    }
-    bad |= escapes(u64::from_le_bytes(tail));
-    bad == 0
-}
-
-/// Non-zero when one of eight bytes needs escaping in JSON (or is not ASCII).
-fn escapes(x: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A lane of `x` is zero (the high bit of the result set where one is).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    // Below 0x20, or 0x7f and above (which also catches UTF-8), or a quote, or a backslash.
-    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-    let high = (x | x.wrapping_add(ONES)) & HIGH;
-    control | high | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')))
-}
-
-/// A decimal number (itoa: two digits per step, no formatting machinery).
-fn number(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-}
-
 fn hex_string(out: &mut Vec<u8>, bytes: &[u8; 16]) {
     let mut text = *b"\"00000000000000000000000000000000\"";
     crate::hex_text::encode_into(bytes, &mut text[1..33]);
@@ -221,10 +156,10 @@ fn value(
         LogField::Path => opt_string(out, e.path.as_ref().map(|p| p.path())),
         LogField::Status => match e.status {
             100..=999 => out.extend_from_slice(&three_digits(u64::from(e.status))),
-            other => number(out, u64::from(other)),
+            other => json_text::integer(out, u64::from(other)),
         },
-        LogField::BytesIn => number(out, e.bytes_in),
-        LogField::BytesOut => number(out, e.bytes_out),
+        LogField::BytesIn => json_text::integer(out, e.bytes_in),
+        LogField::BytesOut => json_text::integer(out, e.bytes_out),
         LogField::DurationHeadersMs => millis(out, e.duration_headers),
         LogField::DurationMs => millis(out, e.duration),
         LogField::AuthSubject => opt_string(out, e.auth_subject.as_deref()),
@@ -237,7 +172,7 @@ fn value(
 /// Milliseconds with three decimals (microseconds), written without floating point.
 fn millis(out: &mut Vec<u8>, d: std::time::Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    number(out, us / 1000);
+    json_text::integer(out, us / 1000);
     out.push(b'.');
     out.extend_from_slice(&three_digits(us % 1000));
 }
@@ -286,61 +221,12 @@ fn clf_token(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut out = Vec::new();
-        f(&mut out);
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
-    fn the_plain_check_agrees_with_a_byte_by_byte_one() {
-        let slow = |b: &[u8]| {
-            b.iter()
-                .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\')
-        };
-        for byte in 0u8..=255 {
-            for len in 1..=17 {
-                for at in 0..len {
-                    let mut v = vec![b'a'; len];
-                    v[at] = byte;
-                    assert_eq!(plain(&v), slow(&v), "byte {byte} at {at} of {len}");
-                }
-            }
-        }
-        assert!(plain(b""));
-    }
-
-    #[test]
-    fn numbers_durations_and_strings_are_valid_json() {
-        assert_eq!(text(|o| number(o, 0)), "0");
-        assert_eq!(text(|o| number(o, 1_234_567)), "1234567");
-        assert_eq!(text(|o| number(o, u64::MAX)), u64::MAX.to_string());
-        assert_eq!(
-            text(|o| millis(o, std::time::Duration::from_micros(1005))),
-            "1.005"
-        );
-        assert_eq!(
-            text(|o| millis(o, std::time::Duration::from_micros(7))),
-            "0.007"
-        );
-        assert_eq!(text(|o| string(o, b"/v1/users/7")), "\"/v1/users/7\"");
-        for hostile in [
-            "a\"b",
-            "back\\slash",
-            "new\nline",
-            "ü",
-            "\u{7f}",
-            "eight-by\"",
-            "sixteen-bytes-ok\u{1}",
-            "0123456789abcdef\\",
-        ] {
-            let json = text(|o| string(o, hostile.as_bytes()));
-            let back: String = serde_json::from_str(&json).unwrap();
-            assert_eq!(back, hostile, "{json}");
-            // Without its quotes (they are in the line's constant bytes).
-            let inner = text(|o| content(o, hostile.as_bytes()));
-            let back: String = serde_json::from_str(&format!("\"{inner}\"")).unwrap();
-            assert_eq!(back, hostile, "{inner}");
+    fn durations_are_milliseconds_with_three_decimals() {
+        for (micros, text) in [(1005, "1.005"), (7, "0.007"), (12_345_678, "12345.678")] {
+            let mut out = Vec::new();
+            millis(&mut out, std::time::Duration::from_micros(micros));
+            assert_eq!(out, text.as_bytes(), "{micros} µs");
         }
     }
 }

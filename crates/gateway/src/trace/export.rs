@@ -12,12 +12,11 @@ use prometheus_client::metrics::counter::Counter;
 use rampart_model::TracingConfig;
 use rampart_net::Resolver;
 use rampart_net::client::{HttpsClient, fetch, https_client};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{Span, Value};
-use crate::hex_text;
 use crate::metrics::Metrics;
+use crate::{hex_text, json_text};
 
 /// Most spans in one export.
 const BATCH: usize = 512;
@@ -90,118 +89,69 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Span>, exporter: Exporter) {
     }
 }
 
-/// A span as OTLP's JSON encoding spells it, written straight from the span (no
-/// intermediate JSON tree).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OtlpSpan<'a> {
-    trace_id: &'a str,
-    span_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_span_id: Option<&'a str>,
-    name: &'a str,
-    kind: u8,
-    /// OTLP JSON writes 64-bit integers as strings.
-    start_time_unix_nano: String,
-    end_time_unix_nano: String,
-    attributes: Vec<Attribute<'a>>,
-    status: Status,
-}
-
-#[derive(Serialize)]
-struct Attribute<'a> {
-    key: &'a str,
-    value: AnyValue<'a>,
-}
-
-#[derive(Serialize)]
-enum AnyValue<'a> {
-    #[serde(rename = "stringValue")]
-    Str(&'a str),
-    #[serde(rename = "intValue")]
-    Int(String),
-}
-
-impl<'a> AnyValue<'a> {
-    fn of(value: &'a Value) -> AnyValue<'a> {
-        match value {
-            Value::Str(s) => AnyValue::Str(s),
-            Value::Int(i) => AnyValue::Int(i.to_string()),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Status {
-    /// STATUS_CODE_ERROR (2) or UNSET (0).
-    code: u8,
-}
-
-#[derive(Serialize)]
-struct Scope {
-    name: &'static str,
-    version: &'static str,
-}
-
 /// The start of an `ExportTraceServiceRequest` in OTLP's JSON encoding, up to its spans.
 fn open_request(out: &mut Vec<u8>, service: &str) {
-    let resource = [Attribute {
-        key: "service.name",
-        value: AnyValue::Str(service),
-    }];
-    let scope = Scope {
-        name: "rampart",
-        version: env!("CARGO_PKG_VERSION"),
-    };
-    out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":");
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &resource);
-    out.extend_from_slice(b"},\"scopeSpans\":[{\"scope\":");
-    let _ = serde_json::to_writer(&mut *out, &scope);
-    out.extend_from_slice(b",\"spans\":[");
+    out.extend_from_slice(
+        b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":",
+    );
+    json_text::string(out, service.as_bytes());
+    out.extend_from_slice(b"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"rampart\",\"version\":");
+    json_text::string(out, env!("CARGO_PKG_VERSION").as_bytes());
+    out.extend_from_slice(b"},\"spans\":[");
 }
 
 fn close_request(out: &mut Vec<u8>) {
     out.extend_from_slice(b"]}]}]}");
 }
 
+/// A span as OTLP's JSON encoding spells it (ids in hex, 64-bit times as decimal strings),
+/// written straight from the span: keys are constant bytes, values checked for escaping.
 fn push_span(out: &mut Vec<u8>, s: &Span, first: bool) {
     if !first {
         out.push(b',');
     }
-    let trace_id: [u8; 32] = hex_text::encode(&s.trace_id);
-    let span_id: [u8; 16] = hex_text::encode(&s.span_id);
-    let mut parent_id = [0u8; 16];
-    let parent = s.parent_id.map(|p| {
-        hex_text::encode_into(&p, &mut parent_id);
-        ascii(&parent_id)
+    out.extend_from_slice(b"{\"traceId\":\"");
+    out.extend_from_slice(&hex_text::encode::<16, 32>(&s.trace_id));
+    out.extend_from_slice(b"\",\"spanId\":\"");
+    out.extend_from_slice(&hex_text::encode::<8, 16>(&s.span_id));
+    if let Some(parent) = &s.parent_id {
+        out.extend_from_slice(b"\",\"parentSpanId\":\"");
+        out.extend_from_slice(&hex_text::encode::<8, 16>(parent));
+    }
+    out.extend_from_slice(b"\",\"name\":");
+    json_text::string(out, s.name.as_bytes());
+    out.extend_from_slice(b",\"kind\":");
+    json_text::integer(out, s.kind as u8);
+    out.extend_from_slice(b",\"startTimeUnixNano\":\"");
+    json_text::integer(out, s.start_ns);
+    out.extend_from_slice(b"\",\"endTimeUnixNano\":\"");
+    json_text::integer(out, s.end_ns);
+    out.extend_from_slice(b"\",\"attributes\":[");
+    for (i, (key, value)) in s.attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        json_text::string(out, key.as_bytes());
+        match value {
+            Value::Str(v) => {
+                out.extend_from_slice(b",\"value\":{\"stringValue\":");
+                json_text::string(out, v.as_bytes());
+            }
+            Value::Int(n) => {
+                out.extend_from_slice(b",\"value\":{\"intValue\":\"");
+                json_text::integer(out, *n);
+                out.push(b'"');
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
+    // STATUS_CODE_ERROR (2) or UNSET (0).
+    out.extend_from_slice(if s.error {
+        b"],\"status\":{\"code\":2}}"
+    } else {
+        b"],\"status\":{\"code\":0}}"
     });
-    let span = OtlpSpan {
-        trace_id: ascii(&trace_id),
-        span_id: ascii(&span_id),
-        parent_span_id: parent,
-        name: &s.name,
-        kind: s.kind as u8,
-        start_time_unix_nano: s.start_ns.to_string(),
-        end_time_unix_nano: s.end_ns.to_string(),
-        attributes: s
-            .attributes
-            .iter()
-            .map(|(key, value)| Attribute {
-                key,
-                value: AnyValue::of(value),
-            })
-            .collect(),
-        status: Status {
-            code: if s.error { 2 } else { 0 },
-        },
-    };
-    let _ = serde_json::to_writer(&mut *out, &span);
-}
-
-/// Hex digits as text (they are ASCII).
-fn ascii(hex: &[u8]) -> &str {
-    std::str::from_utf8(hex).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -256,5 +206,27 @@ mod tests {
         assert_eq!(spans[1]["name"], "needs \"escaping\"");
         assert_eq!(spans[1]["status"]["code"], 2);
         assert_eq!(spans[1]["attributes"][0]["value"]["stringValue"], "/a");
+
+        // A service name and attribute values that JSON must escape, a negative integer.
+        let odd = Span {
+            attributes: vec![
+                ("url.path", Value::Str("/a\"b\\c\u{1}".into())),
+                ("delta", Value::Int(-7)),
+            ],
+            ..one
+        };
+        let mut body = Vec::new();
+        open_request(&mut body, "edge \"west\"");
+        push_span(&mut body, &odd, true);
+        close_request(&mut body);
+        let doc: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        let rs = &doc["resourceSpans"][0];
+        assert_eq!(
+            rs["resource"]["attributes"][0]["value"]["stringValue"],
+            "edge \"west\""
+        );
+        let attrs = &rs["scopeSpans"][0]["spans"][0]["attributes"];
+        assert_eq!(attrs[0]["value"]["stringValue"], "/a\"b\\c\u{1}");
+        assert_eq!(attrs[1]["value"]["intValue"], "-7");
     }
 }
