@@ -6,8 +6,8 @@
 //! passes either wakes the writer, once per turn) or 50 ms after its last turn, whichever
 //! comes first. A writer woken by a timer every few milliseconds cost, in a virtual machine,
 //! half a percent of a core with no traffic at all. Formatting where the request ends spreads
-//! the work evenly instead of in bursts on the writer. When the buffer already holds `buffer` lines (a slow disk, a
-//! blocked pipe) the line is dropped and counted
+//! the work evenly instead of in bursts on the writer. When the buffer already holds `buffer`
+//! lines (a slow disk, a blocked pipe) the line is dropped and counted
 //! (`rampart_access_log_dropped_total{reason="buffer_full"}`); a failed write (a full disk) is
 //! counted too (`reason="write_error"`), and the writer keeps going. So a request never waits
 //! for the log, whatever happens to the file. `reopen()` (SIGHUP) makes the writer open the

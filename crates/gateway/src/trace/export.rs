@@ -91,9 +91,8 @@ pub(super) async fn run(mut rx: mpsc::Receiver<Span>, exporter: Exporter) {
 
 /// The start of an `ExportTraceServiceRequest` in OTLP's JSON encoding, up to its spans.
 fn open_request(out: &mut Vec<u8>, service: &str) {
-    out.extend_from_slice(
-        b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":",
-    );
+    out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    out.extend_from_slice(b"{\"key\":\"service.name\",\"value\":{\"stringValue\":");
     json_text::string(out, service.as_bytes());
     out.extend_from_slice(b"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"rampart\",\"version\":");
     json_text::string(out, env!("CARGO_PKG_VERSION").as_bytes());
