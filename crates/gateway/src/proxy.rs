@@ -91,7 +91,7 @@ pub async fn handle(
     });
     let method = trace
         .as_ref()
-        .filter(|t| t.sampled)
+        .filter(|t| t.sampled())
         .map(|_| req.method().clone());
     let (resp, route) = respond(shared, &snapshot, conn, req, &id, &mut log, trace.as_ref()).await;
     let status = resp.status().as_u16();
@@ -121,7 +121,7 @@ pub async fn handle(
         entry.duration_headers = to_headers;
         entry.route = route;
     }
-    let trace = trace.filter(|t| t.sampled).map(Box::new);
+    let trace = trace.filter(|t| t.sampled()).map(Box::new);
     resp.map(|body| body.observed(log, trace))
 }
 
@@ -349,7 +349,7 @@ async fn forward(
         // its state, not every request's future.
         let outcome = Box::pin(provider.authenticate(&parts.headers, &route.config.scopes)).await;
         if let (Some(t), Some(child)) = (trace, child)
-            && t.sampled
+            && t.sampled()
         {
             let result = match &outcome {
                 Ok(_) => "ok",
@@ -481,7 +481,7 @@ async fn forward(
             });
             let outcome = up.send(index, request).await;
             if let (Some(t), Some(child)) = (trace, child)
-                && t.sampled
+                && t.sampled()
             {
                 let mut attributes = vec![
                     ("server.address", Value::Str(endpoint.label.clone())),

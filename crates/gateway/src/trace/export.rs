@@ -158,6 +158,18 @@ mod tests {
     use super::*;
     use crate::trace::Kind;
 
+    /// One export request holding `spans`, parsed back: its `resourceSpans[0]`.
+    fn exported(service: &str, spans: &[&Span]) -> serde_json::Value {
+        let mut body = Vec::new();
+        open_request(&mut body, service);
+        for (i, span) in spans.iter().enumerate() {
+            push_span(&mut body, span, i == 0);
+        }
+        close_request(&mut body);
+        let doc: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        doc["resourceSpans"][0].clone()
+    }
+
     #[test]
     fn a_batch_is_one_valid_export_request() {
         let one = Span {
@@ -171,9 +183,6 @@ mod tests {
             attributes: vec![("http.response.status_code", Value::Int(200))],
             error: false,
         };
-        let mut body = Vec::new();
-        open_request(&mut body, "edge");
-        push_span(&mut body, &one, true);
         let root = Span {
             parent_id: None,
             error: true,
@@ -181,10 +190,7 @@ mod tests {
             attributes: vec![("url.path", Value::Str("/a".into()))],
             ..one.clone()
         };
-        push_span(&mut body, &root, false);
-        close_request(&mut body);
-        let doc: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
-        let rs = &doc["resourceSpans"][0];
+        let rs = exported("edge", &[&one, &root]);
         assert_eq!(
             rs["resource"]["attributes"][0]["value"]["stringValue"],
             "edge"
@@ -214,12 +220,7 @@ mod tests {
             ],
             ..one
         };
-        let mut body = Vec::new();
-        open_request(&mut body, "edge \"west\"");
-        push_span(&mut body, &odd, true);
-        close_request(&mut body);
-        let doc: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
-        let rs = &doc["resourceSpans"][0];
+        let rs = exported("edge \"west\"", &[&odd]);
         assert_eq!(
             rs["resource"]["attributes"][0]["value"]["stringValue"],
             "edge \"west\""

@@ -117,7 +117,6 @@ impl Tracer {
             trace_id,
             parent_id,
             span_id: random_span_id(),
-            sampled,
             start_ns: if sampled { now_ns() } else { 0 },
             name: String::new(),
             attributes: Vec::new(),
@@ -141,12 +140,11 @@ pub struct Child {
 /// One request's trace: its server span (recorded when dropped, that is when the response
 /// body ends) and the children it started.
 pub struct RequestTrace {
-    /// Set when sampled.
+    /// Set when sampled (see [`RequestTrace::sampled`]).
     tracer: Option<Tracer>,
     pub trace_id: [u8; 16],
     parent_id: Option<[u8; 8]>,
     span_id: [u8; 8],
-    pub sampled: bool,
     start_ns: u64,
     /// The server span's name and attributes, filled in as the request goes.
     pub name: String,
@@ -155,17 +153,22 @@ pub struct RequestTrace {
 }
 
 impl RequestTrace {
+    /// Whether the trace is sampled: only then does it hold the tracer its spans go to.
+    pub fn sampled(&self) -> bool {
+        self.tracer.is_some()
+    }
+
     /// Starts a child span (its id is what the `traceparent` of a call it makes names).
     pub fn child(&self) -> Child {
         Child {
             span_id: random_span_id(),
-            start_ns: if self.sampled { now_ns() } else { 0 },
+            start_ns: if self.sampled() { now_ns() } else { 0 },
         }
     }
 
     /// The `traceparent` for a call made within `child`.
     pub fn traceparent(&self, child: &Child) -> HeaderValue {
-        TraceParent::header(&self.trace_id, &child.span_id, self.sampled)
+        TraceParent::header(&self.trace_id, &child.span_id, self.sampled())
     }
 
     /// Ends a child span: recorded when the trace is sampled.
