@@ -150,6 +150,19 @@ impl ConnState {
             && self.head_started.load(Ordering::Relaxed) == NONE
     }
 
+    /// How long the connection has been idle: requests were served and none is in flight
+    /// (`None` otherwise).
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.requests.load(Ordering::Relaxed) == 0 || self.inflight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let now = self.now();
+        match stamped(&self.idle_since, now) {
+            NONE => None,
+            since => Some(Duration::from_millis(now.saturating_sub(since))),
+        }
+    }
+
     /// How many requests the connection has started.
     pub fn served(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -272,6 +285,17 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// When an idle connection's idle deadline passes (what holds a parked connection that has
+    /// left this watchdog behind); `None` when it has passed, or requests are in flight.
+    pub fn idle_deadline(&self) -> Option<Instant> {
+        match self.state.next(&self.deadlines, self.state.now()) {
+            Ok(Some(at)) => Some(self.state.accepted + Duration::from_millis(at - FIRST)),
+            Ok(None) | Err(_) => None,
+        }
+    }
+}
+
 impl Future for Watchdog {
     type Output = Expired;
 
@@ -332,6 +356,10 @@ impl<IO> Watched<IO> {
 
     pub fn get_ref(&self) -> &IO {
         &self.io
+    }
+
+    pub fn into_inner(self) -> IO {
+        self.io
     }
 }
 

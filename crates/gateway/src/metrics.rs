@@ -43,6 +43,7 @@ struct Inner {
     connections: Gauge,
     connections_total: Counter,
     connections_parked: Counter,
+    parked_connections: Gauge,
     deadlines: Family<Labels, Counter>,
     probes: Family<Labels, Counter>,
     request_body_stalls: Counter,
@@ -151,6 +152,7 @@ impl Metrics {
             connections: Gauge::default(),
             connections_total: Counter::default(),
             connections_parked: Counter::default(),
+            parked_connections: Gauge::default(),
             deadlines: Family::default(),
             probes: Family::default(),
             request_body_stalls: Counter::default(),
@@ -232,6 +234,12 @@ impl Metrics {
             "Idle HTTP/1.1 client connections parked: their protocol state (buffers) dropped \
              until the next request's bytes arrive",
             inner.connections_parked.clone(),
+        );
+        r.register(
+            "parked_connections",
+            "Idle plain HTTP/1.1 client connections held by their listener's parking lot now: \
+             a socket each, no task and no buffer",
+            inner.parked_connections.clone(),
         );
         r.register(
             "deadlines_expired",
@@ -532,6 +540,10 @@ impl Metrics {
 
     pub fn connection_parked(&self) {
         self.inner.connections_parked.inc();
+    }
+
+    pub fn parked_connections(&self) -> &Gauge {
+        &self.inner.parked_connections
     }
 
     /// The Prometheus text exposition.

@@ -288,6 +288,7 @@ pub struct LimitsConfig {
     pub max_body_bytes: u64,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    pub park_after: Duration,
     pub send_timeout: Duration,
     pub body_timeout: Duration,
 }

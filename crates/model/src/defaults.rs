@@ -25,6 +25,7 @@ pub const MAX_HEADER_BYTES: u32 = 65_536;
 pub const MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const PARK_AFTER: Duration = Duration::from_millis(100);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const JWT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];

@@ -41,7 +41,7 @@ routes:
   - { name: a, match: { path_prefix: /v1/../admin }, upstream: users }
   - { name: b, match: { path_exact: "/v1//x" }, upstream: users }
   - { name: c, match: { path_prefix: "/%2e%2e" }, upstream: users }
-limits: { header_timeout: 0s, idle_timeout: 2h, send_timeout: 30, body_timeout: 5s }
+limits: { header_timeout: 0s, idle_timeout: 2h, park_after: 0ms, send_timeout: 30, body_timeout: 5s }
 "#,
             &[
                 r#"listeners[0].trusted_proxies[2]: "10.0.0.0/33" is not a CIDR block ("10.0.0.0/8") or an IP address"#,
@@ -52,6 +52,7 @@ limits: { header_timeout: 0s, idle_timeout: 2h, send_timeout: 30, body_timeout: 
                 r#"routes[2].match.path_prefix: "/%2e%2e": the path climbs above the root with '..'"#,
                 r#"limits.header_timeout: must be greater than zero"#,
                 r#"limits.idle_timeout: 2h is longer than the maximum of 1h"#,
+                r#"limits.park_after: must be greater than zero"#,
                 r#"limits.send_timeout: invalid duration "30": missing unit after 30 (units: ms, s, m, h)"#,
             ],
         ),

@@ -23,6 +23,7 @@ use crate::proxy::{ConnInfo, handle};
 use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
 
+use super::lot::Parked;
 use super::park::{Park, ParkableTls};
 
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
@@ -53,9 +54,6 @@ type RequestFuture = std::pin::Pin<
     >,
 >;
 
-/// How long an HTTP/1.1 connection stays idle before it is parked (its protocol state dropped).
-const PARK_AFTER: Duration = Duration::from_secs(1);
-
 /// What a listener tells its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stop {
@@ -66,28 +64,53 @@ pub(super) enum Stop {
     Abort,
 }
 
+/// A connection as its task gets it.
+pub(super) struct Connection {
+    pub remote: SocketAddr,
+    pub listener: Arc<ListenerConfig>,
+    pub shared: Arc<Shared>,
+    pub stop: watch::Receiver<Stop>,
+}
+
+/// How a connection's task begins.
+pub(super) enum Begin {
+    /// Just accepted: TLS (with this acceptor) or not, then HTTP/2 or HTTP/1.1.
+    Accepted(Option<Arc<TlsAcceptor>>),
+    /// A plain HTTP/1.1 connection out of the parking lot: its next request's bytes arrived.
+    Resumed,
+}
+
+/// Serves a connection until it ends, or (`parkable`: a plain HTTP/1.1 connection) until it
+/// goes idle: then its socket is returned, for the parking lot.
 pub(super) async fn serve_connection(
     stream: TcpStream,
-    remote: SocketAddr,
-    acceptor: Option<Arc<TlsAcceptor>>,
-    listener: Arc<ListenerConfig>,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<Stop>,
-) {
+    connection: Connection,
+    begin: Begin,
+    parkable: bool,
+) -> Option<Parked> {
+    let Connection {
+        remote,
+        listener,
+        shared,
+        mut stop,
+    } = connection;
     let _ = stream.set_nodelay(true);
     let limits = shared
         .snapshot
         .load()
         .as_ref()
         .map(|s| s.config.limits.clone());
-    let Some(limits) = limits else { return };
+    let limits = limits?;
     let state = ConnState::new();
     let mut watchdog = std::pin::pin!(Watchdog::new(
         state.clone(),
         Deadlines::from_limits(&limits)
     ));
     let io = Watched::new(stream, state.clone());
-    let proto = if acceptor.is_some() { "https" } else { "http" };
+    let proto = match &begin {
+        Begin::Accepted(Some(_)) => "https",
+        Begin::Accepted(None) | Begin::Resumed => "http",
+    };
     let conn = Conn {
         info: Arc::new(ConnInfo {
             remote,
@@ -98,12 +121,19 @@ pub(super) async fn serve_connection(
         }),
         shared,
         state,
+        parkable,
     };
-    match acceptor {
+    match begin {
+        // The next request's bytes are there: HTTP/1.1, as before the connection was parked.
+        Begin::Resumed => {
+            Box::pin(conn.serve_http1(io, bytes::Bytes::new(), &limits, watchdog, &mut stop)).await
+        }
         // Each protocol's connection boxed on its own: a plain connection does not carry
         // room for a TLS session's state, nor a TLS one for the handshake's.
-        None => Box::pin(conn.serve_by_preface(io, &limits, watchdog, &mut stop)).await,
-        Some(acceptor) => {
+        Begin::Accepted(None) => {
+            Box::pin(conn.serve_by_preface(io, &limits, watchdog, &mut stop)).await
+        }
+        Begin::Accepted(Some(acceptor)) => {
             // The handshake's result (the TLS session, 1.2 KiB) in a block that ends before
             // the connection's long wait: otherwise every connection's task, plain or TLS,
             // keeps room for it after it has moved into the boxed serving future.
@@ -113,7 +143,7 @@ pub(super) async fn serve_connection(
                     tls = Box::pin(acceptor.accept(io)) => tls,
                     expired = watchdog.as_mut() => {
                         conn.expired(expired);
-                        return;
+                        return None;
                     }
                 };
                 match handshake {
@@ -123,7 +153,7 @@ pub(super) async fn serve_connection(
                     }
                     Err(e) => {
                         tracing::debug!(%remote, error = %e, "TLS handshake failed");
-                        return;
+                        return None;
                     }
                 }
             };
@@ -137,6 +167,8 @@ struct Conn {
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
     state: Arc<ConnState>,
+    /// Whether an idle plain HTTP/1.1 connection leaves its task for the parking lot.
+    parkable: bool,
 }
 
 impl Conn {
@@ -177,31 +209,33 @@ impl Conn {
         limits: &rampart_model::LimitsConfig,
         mut watchdog: std::pin::Pin<&mut Watchdog>,
         stop: &mut watch::Receiver<Stop>,
-    ) {
+    ) -> Option<Parked> {
         let detected = tokio::select! {
             biased;
             read = read_preface(&mut io) => read,
             expired = watchdog.as_mut() => {
                 self.expired(expired);
-                return;
+                return None;
             }
-            _ = stop.changed() => return,
+            _ = stop.changed() => return None,
         };
         // Each boxed on its own: a parked HTTP/1.1 connection does not carry room for an
         // HTTP/2 connection's state, nor an HTTP/2 one for HTTP/1.1's.
         match detected {
             Ok((true, pre)) => {
                 let io = TokioIo::new(Rewind::new(io, pre));
-                Box::pin(self.serve(io, limits, watchdog, stop)).await
+                Box::pin(self.serve(io, limits, watchdog, stop)).await;
+                None
             }
             Ok((false, pre)) => Box::pin(self.serve_http1(io, pre, limits, watchdog, stop)).await,
             Err(e) => {
-                tracing::debug!(remote = %self.info.remote, error = %e, "connection ended before a request")
+                tracing::debug!(remote = %self.info.remote, error = %e, "connection ended before a request");
+                None
             }
         }
     }
 
-    /// HTTP/1.1. Once idle for [`PARK_AFTER`] the connection is parked: the protocol's state
+    /// HTTP/1.1. Once idle for `limits.park_after` the connection is parked: the protocol's state
     /// (hyper's read and write buffers, 24 KiB) is dropped and only the socket (and its TLS
     /// session) kept until the next request's bytes arrive, when a new protocol state takes the
     /// connection over (with any bytes the old one had read).
@@ -212,7 +246,8 @@ impl Conn {
         limits: &rampart_model::LimitsConfig,
         mut watchdog: std::pin::Pin<&mut Watchdog>,
         stop: &mut watch::Receiver<Stop>,
-    ) {
+    ) -> Option<Parked> {
+        let park_after = limits.park_after;
         let mut builder = hyper::server::conn::http1::Builder::new();
         // The same settings as `serve`'s for HTTP/1.1 (TLS connections).
         builder
@@ -227,7 +262,7 @@ impl Conn {
                     .serve_connection(io_in, self.service())
                     .with_upgrades(),
             );
-            let mut park_check = Box::pin(tokio::time::sleep(PARK_AFTER));
+            let mut park_check = Box::pin(tokio::time::sleep(park_after));
             // While parking: how many requests the connection had started.
             let mut parking: Option<u64> = None;
             let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
@@ -239,21 +274,27 @@ impl Conn {
                     expired = watchdog.as_mut(), if grace.is_none() => {
                         self.expired(expired);
                         if expired != Expired::Idle {
-                            return;
+                            return None;
                         }
                         parking = None;
                         self.state.set_parking(false);
                         std::pin::Pin::new(&mut *conn).graceful_shutdown();
                         grace = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
                     }
-                    () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => return,
+                    () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => return None,
                     () = park_check.as_mut(), if parking.is_none() && grace.is_none() && !draining => {
-                        if self.state.parkable() {
-                            parking = Some(self.state.served());
-                            self.state.set_parking(true);
-                            std::pin::Pin::new(&mut *conn).graceful_shutdown();
-                        } else {
-                            park_check.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
+                        // Parked once idle for `park_after`, not merely idle when the check runs.
+                        let idle = self.state.idle_for().filter(|_| self.state.parkable());
+                        match idle {
+                            Some(idle) if idle >= park_after => {
+                                parking = Some(self.state.served());
+                                self.state.set_parking(true);
+                                std::pin::Pin::new(&mut *conn).graceful_shutdown();
+                            }
+                            _ => {
+                                let wait = park_after.saturating_sub(idle.unwrap_or_default());
+                                park_check.as_mut().reset(tokio::time::Instant::now() + wait);
+                            }
                         }
                     }
                     changed = stop.changed() => match (changed, *stop.borrow()) {
@@ -266,7 +307,7 @@ impl Conn {
                                 std::pin::Pin::new(&mut *conn).graceful_shutdown();
                             }
                         }
-                        (Ok(()), Stop::Abort) | (Err(_), _) => return,
+                        (Ok(()), Stop::Abort) | (Err(_), _) => return None,
                     },
                 }
             };
@@ -280,14 +321,12 @@ impl Conn {
                     tracing::debug!(remote = %self.info.remote, error = %e, "connection ended with an error");
                 }
                 self.tunnel(stop).await;
-                return;
+                return None;
             }
             // In a block of its own: hyper's parts (its read buffer among them) are gone
             // before the connection waits parked.
             (io, pre) = {
-                let Some(parts) = conn.into_parts() else {
-                    return;
-                };
+                let parts = conn.into_parts()?;
                 let (watched, unread) = parts.io.into_inner().into_inner();
                 // Copied: what hyper gives back is a view of its whole read buffer, which
                 // would stay allocated for as long as the view lives.
@@ -302,21 +341,35 @@ impl Conn {
             if !pre.is_empty() || io.holds_bytes() {
                 continue;
             }
+            if self.parkable {
+                // To the parking lot: the socket alone, this task ends.
+                io = match io.into_socket() {
+                    Ok(socket) => {
+                        let idle_deadline = watchdog.idle_deadline()?;
+                        return Some(Parked {
+                            socket: socket.into_std().ok()?,
+                            remote: self.info.remote,
+                            idle_deadline,
+                        });
+                    }
+                    Err(io) => io,
+                };
+            }
             // Parked: wait for the next request's first bytes, a deadline or the stop.
             loop {
                 tokio::select! {
                     biased;
                     ready = io.socket().readable() => match ready {
                         Ok(()) => break,
-                        Err(_) => return,
+                        Err(_) => return None,
                     },
                     expired = watchdog.as_mut() => {
                         self.expired(expired);
-                        return;
+                        return None;
                     }
                     changed = stop.changed() => match (changed, *stop.borrow()) {
                         (Ok(()), Stop::Run) => {}
-                        _ => return,
+                        _ => return None,
                     },
                 }
             }

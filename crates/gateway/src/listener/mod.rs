@@ -3,10 +3,11 @@
 //! (`client_conn`), graceful drain when stopped.
 //!
 //! `conn.rs` serves one connection: protocol detection, HTTP/1.1 with idle connections parked,
-//! HTTP/2, the deadlines and the drain; `park.rs` what a parked connection waits on (the
-//! socket, or a TLS session over it).
+//! HTTP/2, the deadlines and the drain; `lot.rs` holds parked plain HTTP/1.1 connections (a
+//! socket each, no task); `park.rs` what a parked TLS connection waits on in its own task.
 
 mod conn;
+mod lot;
 mod park;
 
 use std::net::SocketAddr;
@@ -19,8 +20,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::Permit;
 use crate::shared::Shared;
-use conn::{CLOSE_GRACE, Stop, serve_connection};
+use conn::{Begin, CLOSE_GRACE, Connection, Stop, serve_connection};
+use lot::Lot;
 
 pub struct RunningListener {
     pub local_addr: SocketAddr,
@@ -94,6 +97,20 @@ struct Accept {
 impl Accept {
     async fn run(self, stop: Arc<watch::Sender<Stop>>, drain: Duration) {
         let mut stopping = stop.subscribe();
+        let lot = match Lot::new(self.shared.clone()) {
+            Ok((lot, poll)) => {
+                tokio::spawn(
+                    lot.clone()
+                        .run(poll, stop.subscribe(), self.resume(&lot, &stop)),
+                );
+                Some(lot)
+            }
+            Err(e) => {
+                // Idle connections then stay in their tasks, buffers dropped (as TLS ones do).
+                tracing::warn!(error = %e, "no parking lot for idle connections");
+                None
+            }
+        };
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
@@ -106,13 +123,14 @@ impl Accept {
                             continue;
                         }
                     };
-                    self.spawn(stream, remote, stop.subscribe());
+                    self.spawn(stream, remote, stop.subscribe(), lot.as_ref());
                 }
                 _ = stopping.changed() => break,
             }
         }
         drop(self.listener);
         drop(stopping);
+        drop(lot);
         // Every connection holds a receiver: closed() is "all connections are done".
         if tokio::time::timeout(drain, stop.closed()).await.is_err() {
             tracing::warn!(?drain, "drain time over; closing remaining connections");
@@ -121,7 +139,13 @@ impl Accept {
         }
     }
 
-    fn spawn(&self, stream: TcpStream, remote: SocketAddr, stop: watch::Receiver<Stop>) {
+    fn spawn(
+        &self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        stop: watch::Receiver<Stop>,
+        lot: Option<&Arc<Lot>>,
+    ) {
         let shared = &self.shared;
         let Some(permit) = shared.connections.try_acquire() else {
             shared.metrics.shed("connections");
@@ -129,15 +153,90 @@ impl Accept {
             return;
         };
         shared.metrics.connection_accepted();
-        let shared = shared.clone();
+        let slot = Slot::new(permit, shared);
         let acceptor = self.tls.load_full();
-        let listener = self.settings.load_full();
-        tokio::spawn(async move {
-            let gauge = shared.metrics.connections().clone();
-            gauge.inc();
-            serve_connection(stream, remote, acceptor, listener, shared, stop).await;
-            gauge.dec();
-            drop(permit);
-        });
+        // A TLS connection parks in its own task (its session has to stay).
+        let lot = lot.filter(|_| acceptor.is_none()).cloned();
+        let connection = Connection {
+            remote,
+            listener: self.settings.load_full(),
+            shared: shared.clone(),
+            stop,
+        };
+        tokio::spawn(run_connection(
+            stream,
+            connection,
+            Begin::Accepted(acceptor),
+            slot,
+            lot,
+        ));
+    }
+
+    /// What a parked connection becomes when its next request's bytes arrive: a new
+    /// connection task, under the listener's current settings.
+    fn resume(&self, lot: &Arc<Lot>, stop: &Arc<watch::Sender<Stop>>) -> Box<lot::Resume> {
+        let lot = Arc::downgrade(lot);
+        let settings = self.settings.clone();
+        let shared = self.shared.clone();
+        let stop = stop.clone();
+        Box::new(move |socket, remote, slot| {
+            let stream = match TcpStream::from_std(socket) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "parked connection not resumed");
+                    return;
+                }
+            };
+            let connection = Connection {
+                remote,
+                listener: settings.load_full(),
+                shared: shared.clone(),
+                stop: stop.subscribe(),
+            };
+            tokio::spawn(run_connection(
+                stream,
+                connection,
+                Begin::Resumed,
+                slot,
+                lot.upgrade(),
+            ));
+        })
+    }
+}
+
+/// A connection's place: its permit under `limits.max_connections` and its count in the open
+/// connections gauge, held from accept to close, parked or not.
+struct Slot {
+    _permit: Permit,
+    shared: Arc<Shared>,
+}
+
+impl Slot {
+    fn new(permit: Permit, shared: &Arc<Shared>) -> Slot {
+        shared.metrics.connections().inc();
+        Slot {
+            _permit: permit,
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.metrics.connections().dec();
+    }
+}
+
+/// A connection's task: serves it until it ends, or until it goes idle and is parked in `lot`.
+async fn run_connection(
+    stream: TcpStream,
+    connection: Connection,
+    begin: Begin,
+    slot: Slot,
+    lot: Option<Arc<Lot>>,
+) {
+    let parked = serve_connection(stream, connection, begin, lot.is_some()).await;
+    if let (Some(parked), Some(lot)) = (parked, lot) {
+        lot.park(parked, slot);
     }
 }

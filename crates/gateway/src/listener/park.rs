@@ -27,11 +27,24 @@ pub(super) trait Park: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn holds_bytes(&mut self) -> bool {
         false
     }
+
+    /// The bare socket, when nothing above it has to stay (no TLS session): what the parking
+    /// lot keeps.
+    fn into_socket(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 impl Park for Watched<TcpStream> {
     fn socket(&self) -> &TcpStream {
         self.get_ref()
+    }
+
+    fn into_socket(self) -> Result<TcpStream, Self> {
+        Ok(self.into_inner())
     }
 }
 

@@ -192,3 +192,93 @@ async fn idle_tls_connections_are_parked_keeping_their_session() {
     );
     parked_reaches(&gw, 2.0).await;
 }
+
+/// Waits until the metric (its line's start) reads `n`.
+async fn metric_reaches(gw: &rampart_gateway::Gateway, line_start: &str, n: f64) -> bool {
+    eventually(Duration::from_secs(5), async || {
+        metric(gw, line_start).await == n
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_parked_connection_keeps_its_slot_until_the_client_closes_it() {
+    let (_python, gw, mut conn) =
+        gateway_and_connection("{ max_connections: 1, idle_timeout: 30s }").await;
+    let addr = gw.listener_addr("public").await.expect("listener");
+    conn.send(&get("/first")).await;
+    assert_eq!(conn.next().await.map(|r| r.0), Some(200));
+    parked_reaches(&gw, 1.0).await;
+    assert!(metric_reaches(&gw, "rampart_parked_connections ", 1.0).await);
+    assert_eq!(metric(&gw, "rampart_connections_active ").await, 1.0);
+
+    // Parked, it still holds the listener's only slot: a second connection is closed unanswered.
+    let mut second = Responses {
+        stream: TcpStream::connect(addr).await.expect("connect"),
+        buf: Vec::new(),
+    };
+    second.send(&get("/refused")).await;
+    assert!(
+        second.next().await.is_none(),
+        "over max_connections: closed"
+    );
+
+    // Its next request takes it out of the lot, and it goes back once idle.
+    conn.send(&get("/again")).await;
+    let (status, body) = conn.next().await.expect("served after parking");
+    assert_eq!((status, body["path"].as_str()), (200, Some("/again")));
+    parked_reaches(&gw, 2.0).await;
+    assert!(metric_reaches(&gw, "rampart_parked_connections ", 1.0).await);
+
+    // The client closes it while parked: the slot is free again.
+    drop(conn);
+    assert!(
+        metric_reaches(&gw, "rampart_connections_active ", 0.0).await,
+        "the closed connection left the lot"
+    );
+    assert_eq!(metric(&gw, "rampart_parked_connections ").await, 0.0);
+    let mut third = Responses {
+        stream: TcpStream::connect(addr).await.expect("connect"),
+        buf: Vec::new(),
+    };
+    third.send(&get("/third")).await;
+    assert_eq!(third.next().await.map(|r| r.0), Some(200));
+}
+
+#[tokio::test]
+async fn shutdown_closes_parked_connections_without_waiting_out_the_drain() {
+    let (_python, gw, mut conn) = gateway_and_connection("{ idle_timeout: 30s }").await;
+    conn.send(&get("/once")).await;
+    assert_eq!(conn.next().await.map(|r| r.0), Some(200));
+    assert!(metric_reaches(&gw, "rampart_parked_connections ", 1.0).await);
+    let started = Instant::now();
+    // The drain allows 5 s for requests in flight; a parked connection has none.
+    gw.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        conn.next().await.is_none(),
+        "the parked connection was closed"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_parks_only_after_park_after_without_a_request() {
+    let (_python, gw, mut conn) =
+        gateway_and_connection("{ park_after: 300ms, idle_timeout: 30s }").await;
+    // A request every 100 ms for a second and a half: idle most of the time, never 300 ms.
+    for i in 0..15 {
+        conn.send(&get(&format!("/{i}"))).await;
+        assert_eq!(conn.next().await.map(|r| r.0), Some(200));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(&gw, "rampart_connections_parked_total").await,
+        0.0,
+        "parked between requests 100 ms apart"
+    );
+    parked_reaches(&gw, 1.0).await;
+}

@@ -843,6 +843,7 @@ fn limits(cx: &mut Cx, raw: Option<&raw::Limits>) -> Option<LimitsConfig> {
         max_body_bytes: None,
         header_timeout: None,
         idle_timeout: None,
+        park_after: None,
         send_timeout: None,
         body_timeout: None,
     });
@@ -885,6 +886,12 @@ fn limits(cx: &mut Cx, raw: Option<&raw::Limits>) -> Option<LimitsConfig> {
             "limits.idle_timeout",
             l.idle_timeout.as_ref(),
             IDLE_TIMEOUT,
+            false,
+        ),
+        park_after: cx.duration(
+            "limits.park_after",
+            l.park_after.as_ref(),
+            PARK_AFTER,
             false,
         ),
         send_timeout: cx.duration(

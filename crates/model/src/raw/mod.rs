@@ -450,6 +450,12 @@ pub struct Limits {
     /// A connection with no request in flight for this long is closed (HTTP/2 with a GOAWAY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<DurationStr>,
+    /// An HTTP/1.1 connection with nothing in flight for this long is parked: its buffers and
+    /// task are freed and only its socket kept until its next request's bytes arrive. Shorter
+    /// holds less memory per idle connection; longer spares clients that pause briefly
+    /// between requests the cost of taking the connection back up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_after: Option<DurationStr>,
     /// A response to which the client accepts no bytes for this long is abandoned, its
     /// connection closed and its permits released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
