@@ -10,7 +10,7 @@
 # idle; the RSS growth divided by N is what one idle client connection costs. Then N more,
 # held beside the first: their growth is the cost of one more idle connection once the
 # process holds the memory that serving them needed on the way (an allocator keeps what was
-# freed; rampart frees an idle HTTP/1.1 connection's buffers a second after its last request).
+# freed; rampart frees an idle HTTP/1.1 connection's buffers `limits.park_after` (100 ms) after its last request).
 # Each measure starts a fresh proxy. nginx: one worker, its worker's RSS. Results in
 # bench/out/idle/.
 set -euo pipefail
