@@ -94,7 +94,10 @@ pub(super) async fn serve_connection(
         shared,
         mut stop,
     } = connection;
-    let _ = stream.set_nodelay(true);
+    if let Begin::Accepted(_) = begin {
+        // A resumed socket still has it: socket options outlive the parking.
+        let _ = stream.set_nodelay(true);
+    }
     let limits = shared
         .snapshot
         .load()

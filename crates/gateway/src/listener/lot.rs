@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 
 use super::Slot;
 use super::conn::Stop;
-use crate::shared::Shared;
+use crate::metrics::Metrics;
 
 /// What a connection leaves behind when it is parked.
 pub(super) struct Parked {
@@ -64,7 +64,7 @@ pub(super) struct Lot {
     spaces: Mutex<Spaces>,
     /// Woken when a connection is parked with a deadline earlier than any the lot waits for.
     earlier: Notify,
-    shared: Arc<Shared>,
+    metrics: Metrics,
 }
 
 /// What a parked connection becomes when its socket turns readable.
@@ -72,7 +72,7 @@ pub(super) type Resume = dyn Fn(TcpStream, SocketAddr, Slot) + Send + Sync;
 
 impl Lot {
     /// A lot and the poller its [`Lot::run`] watches.
-    pub(super) fn new(shared: Arc<Shared>) -> io::Result<(Arc<Lot>, Poll)> {
+    pub(super) fn new(metrics: Metrics) -> io::Result<(Arc<Lot>, Poll)> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let lot = Lot {
@@ -84,7 +84,7 @@ impl Lot {
                 closed: false,
             }),
             earlier: Notify::new(),
-            shared,
+            metrics,
         };
         Ok((Arc::new(lot), poll))
     }
@@ -123,7 +123,7 @@ impl Lot {
         spaces
             .deadlines
             .push(Reverse((parked.idle_deadline, key, id)));
-        self.shared.metrics.parked_connections().inc();
+        self.metrics.parked_connections().inc();
         drop(spaces);
         if earliest.is_none_or(|at| parked.idle_deadline < at) {
             self.earlier.notify_one();
@@ -136,7 +136,7 @@ impl Lot {
         let _ = self
             .registry
             .deregister(&mut SourceFd(&entry.socket.as_raw_fd()));
-        self.shared.metrics.parked_connections().dec();
+        self.metrics.parked_connections().dec();
         if spaces.deadlines.len() > 2 * spaces.entries.len() + 64 {
             let lines = std::mem::take(&mut spaces.deadlines).into_vec();
             spaces.deadlines = lines
@@ -165,7 +165,7 @@ impl Lot {
             if spaces.entries.get(key).is_some_and(|e| e.id == id)
                 && let Some(entry) = self.take(&mut spaces, key)
             {
-                self.shared.metrics.deadline_expired("idle");
+                self.metrics.deadline_expired("idle");
                 tracing::debug!(remote = %entry.remote, deadline = "idle", "parked connection closed by a deadline");
             }
         }
@@ -178,7 +178,7 @@ impl Lot {
         let parked = spaces.entries.len() as i64;
         spaces.entries.clear();
         spaces.deadlines.clear();
-        self.shared.metrics.parked_connections().dec_by(parked);
+        self.metrics.parked_connections().dec_by(parked);
     }
 
     /// Watches the parked connections until the listener stops: a connection whose socket
@@ -248,5 +248,177 @@ impl Lot {
             }
         }
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Limit;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
+
+    /// A lot watched by its task, what it resumes sent to the returned receiver.
+    struct Running {
+        lot: Arc<Lot>,
+        stop: watch::Sender<Stop>,
+        resumed: mpsc::UnboundedReceiver<(TcpStream, Slot)>,
+        task: tokio::task::JoinHandle<()>,
+        listener: tokio::net::TcpListener,
+        slots: Arc<Limit>,
+        metrics: Metrics,
+    }
+
+    impl Running {
+        async fn start() -> Running {
+            let metrics = Metrics::new();
+            let (lot, poll) = Lot::new(metrics.clone()).expect("lot");
+            let (stop, stopped) = watch::channel(Stop::Run);
+            let (sent, resumed) = mpsc::unbounded_channel();
+            let resume: Box<Resume> = Box::new(move |socket, _, slot| {
+                let _ = sent.send((socket, slot));
+            });
+            let task = tokio::spawn(lot.clone().run(poll, stopped, resume));
+            Running {
+                lot,
+                stop,
+                resumed,
+                task,
+                listener: tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind"),
+                slots: Limit::new(100),
+                metrics,
+            }
+        }
+
+        /// A client connection whose server end is parked until `deadline`.
+        async fn park(&self, deadline: Duration) -> tokio::net::TcpStream {
+            let addr = self.listener.local_addr().expect("addr");
+            let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let (server, remote) = self.listener.accept().await.expect("accept");
+            let slot = Slot::new(
+                self.slots.try_acquire().expect("a slot"),
+                self.metrics.connections(),
+            );
+            self.lot.park(
+                Parked {
+                    socket: server.into_std().expect("std socket"),
+                    remote,
+                    idle_deadline: Instant::now() + deadline,
+                },
+                slot,
+            );
+            client
+        }
+
+        fn parked(&self) -> usize {
+            self.lot.spaces().entries.len()
+        }
+    }
+
+    /// Whether the gateway's end was closed: the client reads the end of the stream.
+    async fn closed(client: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(within, client.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn a_parked_socket_resumes_when_readable_closes_at_its_deadline_and_at_the_stop() {
+        let mut lot = Running::start().await;
+        let mut readable = lot.park(Duration::from_secs(30)).await;
+        let parked_at = Instant::now();
+        let mut expiring = lot.park(Duration::from_millis(200)).await;
+        let mut staying = lot.park(Duration::from_secs(30)).await;
+        assert_eq!((lot.parked(), lot.slots.current()), (3, 3));
+
+        // Bytes arrive: the socket leaves the lot, with its slot, the bytes still unread.
+        readable
+            .write_all(b"GET / HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        let (socket, slot) = tokio::time::timeout(Duration::from_secs(5), lot.resumed.recv())
+            .await
+            .expect("resumed in time")
+            .expect("resumed");
+        assert_eq!(
+            socket.peer_addr().expect("peer"),
+            readable.local_addr().expect("local")
+        );
+        let mut head = [0u8; 16];
+        let socket = tokio::net::TcpStream::from_std(socket).expect("tokio socket");
+        socket.readable().await.expect("readable");
+        assert_eq!(socket.try_read(&mut head).expect("read"), 16);
+        assert_eq!(lot.parked(), 2);
+
+        // The deadline passes: closed, its slot freed.
+        assert!(closed(&mut expiring, Duration::from_secs(5)).await);
+        assert!(parked_at.elapsed() >= Duration::from_millis(200));
+        assert_eq!((lot.parked(), lot.slots.current()), (1, 2));
+        assert!(
+            lot.metrics
+                .encode()
+                .contains("rampart_parked_connections 1")
+        );
+
+        // The listener stops: the rest is closed, and a later parking too.
+        lot.stop.send_replace(Stop::Drain);
+        tokio::time::timeout(Duration::from_secs(5), &mut lot.task)
+            .await
+            .expect("the lot's task ends")
+            .expect("join");
+        assert!(closed(&mut staying, Duration::from_secs(5)).await);
+        let mut late = lot.park(Duration::from_secs(30)).await;
+        assert!(closed(&mut late, Duration::from_secs(5)).await);
+        drop((socket, slot));
+        assert_eq!((lot.parked(), lot.slots.current()), (0, 0));
+        assert!(
+            lot.metrics
+                .encode()
+                .contains("rampart_parked_connections 0")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reused_entry_is_not_closed_by_the_deadline_of_the_parking_before_it() {
+        let mut lot = Running::start().await;
+        // Parked with a short deadline, then resumed: its deadline's line stays in the heap.
+        let first_deadline = Duration::from_secs(1);
+        let mut first = lot.park(first_deadline).await;
+        first.write_all(b"x").await.expect("write");
+        let resumed = tokio::time::timeout(first_deadline, lot.resumed.recv())
+            .await
+            .expect("resumed before its deadline")
+            .expect("resumed");
+        // The next parking takes the same slab entry, with a long deadline.
+        let mut second = lot.park(Duration::from_secs(30)).await;
+        assert!(lot.lot.spaces().entries.contains(0), "the entry reused");
+        tokio::time::sleep(first_deadline + Duration::from_millis(300)).await;
+        assert!(
+            !closed(&mut second, Duration::from_millis(200)).await,
+            "closed by the stale deadline of the entry's previous parking"
+        );
+        assert_eq!(lot.parked(), 1);
+        drop(resumed);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_heap_does_not_grow_with_connections_that_come_and_go() {
+        let mut lot = Running::start().await;
+        let mut clients = Vec::new();
+        for _ in 0..300 {
+            let mut client = lot.park(Duration::from_secs(30)).await;
+            client.write_all(b"x").await.expect("write");
+            let resumed = lot.resumed.recv().await.expect("resumed");
+            clients.push((client, resumed));
+            if clients.len() > 50 {
+                clients.remove(0);
+            }
+        }
+        let heap = lot.lot.spaces().deadlines.len();
+        assert!(heap <= 2 * lot.parked() + 65, "{heap} deadline lines");
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use prometheus_client::metrics::gauge::Gauge;
 use rampart_model::ListenerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -97,7 +98,7 @@ struct Accept {
 impl Accept {
     async fn run(self, stop: Arc<watch::Sender<Stop>>, drain: Duration) {
         let mut stopping = stop.subscribe();
-        let lot = match Lot::new(self.shared.clone()) {
+        let lot = match Lot::new(self.shared.metrics.clone()) {
             Ok((lot, poll)) => {
                 tokio::spawn(
                     lot.clone()
@@ -153,7 +154,7 @@ impl Accept {
             return;
         };
         shared.metrics.connection_accepted();
-        let slot = Slot::new(permit, shared);
+        let slot = Slot::new(permit, shared.metrics.connections());
         let acceptor = self.tls.load_full();
         // A TLS connection parks in its own task (its session has to stay).
         let lot = lot.filter(|_| acceptor.is_none()).cloned();
@@ -208,22 +209,22 @@ impl Accept {
 /// connections gauge, held from accept to close, parked or not.
 struct Slot {
     _permit: Permit,
-    shared: Arc<Shared>,
+    open: Gauge,
 }
 
 impl Slot {
-    fn new(permit: Permit, shared: &Arc<Shared>) -> Slot {
-        shared.metrics.connections().inc();
+    fn new(permit: Permit, open: &Gauge) -> Slot {
+        open.inc();
         Slot {
             _permit: permit,
-            shared: shared.clone(),
+            open: open.clone(),
         }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.shared.metrics.connections().dec();
+        self.open.dec();
     }
 }
 

@@ -268,8 +268,8 @@ async fn shutdown_closes_parked_connections_without_waiting_out_the_drain() {
 #[tokio::test]
 async fn a_connection_parks_only_after_park_after_without_a_request() {
     let (_python, gw, mut conn) =
-        gateway_and_connection("{ park_after: 300ms, idle_timeout: 30s }").await;
-    // A request every 100 ms for a second and a half: idle most of the time, never 300 ms.
+        gateway_and_connection("{ park_after: 1s, idle_timeout: 30s }").await;
+    // A request every 100 ms for a second and a half: idle most of the time, never a second.
     for i in 0..15 {
         conn.send(&get(&format!("/{i}"))).await;
         assert_eq!(conn.next().await.map(|r| r.0), Some(200));
