@@ -361,6 +361,11 @@ impl<IO> Watched<IO> {
     pub fn into_inner(self) -> IO {
         self.io
     }
+
+    /// Reports to another connection's state (a parked connection taken up again).
+    pub fn rewatch(&mut self, state: Arc<ConnState>) {
+        self.state = state;
+    }
 }
 
 impl<IO: AsyncRead> AsyncRead for Watched<IO> {

@@ -1,7 +1,7 @@
 //! One client connection: TLS or not, HTTP/2's preface or HTTP/1.1, served by hyper under the
-//! connection's deadlines (`client_conn`); an idle HTTP/1.1 connection, plain or TLS, is parked
-//! (its protocol state dropped, the socket and any TLS session kept; `park.rs`) until its next
-//! request's bytes arrive.
+//! connection's deadlines (`client_conn`); an idle HTTP/1.1 connection, plain or TLS, is parked:
+//! its protocol state dropped and its task ended, the socket and any TLS session handed to the
+//! listener's parking lot (`lot.rs`, `park.rs`) until its next request's bytes arrive.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ use crate::proxy::{ConnInfo, handle};
 use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
 
-use super::lot::Parked;
+use super::lot::{Parked, Socket};
 use super::park::{Park, ParkableTls};
 
 /// HTTP/2 abuse limits (ARCHITECTURE.md lists what enforces each).
@@ -75,15 +75,17 @@ pub(super) struct Connection {
 /// How a connection's task begins.
 pub(super) enum Begin {
     /// Just accepted: TLS (with this acceptor) or not, then HTTP/2 or HTTP/1.1.
-    Accepted(Option<Arc<TlsAcceptor>>),
-    /// A plain HTTP/1.1 connection out of the parking lot: its next request's bytes arrived.
-    Resumed,
+    Accepted {
+        stream: TcpStream,
+        acceptor: Option<Arc<TlsAcceptor>>,
+    },
+    /// An HTTP/1.1 connection out of the parking lot: its next request's bytes arrived.
+    Resumed(Socket),
 }
 
-/// Serves a connection until it ends, or (`parkable`: a plain HTTP/1.1 connection) until it
-/// goes idle: then its socket is returned, for the parking lot.
+/// Serves a connection until it ends, or (`parkable`: a parking lot takes it) until it goes
+/// idle on HTTP/1.1: then what the lot keeps of it is returned.
 pub(super) async fn serve_connection(
-    stream: TcpStream,
     connection: Connection,
     begin: Begin,
     parkable: bool,
@@ -94,10 +96,6 @@ pub(super) async fn serve_connection(
         shared,
         mut stop,
     } = connection;
-    if let Begin::Accepted(_) = begin {
-        // A resumed socket still has it: socket options outlive the parking.
-        let _ = stream.set_nodelay(true);
-    }
     let limits = shared
         .snapshot
         .load()
@@ -109,10 +107,12 @@ pub(super) async fn serve_connection(
         state.clone(),
         Deadlines::from_limits(&limits)
     ));
-    let io = Watched::new(stream, state.clone());
     let proto = match &begin {
-        Begin::Accepted(Some(_)) => "https",
-        Begin::Accepted(None) | Begin::Resumed => "http",
+        Begin::Accepted {
+            acceptor: Some(_), ..
+        }
+        | Begin::Resumed(Socket::Tls(_)) => "https",
+        Begin::Accepted { acceptor: None, .. } | Begin::Resumed(Socket::Plain(_)) => "http",
     };
     let conn = Conn {
         info: Arc::new(ConnInfo {
@@ -126,17 +126,29 @@ pub(super) async fn serve_connection(
         state,
         parkable,
     };
-    match begin {
+    let (stream, acceptor) = match begin {
+        Begin::Accepted { stream, acceptor } => (stream, acceptor),
         // The next request's bytes are there: HTTP/1.1, as before the connection was parked.
-        Begin::Resumed => {
-            Box::pin(conn.serve_http1(io, bytes::Bytes::new(), &limits, watchdog, &mut stop)).await
+        Begin::Resumed(Socket::Plain(socket)) => {
+            let io = Watched::new(TcpStream::from_std(socket).ok()?, conn.state.clone());
+            let pre = bytes::Bytes::new();
+            return Box::pin(conn.serve_http1(io, pre, &limits, watchdog, &mut stop)).await;
         }
+        Begin::Resumed(Socket::Tls(mut tls)) => {
+            tls.get_mut().0.rewatch(conn.state.clone());
+            let io = ParkableTls::new(*tls, conn.state.clone());
+            let pre = bytes::Bytes::new();
+            return Box::pin(conn.serve_http1(io, pre, &limits, watchdog, &mut stop)).await;
+        }
+    };
+    // A resumed socket still has it: socket options outlive the parking.
+    let _ = stream.set_nodelay(true);
+    let io = Watched::new(stream, conn.state.clone());
+    match acceptor {
         // Each protocol's connection boxed on its own: a plain connection does not carry
         // room for a TLS session's state, nor a TLS one for the handshake's.
-        Begin::Accepted(None) => {
-            Box::pin(conn.serve_by_preface(io, &limits, watchdog, &mut stop)).await
-        }
-        Begin::Accepted(Some(acceptor)) => {
+        None => Box::pin(conn.serve_by_preface(io, &limits, watchdog, &mut stop)).await,
+        Some(acceptor) => {
             // The handshake's result (the TLS session, 1.2 KiB) in a block that ends before
             // the connection's long wait: otherwise every connection's task, plain or TLS,
             // keeps room for it after it has moved into the boxed serving future.
@@ -238,10 +250,11 @@ impl Conn {
         }
     }
 
-    /// HTTP/1.1. Once idle for `limits.park_after` the connection is parked: the protocol's state
-    /// (hyper's read and write buffers, 24 KiB) is dropped and only the socket (and its TLS
-    /// session) kept until the next request's bytes arrive, when a new protocol state takes the
-    /// connection over (with any bytes the old one had read).
+    /// HTTP/1.1. Once idle for `limits.park_after` (and with a parking lot to take it) the
+    /// connection is parked: the protocol's state (hyper's read and write buffers, 24 KiB) is
+    /// dropped and the socket (with its TLS session) returned for the lot, which starts a new
+    /// task when the next request's bytes arrive. Bytes the protocol had read past the last
+    /// request go to a new protocol state at once instead.
     async fn serve_http1<IO: Park>(
         &self,
         mut io: IO,
@@ -285,7 +298,7 @@ impl Conn {
                         grace = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
                     }
                     () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => return None,
-                    () = park_check.as_mut(), if parking.is_none() && grace.is_none() && !draining => {
+                    () = park_check.as_mut(), if self.parkable && parking.is_none() && grace.is_none() && !draining => {
                         // Parked once idle for `park_after`, not merely idle when the check runs.
                         let idle = self.state.idle_for().filter(|_| self.state.parkable());
                         match idle {
@@ -340,42 +353,17 @@ impl Conn {
                 };
                 (watched, pre)
             };
-            self.shared.metrics.connection_parked();
             if !pre.is_empty() || io.holds_bytes() {
                 continue;
             }
-            if self.parkable {
-                // To the parking lot: the socket alone, this task ends.
-                io = match io.into_socket() {
-                    Ok(socket) => {
-                        let idle_deadline = watchdog.idle_deadline()?;
-                        return Some(Parked {
-                            socket: socket.into_std().ok()?,
-                            remote: self.info.remote,
-                            idle_deadline,
-                        });
-                    }
-                    Err(io) => io,
-                };
-            }
-            // Parked: wait for the next request's first bytes, a deadline or the stop.
-            loop {
-                tokio::select! {
-                    biased;
-                    ready = io.socket().readable() => match ready {
-                        Ok(()) => break,
-                        Err(_) => return None,
-                    },
-                    expired = watchdog.as_mut() => {
-                        self.expired(expired);
-                        return None;
-                    }
-                    changed = stop.changed() => match (changed, *stop.borrow()) {
-                        (Ok(()), Stop::Run) => {}
-                        _ => return None,
-                    },
-                }
-            }
+            // To the parking lot: the socket (and its TLS session) alone; this task ends.
+            let idle_deadline = watchdog.idle_deadline()?;
+            self.shared.metrics.connection_parked();
+            return Some(Parked {
+                socket: io.into_parked()?,
+                remote: self.info.remote,
+                idle_deadline,
+            });
         }
     }
 

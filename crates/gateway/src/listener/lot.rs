@@ -1,20 +1,19 @@
 //! The parking lot: idle plain HTTP/1.1 connections that hold nothing but their socket.
 //!
-//! A plain HTTP/1.1 connection idle for `limits.park_after` ends its task and hands its socket here.
-//! The lot keeps it as an entry of a few dozen bytes (the socket, the client's address, the
-//! connection's slot under `max_connections`, its idle deadline), watched by an epoll instance
-//! of the lot's own (mio's `Poll`, which the runtime's reactor watches in turn), so a parked
-//! connection has no task, no buffer and no registration with the runtime. When a parked socket
-//! becomes readable (the next request's bytes, or the client's close) its entry leaves the lot
-//! and a new connection task takes the socket over; when its idle deadline passes, or the
-//! listener stops, it is closed. TLS connections are parked in their own task instead: their
-//! session state has to stay (`park.rs`).
+//! An HTTP/1.1 connection idle for `limits.park_after` ends its task and hands its socket here
+//! (with its TLS session, if any). The lot keeps it as an entry of a few dozen bytes (the
+//! socket, the client's address, the connection's slot under `max_connections`, its idle
+//! deadline), watched by an epoll instance of the lot's own (mio's `Poll`, which the runtime's
+//! reactor watches in turn), so a parked connection has no task and no buffer, and a plain one
+//! no registration with the runtime either. When a parked socket becomes readable (the next
+//! request's bytes, or the client's close) its entry leaves the lot and a new connection task
+//! takes the socket over; when its idle deadline passes, or the listener stops, it is closed.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,12 +25,29 @@ use tokio::sync::{Notify, watch};
 
 use super::Slot;
 use super::conn::Stop;
+use crate::client_conn::Watched;
 use crate::metrics::Metrics;
+
+/// A parked connection's socket.
+pub(super) enum Socket {
+    /// Out of the runtime's reactor (non-blocking).
+    Plain(TcpStream),
+    /// A TLS session over its socket, which stays registered with the runtime.
+    Tls(Box<tokio_rustls::server::TlsStream<Watched<tokio::net::TcpStream>>>),
+}
+
+impl Socket {
+    fn fd(&self) -> RawFd {
+        match self {
+            Socket::Plain(socket) => socket.as_raw_fd(),
+            Socket::Tls(tls) => tls.get_ref().0.get_ref().as_raw_fd(),
+        }
+    }
+}
 
 /// What a connection leaves behind when it is parked.
 pub(super) struct Parked {
-    /// The socket, out of the runtime's reactor (non-blocking).
-    pub socket: TcpStream,
+    pub socket: Socket,
     pub remote: SocketAddr,
     /// When it is closed unless a request has started.
     pub idle_deadline: Instant,
@@ -39,7 +55,7 @@ pub(super) struct Parked {
 
 /// One parked connection.
 struct Entry {
-    socket: TcpStream,
+    socket: Socket,
     remote: SocketAddr,
     slot: Slot,
     /// Which parking this is: an entry's key is reused once it has left.
@@ -68,7 +84,7 @@ pub(super) struct Lot {
 }
 
 /// What a parked connection becomes when its socket turns readable.
-pub(super) type Resume = dyn Fn(TcpStream, SocketAddr, Slot) + Send + Sync;
+pub(super) type Resume = dyn Fn(Socket, SocketAddr, Slot) + Send + Sync;
 
 impl Lot {
     /// A lot and the poller its [`Lot::run`] watches.
@@ -101,7 +117,7 @@ impl Lot {
             return;
         }
         let key = spaces.entries.vacant_key();
-        let fd = parked.socket.as_raw_fd();
+        let fd = parked.socket.fd();
         // Readiness already there (bytes that arrived while the protocol was ending) is
         // reported at once: epoll looks when a socket is added.
         if let Err(e) = self
@@ -133,9 +149,7 @@ impl Lot {
     /// Takes a parked connection out of the lot.
     fn take(&self, spaces: &mut Spaces, key: usize) -> Option<Entry> {
         let entry = spaces.entries.try_remove(key)?;
-        let _ = self
-            .registry
-            .deregister(&mut SourceFd(&entry.socket.as_raw_fd()));
+        let _ = self.registry.deregister(&mut SourceFd(&entry.socket.fd()));
         self.metrics.parked_connections().dec();
         if spaces.deadlines.len() > 2 * spaces.entries.len() + 64 {
             let lines = std::mem::take(&mut spaces.deadlines).into_vec();
@@ -262,7 +276,7 @@ mod tests {
     struct Running {
         lot: Arc<Lot>,
         stop: watch::Sender<Stop>,
-        resumed: mpsc::UnboundedReceiver<(TcpStream, Slot)>,
+        resumed: mpsc::UnboundedReceiver<(Socket, Slot)>,
         task: tokio::task::JoinHandle<()>,
         listener: tokio::net::TcpListener,
         slots: Arc<Limit>,
@@ -303,7 +317,7 @@ mod tests {
             );
             self.lot.park(
                 Parked {
-                    socket: server.into_std().expect("std socket"),
+                    socket: Socket::Plain(server.into_std().expect("std socket")),
                     remote,
                     idle_deadline: Instant::now() + deadline,
                 },
@@ -344,6 +358,9 @@ mod tests {
             .await
             .expect("resumed in time")
             .expect("resumed");
+        let Socket::Plain(socket) = socket else {
+            panic!("a plain socket was parked")
+        };
         assert_eq!(
             socket.peer_addr().expect("peer"),
             readable.local_addr().expect("local")

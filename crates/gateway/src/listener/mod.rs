@@ -155,22 +155,17 @@ impl Accept {
         };
         shared.metrics.connection_accepted();
         let slot = Slot::new(permit, shared.metrics.connections());
-        let acceptor = self.tls.load_full();
-        // A TLS connection parks in its own task (its session has to stay).
-        let lot = lot.filter(|_| acceptor.is_none()).cloned();
         let connection = Connection {
             remote,
             listener: self.settings.load_full(),
             shared: shared.clone(),
             stop,
         };
-        tokio::spawn(run_connection(
+        let begin = Begin::Accepted {
             stream,
-            connection,
-            Begin::Accepted(acceptor),
-            slot,
-            lot,
-        ));
+            acceptor: self.tls.load_full(),
+        };
+        tokio::spawn(run_connection(connection, begin, slot, lot.cloned()));
     }
 
     /// What a parked connection becomes when its next request's bytes arrive: a new
@@ -181,26 +176,14 @@ impl Accept {
         let shared = self.shared.clone();
         let stop = stop.clone();
         Box::new(move |socket, remote, slot| {
-            let stream = match TcpStream::from_std(socket) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tracing::debug!(%remote, error = %e, "parked connection not resumed");
-                    return;
-                }
-            };
             let connection = Connection {
                 remote,
                 listener: settings.load_full(),
                 shared: shared.clone(),
                 stop: stop.subscribe(),
             };
-            tokio::spawn(run_connection(
-                stream,
-                connection,
-                Begin::Resumed,
-                slot,
-                lot.upgrade(),
-            ));
+            let begin = Begin::Resumed(socket);
+            tokio::spawn(run_connection(connection, begin, slot, lot.upgrade()));
         })
     }
 }
@@ -229,14 +212,8 @@ impl Drop for Slot {
 }
 
 /// A connection's task: serves it until it ends, or until it goes idle and is parked in `lot`.
-async fn run_connection(
-    stream: TcpStream,
-    connection: Connection,
-    begin: Begin,
-    slot: Slot,
-    lot: Option<Arc<Lot>>,
-) {
-    let parked = serve_connection(stream, connection, begin, lot.is_some()).await;
+async fn run_connection(connection: Connection, begin: Begin, slot: Slot, lot: Option<Arc<Lot>>) {
+    let parked = serve_connection(connection, begin, lot.is_some()).await;
     if let (Some(parked), Some(lot)) = (parked, lot) {
         lot.park(parked, slot);
     }

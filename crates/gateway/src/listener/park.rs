@@ -1,50 +1,41 @@
-//! What an idle HTTP/1.1 connection is parked on: the plain socket, or a TLS session over it.
+//! What an idle HTTP/1.1 connection leaves for the parking lot: the plain socket, or a TLS
+//! session over it.
 //!
-//! Parked, the protocol's state is gone and the connection waits for its socket to become
-//! readable. Two things differ with TLS: the protocol's shutdown would send TLS's
-//! `close_notify`, so [`ParkableTls`] skips it while parking (as `Watched` skips the socket's),
-//! and the TLS session may already hold decrypted bytes the protocol did not read, which no
-//! readiness of the socket would announce ([`Park::holds_bytes`]).
+//! Two things differ with TLS: the protocol's shutdown would send TLS's `close_notify`, so
+//! [`ParkableTls`] skips it while parking (as `Watched` skips the socket's), and the TLS
+//! session may already hold decrypted bytes the protocol did not read, which no readiness of
+//! the socket would announce ([`Park::holds_bytes`]). A plain socket leaves the runtime's
+//! reactor for the lot; a TLS session cannot be rebuilt around a bare socket, so it goes to
+//! the lot whole, its socket still registered with the runtime.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use super::lot::Socket;
 use crate::client_conn::{ConnState, Watched};
 
 /// A connection an idle HTTP/1.1 protocol can be parked on.
 pub(super) trait Park: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// The socket whose readability ends the parking.
-    fn socket(&self) -> &TcpStream;
-
     /// Whether bytes already received wait above the socket for the protocol to read (or the
     /// peer's end of the stream): then the connection is not parked.
     fn holds_bytes(&mut self) -> bool {
         false
     }
 
-    /// The bare socket, when nothing above it has to stay (no TLS session): what the parking
-    /// lot keeps.
-    fn into_socket(self) -> Result<TcpStream, Self>
-    where
-        Self: Sized,
-    {
-        Err(self)
-    }
+    /// What the parking lot keeps; `None` if the socket could not be taken out of the
+    /// runtime (the connection is then closed).
+    fn into_parked(self) -> Option<Socket>;
 }
 
 impl Park for Watched<TcpStream> {
-    fn socket(&self) -> &TcpStream {
-        self.get_ref()
-    }
-
-    fn into_socket(self) -> Result<TcpStream, Self> {
-        Ok(self.into_inner())
+    fn into_parked(self) -> Option<Socket> {
+        self.into_inner().into_std().ok().map(Socket::Plain)
     }
 }
 
@@ -64,8 +55,16 @@ impl ParkableTls {
 }
 
 impl Park for ParkableTls {
-    fn socket(&self) -> &TcpStream {
-        self.tls.get_ref().0.get_ref()
+    fn into_parked(self) -> Option<Socket> {
+        let ParkableTls { tls, .. } = self;
+        // The task that served the connection ends now; the socket's registration would keep
+        // that task's wakers (and with them its memory) until the next poll: leave it
+        // wakers that hold nothing instead.
+        let socket = tls.get_ref().0.get_ref();
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = socket.poll_read_ready(&mut cx);
+        let _ = socket.poll_write_ready(&mut cx);
+        Some(Socket::Tls(Box::new(tls)))
     }
 
     fn holds_bytes(&mut self) -> bool {
