@@ -1,4 +1,5 @@
-//! The parking lot: idle plain HTTP/1.1 connections that hold nothing but their socket.
+//! The parking lot: idle HTTP/1.1 connections that hold nothing but their socket (and their
+//! TLS session).
 //!
 //! An HTTP/1.1 connection idle for `limits.park_after` ends its task and hands its socket here
 //! (with its TLS session, if any). The lot keeps it as an entry of a few dozen bytes (the
