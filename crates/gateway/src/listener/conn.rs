@@ -23,6 +23,7 @@ use crate::proxy::{ConnInfo, handle};
 use crate::rewind::{Rewind, read_preface};
 use crate::shared::Shared;
 
+use super::Stop;
 use super::lot::{Parked, Socket};
 use super::park::{Park, ParkableTls};
 
@@ -53,16 +54,6 @@ type RequestFuture = std::pin::Pin<
             > + Send,
     >,
 >;
-
-/// What a listener tells its connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stop {
-    Run,
-    /// Finish the requests in flight, take no new ones.
-    Drain,
-    /// Close now.
-    Abort,
-}
 
 /// A connection as its task gets it.
 pub(super) struct Connection {

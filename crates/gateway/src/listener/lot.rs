@@ -24,8 +24,7 @@ use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, watch};
 
-use super::Slot;
-use super::conn::Stop;
+use super::{Slot, Stop};
 use crate::client_conn::Watched;
 use crate::metrics::Metrics;
 

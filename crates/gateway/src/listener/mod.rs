@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Permit;
 use crate::shared::Shared;
-use conn::{Begin, CLOSE_GRACE, Connection, Stop, serve_connection};
+use conn::{Begin, CLOSE_GRACE, Connection, serve_connection};
 use lot::Lot;
 
 pub struct RunningListener {
@@ -186,6 +186,16 @@ impl Accept {
             tokio::spawn(run_connection(connection, begin, slot, lot.upgrade()));
         })
     }
+}
+
+/// What a listener tells its connections (and its parking lot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Run,
+    /// Finish the requests in flight, take no new ones.
+    Drain,
+    /// Close now.
+    Abort,
 }
 
 /// A connection's place: its permit under `limits.max_connections` and its count in the open
