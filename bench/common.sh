@@ -97,3 +97,32 @@ YAML
   PIDS+=($!)
   SERVER_PID[$1]=$!
 }
+
+# nginx_conf WORKERS BACKEND SERVER [HTTP] [LOCATION]: writes $OUT/nginx.conf, nginx proxying
+# everything to the echo backend at BACKEND over kept-alive upstream connections. SERVER: the
+# server's listen lines and any server settings; HTTP: http-level settings (by default, no
+# access log); LOCATION: more settings for the proxied location (headers to set).
+nginx_conf() {
+  cat >"$OUT/nginx.conf" <<CONF
+worker_processes $1;
+worker_rlimit_nofile 65536;
+pid $PWD/$OUT/nginx.pid;
+error_log $PWD/$OUT/nginx-error.log warn;
+events { worker_connections 30000; }
+http {
+  ${4:-access_log off;}
+  keepalive_requests 1000000;
+  upstream echo { server $2; keepalive 256; }
+  server {
+    $3
+    location / {
+      proxy_pass http://echo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      ${5:-}
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+}

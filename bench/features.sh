@@ -39,29 +39,9 @@ tracing: { otlp_endpoint: \"http://$OTLP/v1/traces\", sample: 0.01 }"
 gateway log 19283 19293 "access_log: { path: $PWD/$OUT/rampart-log.access }"
 gateway trace 19284 19294 "tracing: { otlp_endpoint: \"http://$OTLP/v1/traces\", sample: 0.01 }"
 
-cat >"$OUT/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $PWD/$OUT/nginx.pid;
-error_log $PWD/$OUT/nginx-error.log warn;
-events { worker_connections 30000; }
-http {
-  access_log $PWD/$OUT/nginx.access combined;
-  keepalive_requests 1000000;
-  upstream echo { server $BACKEND; keepalive 256; }
-  server {
-    listen 127.0.0.1:19282;
-    location / {
-      proxy_pass http://echo;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+nginx_conf 1 "$BACKEND" "listen 127.0.0.1:19282;" "access_log $PWD/$OUT/nginx.access combined;" \
+  'proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;'
 taskset -c 0 nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT" 2>>"$OUT/nginx-error.log"
 sleep 1
 SERVER_PID[nginx]=$(pgrep -P "$(cat "$OUT/nginx.pid")" | head -1)

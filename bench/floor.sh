@@ -37,27 +37,7 @@ gateway_yaml "$OUT/rampart.yaml" "${ADDR[rampart]}" "$BACKEND"
 RUST_LOG=warn taskset -c 0 "$BIN" gateway --config "$OUT/rampart.yaml" >"$OUT/rampart.log" 2>&1 &
 PID[rampart]=$!
 PIDS+=($!)
-cat >"$OUT/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $PWD/$OUT/nginx.pid;
-error_log $PWD/$OUT/nginx-error.log warn;
-events { worker_connections 30000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream echo { server $BACKEND; keepalive 256; }
-  server {
-    listen ${ADDR[nginx]};
-    location / {
-      proxy_pass http://echo;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+nginx_conf 1 "$BACKEND" "listen ${ADDR[nginx]};"
 taskset -c 0 nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT" 2>>"$OUT/nginx-error.log"
 sleep 1
 PID[nginx]=$(pgrep -P "$(cat "$OUT/nginx.pid")" | head -1)

@@ -43,32 +43,12 @@ upstreams: [{ name: echo, endpoints: ["$BACKEND"] }]
 routes: [{ name: echo, upstream: echo, timeout: 10s }]
 limits: { max_connections: 30000, max_inflight: 30000, idle_timeout: 300s }
 YAML
-cat >"$OUT/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $PWD/$OUT/nginx.pid;
-error_log $PWD/$OUT/nginx-error.log warn;
-events { worker_connections 30000; }
-http {
-  access_log off;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  upstream echo { server $BACKEND; keepalive 256; }
-  server {
-    listen $NGINX_H1;
+nginx_conf 1 "$BACKEND" "listen $NGINX_H1;
     listen $NGINX_H2 http2;
     listen $NGINX_TLS ssl;
     ssl_certificate $PWD/$OUT/cert.pem;
-    ssl_certificate_key $PWD/$OUT/key.pem;
-    location / {
-      proxy_pass http://echo;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+    ssl_certificate_key $PWD/$OUT/key.pem;" "access_log off;
+  keepalive_timeout 300s;"
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 

@@ -43,32 +43,11 @@ RUST_LOG=warn taskset -c "$PROXY_CORES" "$BIN" gateway --config "$OUT/rampart.ya
 RAMPART_PID=$!
 PIDS+=($RAMPART_PID)
 
-cat >"$OUT/nginx.conf" <<CONF
-worker_processes $NGINX_WORKERS;
-worker_rlimit_nofile 65536;
-pid $PWD/$OUT/nginx.pid;
-error_log $PWD/$OUT/nginx-error.log warn;
-events { worker_connections 30000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  upstream echo { server $BACKEND; keepalive 256; }
-  server {
-    listen $NGINX;
+nginx_conf "$NGINX_WORKERS" "$BACKEND" "listen $NGINX;
     listen $NGINX_H2 http2;
-    http2_max_requests 1000000;
-    location / {
-      proxy_pass http://echo;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_buffering off;
-    }
-  }
-}
-CONF
+    http2_max_requests 1000000;" "" 'proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;'
 echo "== starting nginx ($NGINX_WORKERS worker(s)) on cores $PROXY_CORES"
 taskset -c "$PROXY_CORES" nginx -c "$PWD/$OUT/nginx.conf" -p "$PWD/$OUT" 2>>"$OUT/nginx-error.log"
 sleep 1
