@@ -138,6 +138,11 @@ impl ConnState {
         self.accepted.elapsed().as_millis() as u64 + FIRST
     }
 
+    /// The instant a time in the slots' time stands for.
+    fn instant(&self, at: u64) -> Instant {
+        self.accepted + Duration::from_millis(at.saturating_sub(FIRST))
+    }
+
     fn responses(&self) -> std::sync::MutexGuard<'_, Vec<Arc<AtomicU64>>> {
         self.responses.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -283,14 +288,12 @@ impl Watchdog {
             seen: [0; 4],
         }
     }
-}
 
-impl Watchdog {
     /// When an idle connection's idle deadline passes (what holds a parked connection that has
     /// left this watchdog behind); `None` when it has passed, or requests are in flight.
     pub fn idle_deadline(&self) -> Option<Instant> {
         match self.state.next(&self.deadlines, self.state.now()) {
-            Ok(Some(at)) => Some(self.state.accepted + Duration::from_millis(at - FIRST)),
+            Ok(Some(at)) => Some(self.state.instant(at)),
             Ok(None) | Err(_) => None,
         }
     }
@@ -311,7 +314,7 @@ impl Future for Watchdog {
             let now = this.state.now();
             let wake = match this.state.next(&this.deadlines, now) {
                 Err(expired) => return Poll::Ready(expired),
-                Ok(Some(at)) => this.state.accepted + Duration::from_millis(at - FIRST),
+                Ok(Some(at)) => this.state.instant(at),
                 Ok(None) => Instant::now() + this.deadlines.busy_check(),
             };
             let wake = tokio::time::Instant::from_std(wake);

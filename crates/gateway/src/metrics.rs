@@ -237,8 +237,8 @@ impl Metrics {
         );
         r.register(
             "parked_connections",
-            "Idle plain HTTP/1.1 client connections held by their listener's parking lot now: \
-             a socket each, no task and no buffer",
+            "Idle HTTP/1.1 client connections held by their listener's parking lot now: a \
+             socket each (with its TLS session), no task and no protocol buffers",
             inner.parked_connections.clone(),
         );
         r.register(

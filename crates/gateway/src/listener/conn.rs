@@ -132,7 +132,7 @@ pub(super) async fn serve_connection(
             return Box::pin(conn.serve_http1(io, pre, &limits, watchdog, &mut stop)).await;
         }
     };
-    // A resumed socket still has it: socket options outlive the parking.
+    // Set once, on accept: a resumed socket keeps it through the parking.
     let _ = stream.set_nodelay(true);
     let io = Watched::new(stream, conn.state.clone());
     match acceptor {
@@ -173,7 +173,7 @@ struct Conn {
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
     state: Arc<ConnState>,
-    /// Whether an idle plain HTTP/1.1 connection leaves its task for the parking lot.
+    /// Whether an idle HTTP/1.1 connection leaves its task for the parking lot.
     parkable: bool,
 }
 
@@ -331,7 +331,7 @@ impl Conn {
                 return None;
             }
             // In a block of its own: hyper's parts (its read buffer among them) are gone
-            // before the connection waits parked.
+            // before the connection is parked.
             (io, pre) = {
                 let parts = conn.into_parts()?;
                 let (watched, unread) = parts.io.into_inner().into_inner();

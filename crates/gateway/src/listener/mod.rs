@@ -3,8 +3,8 @@
 //! (`client_conn`), graceful drain when stopped.
 //!
 //! `conn.rs` serves one connection: protocol detection, HTTP/1.1 with idle connections parked,
-//! HTTP/2, the deadlines and the drain; `lot.rs` holds parked plain HTTP/1.1 connections (a
-//! socket each, no task); `park.rs` what a parked TLS connection waits on in its own task.
+//! HTTP/2, the deadlines and the drain; `lot.rs` holds parked HTTP/1.1 connections (a socket
+//! each, with its TLS session if any, and no task); `park.rs` what a connection leaves there.
 
 mod conn;
 mod lot;
@@ -107,7 +107,7 @@ impl Accept {
                 Some(lot)
             }
             Err(e) => {
-                // Idle connections then stay in their tasks, buffers dropped (as TLS ones do).
+                // Idle connections then keep their protocol state: none is parked.
                 tracing::warn!(error = %e, "no parking lot for idle connections");
                 None
             }
